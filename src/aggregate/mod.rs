@@ -1,0 +1,488 @@
+//! Per-minute counters: the series (which partition the input), the port view and capture
+//! health. Minutes are UTC minutes of packet time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::classify::{Method, Proto};
+use crate::decode::Addr;
+
+pub const NS_PER_MIN: i64 = 60_000_000_000;
+
+/// The UTC minute (minutes since the epoch) of a timestamp in nanoseconds.
+#[inline]
+pub fn minute_of(ts_ns: i64) -> i64 {
+    ts_ns.div_euclid(NS_PER_MIN)
+}
+
+/// Which way a packet crossed the link, seen from the home network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Direction {
+    /// From home to elsewhere.
+    Up,
+    /// From elsewhere to home.
+    Down,
+    /// Both ends at home.
+    Local,
+    /// Neither end at home.
+    Transit,
+    /// No home network configured, or no addresses (non-IP frames).
+    Unknown,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 5] = [
+        Direction::Up,
+        Direction::Down,
+        Direction::Local,
+        Direction::Transit,
+        Direction::Unknown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Local => "local",
+            Direction::Transit => "transit",
+            Direction::Unknown => "unknown",
+        }
+    }
+}
+
+/// The home network (`--home-net`), as a list of CIDR prefixes.
+#[derive(Debug, Clone, Default)]
+pub struct HomeNet {
+    nets: Vec<(Addr, Addr)>,
+}
+
+impl HomeNet {
+    /// Parses `CIDR,CIDR,…` (IPv4 or IPv6; a bare address is a host).
+    pub fn parse(s: &str) -> Result<HomeNet, String> {
+        let mut nets = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (addr, len) = match part.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (part, None),
+            };
+            let ip: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("`{part}`: `{addr}` is not an IP address"))?;
+            let (value, max, offset) = match ip {
+                std::net::IpAddr::V4(v4) => (crate::decode::v4_addr(v4.octets()), 32u32, 96u32),
+                std::net::IpAddr::V6(v6) => (u128::from(v6), 128, 0),
+            };
+            let len = match len {
+                Some(l) => l
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&l| l <= max)
+                    .ok_or_else(|| format!("`{part}`: prefix length must be 0-{max}"))?,
+                None => max,
+            };
+            let bits = len + offset;
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            nets.push((value & mask, mask));
+        }
+        Ok(HomeNet { nets })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    fn contains(&self, a: Addr) -> bool {
+        self.nets.iter().any(|&(net, mask)| a & mask == net)
+    }
+
+    pub fn direction(&self, src: Addr, dst: Addr) -> Direction {
+        if self.nets.is_empty() {
+            return Direction::Unknown;
+        }
+        match (self.contains(src), self.contains(dst)) {
+            (true, false) => Direction::Up,
+            (false, true) => Direction::Down,
+            (true, true) => Direction::Local,
+            (false, false) => Direction::Transit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Counts {
+    #[inline]
+    pub fn add(&mut self, packets: u64, bytes: u64) {
+        self.packets += packets;
+        self.bytes += bytes;
+    }
+}
+
+/// Capture health for one minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    pub packets: u64,
+    pub bytes: u64,
+    pub non_ip: u64,
+    pub undecodable: u64,
+    /// Frames of a link type with no decoder (also counted in `undecodable`).
+    pub unknown_link: u64,
+    pub flows_created: u64,
+    pub flows_ended: u64,
+    pub flows_evicted: u64,
+    /// Flows that ended with no verdict from payload or port (class other, method none).
+    pub flows_unclassified: u64,
+    /// Most flows in the table at once during the minute.
+    pub flows_tracked: u64,
+    /// Later IP fragments whose first fragment never came.
+    pub fragments_orphaned: u64,
+}
+
+impl Health {
+    pub const FIELDS: [&'static str; 11] = [
+        "packets",
+        "bytes",
+        "non_ip",
+        "undecodable",
+        "unknown_link",
+        "flows_created",
+        "flows_ended",
+        "flows_evicted",
+        "flows_unclassified",
+        "flows_tracked",
+        "fragments_orphaned",
+    ];
+
+    pub fn values(&self) -> [u64; 11] {
+        [
+            self.packets,
+            self.bytes,
+            self.non_ip,
+            self.undecodable,
+            self.unknown_link,
+            self.flows_created,
+            self.flows_ended,
+            self.flows_evicted,
+            self.flows_unclassified,
+            self.flows_tracked,
+            self.fragments_orphaned,
+        ]
+    }
+}
+
+const N_PROTO: usize = Proto::ALL.len();
+const N_METHOD: usize = Method::ALL.len();
+const N_DIR: usize = Direction::ALL.len();
+const SLOTS: usize = N_PROTO * N_METHOD * N_DIR;
+
+#[inline]
+fn slot(proto: Proto, method: Method, dir: Direction) -> usize {
+    ((proto as usize) * N_METHOD + method as usize) * N_DIR + dir as usize
+}
+
+/// Everything counted for one minute.
+pub struct MinuteBucket {
+    series: [Counts; SLOTS],
+    /// Port view: index `rule * N_DIR + direction`.
+    port: Vec<Counts>,
+    pub health: Health,
+}
+
+impl MinuteBucket {
+    fn new(port_rules: usize) -> Box<Self> {
+        Box::new(MinuteBucket {
+            series: [Counts::default(); SLOTS],
+            port: vec![Counts::default(); port_rules * N_DIR],
+            health: Health::default(),
+        })
+    }
+
+    #[inline]
+    pub fn add(&mut self, proto: Proto, method: Method, dir: Direction, packets: u64, bytes: u64) {
+        self.series[slot(proto, method, dir)].add(packets, bytes);
+    }
+
+    #[inline]
+    pub fn add_port(&mut self, rule: usize, dir: Direction, packets: u64, bytes: u64) {
+        if let Some(c) = self.port.get_mut(rule * N_DIR + dir as usize) {
+            c.add(packets, bytes);
+        }
+    }
+}
+
+/// One row of the series: a minute and a tag set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesRow {
+    pub minute: i64,
+    pub proto: Proto,
+    pub method: Method,
+    pub direction: Direction,
+    pub counts: Counts,
+}
+
+/// One row of the port view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRow {
+    pub minute: i64,
+    pub rule: usize,
+    pub direction: Direction,
+    pub counts: Counts,
+}
+
+/// Per-minute counters, kept until written.
+pub struct Aggregator {
+    minutes: BTreeMap<i64, Box<MinuteBucket>>,
+    cur_minute: i64,
+    cur: Option<Box<MinuteBucket>>,
+    port_rules: usize,
+}
+
+impl Aggregator {
+    pub fn new(port_rules: usize) -> Self {
+        Aggregator {
+            minutes: BTreeMap::new(),
+            cur_minute: i64::MIN,
+            cur: None,
+            port_rules,
+        }
+    }
+
+    /// The bucket of one minute. Packets mostly arrive in time order, so the current minute
+    /// is kept out of the map.
+    #[inline]
+    pub fn bucket(&mut self, minute: i64) -> &mut MinuteBucket {
+        if minute != self.cur_minute || self.cur.is_none() {
+            self.switch(minute);
+        }
+        match &mut self.cur {
+            Some(b) => b,
+            None => unreachable!("switch always sets the current bucket"),
+        }
+    }
+
+    #[cold]
+    fn switch(&mut self, minute: i64) {
+        if let Some(b) = self.cur.take() {
+            self.minutes.insert(self.cur_minute, b);
+        }
+        let port_rules = self.port_rules;
+        let b = self
+            .minutes
+            .remove(&minute)
+            .unwrap_or_else(|| MinuteBucket::new(port_rules));
+        self.cur = Some(b);
+        self.cur_minute = minute;
+    }
+
+    fn park(&mut self) {
+        if let Some(b) = self.cur.take() {
+            self.minutes.insert(self.cur_minute, b);
+        }
+        self.cur_minute = i64::MIN;
+    }
+
+    /// All minutes, in order.
+    pub fn minutes(&mut self) -> impl Iterator<Item = (i64, &MinuteBucket)> {
+        self.park();
+        self.minutes.iter().map(|(m, b)| (*m, &**b))
+    }
+
+    /// Series rows with packets, ordered by minute, then proto, method and direction.
+    pub fn series_rows(&mut self) -> Vec<SeriesRow> {
+        let mut out = Vec::new();
+        for (minute, b) in self.minutes() {
+            for proto in Proto::ALL {
+                for method in Method::ALL {
+                    for direction in Direction::ALL {
+                        let counts = b.series[slot(proto, method, direction)];
+                        if counts.packets > 0 {
+                            out.push(SeriesRow {
+                                minute,
+                                proto,
+                                method,
+                                direction,
+                                counts,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Port view rows with packets, ordered by minute, rule and direction.
+    pub fn port_rows(&mut self) -> Vec<PortRow> {
+        let mut out = Vec::new();
+        for (minute, b) in self.minutes() {
+            for (i, counts) in b.port.iter().enumerate() {
+                if counts.packets > 0 {
+                    out.push(PortRow {
+                        minute,
+                        rule: i / N_DIR,
+                        direction: Direction::ALL[i % N_DIR],
+                        counts: *counts,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Health per minute, in order.
+    pub fn health_rows(&mut self) -> Vec<(i64, Health)> {
+        self.minutes().map(|(m, b)| (m, b.health)).collect()
+    }
+}
+
+/// RFC 3339 UTC timestamp of a time in nanoseconds, with `frac_digits` (0, 3, 6 or 9)
+/// fractional digits.
+pub struct Rfc3339 {
+    pub ts_ns: i64,
+    pub frac_digits: u8,
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.ts_ns.div_euclid(1_000_000_000);
+        let nanos = self.ts_ns.rem_euclid(1_000_000_000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        )?;
+        match self.frac_digits {
+            3 => write!(f, ".{:03}", nanos / 1_000_000)?,
+            6 => write!(f, ".{:06}", nanos / 1_000)?,
+            9 => write!(f, ".{nanos:09}")?,
+            _ => {}
+        }
+        f.write_str("Z")
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        let t = |ns, d| {
+            Rfc3339 {
+                ts_ns: ns,
+                frac_digits: d,
+            }
+            .to_string()
+        };
+        assert_eq!(t(0, 0), "1970-01-01T00:00:00Z");
+        // The Pirate Bay raid, 2006-05-31 10:00 UTC.
+        assert_eq!(t(1_149_069_600_000_000_000, 0), "2006-05-31T10:00:00Z");
+        assert_eq!(
+            t(1_717_149_600_123_456_789, 6),
+            "2024-05-31T10:00:00.123456Z"
+        );
+        assert_eq!(t(951_782_400_000_000_000, 3), "2000-02-29T00:00:00.000Z");
+        assert_eq!(t(-1, 9), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn minutes_floor_toward_negative() {
+        assert_eq!(minute_of(59_999_999_999), 0);
+        assert_eq!(minute_of(60_000_000_000), 1);
+        assert_eq!(minute_of(-1), -1);
+    }
+
+    #[test]
+    fn home_net_directions() {
+        let h = HomeNet::parse("10.0.0.0/8, 2001:db8::/32").expect("parse");
+        let a = |s: &str| match s.parse::<std::net::IpAddr>().expect("ip") {
+            std::net::IpAddr::V4(v) => crate::decode::v4_addr(v.octets()),
+            std::net::IpAddr::V6(v) => u128::from(v),
+        };
+        assert_eq!(h.direction(a("10.1.2.3"), a("8.8.8.8")), Direction::Up);
+        assert_eq!(h.direction(a("8.8.8.8"), a("10.1.2.3")), Direction::Down);
+        assert_eq!(h.direction(a("10.1.2.3"), a("10.3.2.1")), Direction::Local);
+        assert_eq!(
+            h.direction(a("2001:db9::1"), a("8.8.8.8")),
+            Direction::Transit
+        );
+        assert_eq!(
+            h.direction(a("2001:db8::1"), a("2001:db9::1")),
+            Direction::Up
+        );
+        // 0/0 in IPv4 covers all of IPv4 but no IPv6.
+        let all4 = HomeNet::parse("0.0.0.0/0").expect("parse");
+        assert_eq!(all4.direction(a("1.2.3.4"), a("::1")), Direction::Up);
+        assert!(HomeNet::parse("10.0.0.0/33").is_err());
+        assert!(HomeNet::parse("ten/8").is_err());
+        assert_eq!(
+            HomeNet::default().direction(a("10.0.0.1"), a("1.1.1.1")),
+            Direction::Unknown
+        );
+    }
+
+    #[test]
+    fn buckets_survive_minute_switches() {
+        let mut agg = Aggregator::new(1);
+        agg.bucket(5)
+            .add(Proto::Peerwire, Method::Signature, Direction::Up, 1, 100);
+        agg.bucket(4)
+            .add(Proto::Other, Method::None, Direction::Up, 2, 50);
+        agg.bucket(5)
+            .add(Proto::Peerwire, Method::Signature, Direction::Up, 1, 10);
+        agg.bucket(5).add_port(0, Direction::Down, 3, 30);
+        let rows = agg.series_rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].minute, rows[0].counts),
+            (
+                4,
+                Counts {
+                    packets: 2,
+                    bytes: 50
+                }
+            )
+        );
+        assert_eq!(
+            (rows[1].minute, rows[1].counts),
+            (
+                5,
+                Counts {
+                    packets: 2,
+                    bytes: 110
+                }
+            )
+        );
+        let ports = agg.port_rows();
+        assert_eq!(ports.len(), 1);
+        assert_eq!((ports[0].rule, ports[0].direction), (0, Direction::Down));
+    }
+}

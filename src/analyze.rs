@@ -1,0 +1,146 @@
+//! `bittap analyze`: capture files in, per-minute series and per-flow verdicts out.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::capture::{expand_inputs, CaptureError, MergedReader};
+use crate::classify::{Class, Rules};
+use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
+use crate::sink::{self, FlowWriter};
+
+/// What to read and where to write.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub inputs: Vec<PathBuf>,
+    pub series: Option<PathBuf>,
+    pub flows: Option<PathBuf>,
+    pub port_series: Option<PathBuf>,
+    pub health: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct Outcome {
+    pub summary: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Corrupt captures: their packets up to the error were counted and written.
+    pub errors: Vec<CaptureError>,
+    /// Truncated last records and similar.
+    pub warnings: Vec<String>,
+}
+
+/// Counts BitTorrent flows on their way to the real sink.
+struct CountingSink {
+    inner: Option<Box<dyn FlowSink + Send>>,
+    counts: Arc<std::sync::Mutex<(u64, u64)>>,
+}
+
+impl FlowSink for CountingSink {
+    fn write(&mut self, r: &FlowRecord) -> std::io::Result<()> {
+        if let Ok(mut c) = self.counts.lock() {
+            c.0 += 1;
+            if r.verdict.class() == Class::Bittorrent {
+                c.1 += 1;
+            }
+        }
+        match &mut self.inner {
+            Some(s) => s.write(r),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs the offline pipeline. Errors before any packet is read (missing files, files that are
+/// not captures, unwritable outputs) are returned as `Err`; a capture that turns out corrupt
+/// part-way is reported in `Outcome::errors` after everything counted was written.
+pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Outcome> {
+    let files = expand_inputs(&opts.inputs)?;
+    if files.is_empty() {
+        anyhow::bail!("no capture files given");
+    }
+    let mut reader = MergedReader::new(&files)?;
+    let mut pipeline = Pipeline::new(cfg, rules.clone());
+    let counts = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let inner: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
+        Some(p) => Some(Box::new(FlowWriter::create(p)?)),
+        None => None,
+    };
+    pipeline.set_flow_sink(Box::new(CountingSink {
+        inner,
+        counts: counts.clone(),
+    }));
+
+    let bar = progress_bar(opts.progress, reader.total_bytes());
+    let counter = reader.progress_counter();
+    let started = Instant::now();
+    let mut n: u64 = 0;
+    while reader.advance() {
+        if let Some(pkt) = reader.packet() {
+            pipeline.process(&pkt);
+        }
+        n += 1;
+        if n & 0xffff == 0 {
+            if let Some(bar) = &bar {
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                bar.set_position(counter.load(Ordering::Relaxed));
+                bar.set_message(format!("{:.2} Mpkt/s", n as f64 / secs / 1e6));
+            }
+        }
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    pipeline.finish()?;
+
+    let agg = pipeline.aggregator();
+    let series = agg.series_rows();
+    let ports = agg.port_rows();
+    if let Some(p) = &opts.series {
+        sink::write_series(p, &series)?;
+    }
+    if let Some(p) = &opts.port_series {
+        sink::write_port_series(p, &ports, &rules)?;
+    }
+    if let Some(p) = &opts.health {
+        sink::write_health(p, &agg.health_rows())?;
+    }
+    let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
+    let totals = pipeline.totals();
+    let mut warnings = pipeline.warnings.clone();
+    let mut errors = Vec::new();
+    for p in reader.problems.drain(..) {
+        if p.is_truncation() {
+            warnings.push(p.to_string());
+        } else {
+            errors.push(p);
+        }
+    }
+    Ok(Outcome {
+        summary: sink::summary(&series, &ports, Some(flow_counts)),
+        packets: totals.packets,
+        bytes: totals.bytes,
+        errors,
+        warnings,
+    })
+}
+
+fn progress_bar(wanted: bool, total: u64) -> Option<ProgressBar> {
+    if !wanted {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if bar.is_hidden() {
+        return None;
+    }
+    let style = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(250));
+    Some(bar)
+}

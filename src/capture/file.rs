@@ -1,0 +1,633 @@
+//! Streaming reader for one pcap or pcapng file, optionally gzip-compressed.
+//!
+//! The reader owns a refillable buffer; a packet is a view into it that stays valid until the
+//! next call to [`CaptureFile::advance`]. Nothing is allocated per packet. Formats and byte
+//! orders are detected from magic numbers, never from file names.
+//!
+//! pcap-parser was tried first: its pcapng reader allocates a `Vec` of options for every
+//! enhanced packet block that carries options (dumpcap writes them) and does not read the
+//! obsolete Packet Block, so this small reader replaced it.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+
+use super::{CaptureError, ErrorKind};
+
+/// Initial buffer size; grown only for a record larger than it.
+const BUF_SIZE: usize = 1 << 20;
+/// A record larger than this is taken as corruption, not as a packet.
+const MAX_RECORD: usize = 16 << 20;
+
+const PCAP_USEC: u32 = 0xa1b2_c3d4;
+const PCAP_NSEC: u32 = 0xa1b2_3c4d;
+const PCAP_KUZNETZOV: u32 = 0xa1b2_cd34;
+const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
+const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
+
+/// One captured frame, borrowed from the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPacket<'a> {
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// Length of the frame on the wire (the capture's original length).
+    pub wire_len: u32,
+    /// LINKTYPE_* value of the interface it was captured on.
+    pub linktype: u32,
+    /// The captured bytes (possibly fewer than `wire_len`).
+    pub data: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    ts_ns: i64,
+    wire_len: u32,
+    linktype: u32,
+    start: usize,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Iface {
+    linktype: u32,
+    /// Timestamp units per second (10^n or 2^n).
+    units_per_sec: u64,
+    offset_s: i64,
+    snaplen: u32,
+}
+
+#[derive(Debug)]
+enum Format {
+    Pcap {
+        big: bool,
+        nanos: bool,
+        linktype: u32,
+        record_hdr: usize,
+    },
+    PcapNg {
+        big: bool,
+        ifaces: Vec<Iface>,
+    },
+}
+
+/// Counts bytes read from the file on disk (compressed bytes for gzip), for the progress bar.
+struct Counting<R> {
+    inner: R,
+    counter: Option<Arc<AtomicU64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(c) = &self.counter {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// What a file looks like from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Pcap,
+    PcapNg,
+    Gzip,
+    Unknown,
+}
+
+/// Classifies a file by its magic bytes without reading it whole.
+pub fn sniff(path: &Path) -> io::Result<Sniffed> {
+    let mut f = File::open(path)?;
+    let mut m = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let n = f.read(&mut m[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    Ok(sniff_bytes(&m[..got]))
+}
+
+fn sniff_bytes(m: &[u8]) -> Sniffed {
+    if m.len() >= 2 && m[0] == 0x1f && m[1] == 0x8b {
+        return Sniffed::Gzip;
+    }
+    if m.len() < 4 {
+        return Sniffed::Unknown;
+    }
+    let le = u32::from_le_bytes([m[0], m[1], m[2], m[3]]);
+    let be = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+    if le == PCAPNG_SHB {
+        return Sniffed::PcapNg;
+    }
+    for v in [le, be] {
+        if v == PCAP_USEC || v == PCAP_NSEC || v == PCAP_KUZNETZOV {
+            return Sniffed::Pcap;
+        }
+    }
+    Sniffed::Unknown
+}
+
+/// A capture file being read.
+pub struct CaptureFile {
+    path: PathBuf,
+    reader: Box<dyn Read + Send>,
+    gzip: bool,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// Stream offset of `buf[0]` (in the decompressed stream for gzip files).
+    base: u64,
+    eof: bool,
+    format: Format,
+    cur: Option<Current>,
+    last_ts: i64,
+    /// A warning about the end of the file (a truncated last record).
+    pub warning: Option<CaptureError>,
+    /// Frames in this file with a link type that has no decoder are still returned; this
+    /// counts records that claimed an interface the file never described.
+    packets: u64,
+}
+
+impl CaptureFile {
+    /// Opens a capture; `counter` receives the number of bytes read from disk.
+    pub fn open(path: &Path, counter: Option<Arc<AtomicU64>>) -> Result<Self, CaptureError> {
+        let err = |offset, kind| CaptureError::new(path, offset, kind);
+        let file = File::open(path).map_err(|e| err(0, ErrorKind::Io(e.to_string())))?;
+        let mut head = Counting {
+            inner: file,
+            counter,
+        };
+        let mut magic = [0u8; 2];
+        let n =
+            read_full(&mut head, &mut magic).map_err(|e| err(0, ErrorKind::Io(e.to_string())))?;
+        let prefix = magic[..n].to_vec();
+        let gzip = n == 2 && magic == [0x1f, 0x8b];
+        let reader: Box<dyn Read + Send> = if gzip {
+            Box::new(MultiGzDecoder::new(io::Cursor::new(prefix).chain(head)))
+        } else {
+            Box::new(io::Cursor::new(prefix).chain(head))
+        };
+        let mut cf = CaptureFile {
+            path: path.to_path_buf(),
+            reader,
+            gzip,
+            buf: vec![0u8; BUF_SIZE],
+            pos: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+            format: Format::Pcap {
+                big: false,
+                nanos: false,
+                linktype: 0,
+                record_hdr: 16,
+            },
+            cur: None,
+            last_ts: 0,
+            warning: None,
+            packets: 0,
+        };
+        cf.read_header()?;
+        Ok(cf)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// Number of packets returned so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Stream offset of the next unread byte.
+    pub fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    fn error(&self, offset: u64, kind: ErrorKind) -> CaptureError {
+        let mut e = CaptureError::new(&self.path, offset, kind);
+        e.gzip = self.gzip;
+        e
+    }
+
+    /// Makes `n` bytes available at `pos`. Returns how many are available (less than `n` only
+    /// at the end of the stream).
+    fn fill(&mut self, n: usize) -> Result<usize, CaptureError> {
+        if self.end - self.pos >= n {
+            return Ok(n);
+        }
+        if n > self.buf.len() {
+            let mut bigger = vec![0u8; n.next_power_of_two()];
+            bigger[..self.end - self.pos].copy_from_slice(&self.buf[self.pos..self.end]);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+            self.buf = bigger;
+        } else if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        while self.end - self.pos < n && !self.eof {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let at = self.base + self.end as u64;
+                    let kind = if self.gzip && e.kind() == io::ErrorKind::UnexpectedEof {
+                        // A gzip stream cut short, as when a `tcpdump | gzip` is killed.
+                        self.eof = true;
+                        self.warning = Some(self.error(at, ErrorKind::TruncatedGzip));
+                        continue;
+                    } else if self.gzip {
+                        ErrorKind::Gzip(e.to_string())
+                    } else {
+                        ErrorKind::Io(e.to_string())
+                    };
+                    return Err(self.error(at, kind));
+                }
+            }
+        }
+        Ok((self.end - self.pos).min(n))
+    }
+
+    fn u32_at(&self, at: usize, big: bool) -> u32 {
+        let b = [
+            self.buf[at],
+            self.buf[at + 1],
+            self.buf[at + 2],
+            self.buf[at + 3],
+        ];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn u16_at(&self, at: usize, big: bool) -> u16 {
+        let b = [self.buf[at], self.buf[at + 1]];
+        if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn read_header(&mut self) -> Result<(), CaptureError> {
+        let got = self.fill(4)?;
+        let kind = sniff_bytes(&self.buf[self.pos..self.pos + got]);
+        match kind {
+            Sniffed::Pcap => self.read_pcap_header(),
+            Sniffed::PcapNg => {
+                self.format = Format::PcapNg {
+                    big: false,
+                    ifaces: Vec::new(),
+                };
+                // The section header is read as the first block.
+                Ok(())
+            }
+            Sniffed::Gzip | Sniffed::Unknown => Err(self.error(0, ErrorKind::NotACapture)),
+        }
+    }
+
+    fn read_pcap_header(&mut self) -> Result<(), CaptureError> {
+        if self.fill(24)? < 24 {
+            return Err(self.error(0, ErrorKind::TruncatedHeader));
+        }
+        let p = self.pos;
+        let le = self.u32_at(p, false);
+        let big = !(le == PCAP_USEC || le == PCAP_NSEC || le == PCAP_KUZNETZOV);
+        let magic = self.u32_at(p, big);
+        let linktype = self.u32_at(p + 20, big) & 0xffff;
+        self.format = Format::Pcap {
+            big,
+            nanos: magic == PCAP_NSEC,
+            linktype,
+            record_hdr: if magic == PCAP_KUZNETZOV { 24 } else { 16 },
+        };
+        self.pos += 24;
+        Ok(())
+    }
+
+    /// Reads the next packet; `Ok(false)` at the end of the file. A truncated last record ends
+    /// the file with `warning` set; corruption is an error naming the offset.
+    pub fn advance(&mut self) -> Result<bool, CaptureError> {
+        self.cur = None;
+        let r = match self.format {
+            Format::Pcap { .. } => self.advance_pcap(),
+            Format::PcapNg { .. } => self.advance_pcapng(),
+        };
+        if let Ok(true) = r {
+            self.packets += 1;
+        }
+        r
+    }
+
+    /// The packet read by the last successful [`advance`](Self::advance).
+    pub fn current(&self) -> Option<RawPacket<'_>> {
+        self.cur.map(|c| RawPacket {
+            ts_ns: c.ts_ns,
+            wire_len: c.wire_len,
+            linktype: c.linktype,
+            data: &self.buf[c.start..c.start + c.len],
+        })
+    }
+
+    /// Timestamp of the current packet.
+    pub fn current_ts(&self) -> Option<i64> {
+        self.cur.map(|c| c.ts_ns)
+    }
+
+    fn truncated(&mut self, at: u64, wanted: usize, had: usize) -> Result<bool, CaptureError> {
+        self.warning = Some(self.error(at, ErrorKind::TruncatedRecord { wanted, had }));
+        self.pos = self.end;
+        Ok(false)
+    }
+
+    fn advance_pcap(&mut self) -> Result<bool, CaptureError> {
+        let Format::Pcap {
+            big,
+            nanos,
+            linktype,
+            record_hdr,
+        } = self.format
+        else {
+            return Ok(false);
+        };
+        let at = self.offset();
+        let got = self.fill(record_hdr)?;
+        if got == 0 {
+            return Ok(false);
+        }
+        if got < record_hdr {
+            return self.truncated(at, record_hdr, got);
+        }
+        let p = self.pos;
+        let sec = self.u32_at(p, big);
+        let frac = self.u32_at(p + 4, big);
+        let caplen = self.u32_at(p + 8, big) as usize;
+        let origlen = self.u32_at(p + 12, big);
+        if caplen > MAX_RECORD {
+            return Err(self.error(at, ErrorKind::BadRecordLength(caplen as u64)));
+        }
+        let need = record_hdr + caplen;
+        let got = self.fill(need)?;
+        if got < need {
+            return self.truncated(at, need, got);
+        }
+        let frac_ns = if nanos {
+            i64::from(frac)
+        } else {
+            i64::from(frac) * 1000
+        };
+        let ts_ns = i64::from(sec) * 1_000_000_000 + frac_ns;
+        self.cur = Some(Current {
+            ts_ns,
+            wire_len: origlen.max(caplen as u32),
+            linktype,
+            start: self.pos + record_hdr,
+            len: caplen,
+        });
+        self.last_ts = ts_ns;
+        self.pos += need;
+        Ok(true)
+    }
+
+    fn advance_pcapng(&mut self) -> Result<bool, CaptureError> {
+        loop {
+            let at = self.offset();
+            let got = self.fill(12)?;
+            if got == 0 {
+                return Ok(false);
+            }
+            if got < 12 {
+                return self.truncated(at, 12, got);
+            }
+            let p = self.pos;
+            let big = match &self.format {
+                Format::PcapNg { big, .. } => *big,
+                Format::Pcap { .. } => false,
+            };
+            let btype = self.u32_at(p, false);
+            let big = if btype == PCAPNG_SHB {
+                // A new section: its byte-order magic decides how the rest is read.
+                match self.u32_at(p + 8, false) {
+                    PCAPNG_BOM => false,
+                    v if v.swap_bytes() == PCAPNG_BOM => true,
+                    _ => return Err(self.error(at + 8, ErrorKind::BadByteOrderMagic)),
+                }
+            } else {
+                big
+            };
+            let btype = self.u32_at(p, big);
+            let blen = self.u32_at(p + 4, big) as usize;
+            if blen < 12 || blen % 4 != 0 || blen > MAX_RECORD {
+                return Err(self.error(at + 4, ErrorKind::BadBlockLength(blen as u64)));
+            }
+            let got = self.fill(blen)?;
+            if got < blen {
+                return self.truncated(at, blen, got);
+            }
+            let p = self.pos;
+            if self.u32_at(p + blen - 4, big) as usize != blen {
+                return Err(self.error(at + blen as u64 - 4, ErrorKind::BlockLengthMismatch));
+            }
+            let body = p + 8;
+            let body_len = blen - 12;
+            self.pos += blen;
+            match btype {
+                PCAPNG_SHB => {
+                    if body_len < 16 {
+                        return Err(self.error(at, ErrorKind::ShortBlock("section header")));
+                    }
+                    self.format = Format::PcapNg {
+                        big,
+                        ifaces: Vec::new(),
+                    };
+                }
+                1 => {
+                    if body_len < 8 {
+                        return Err(self.error(at, ErrorKind::ShortBlock("interface description")));
+                    }
+                    let linktype = u32::from(self.u16_at(body, big));
+                    let snaplen = self.u32_at(body + 4, big);
+                    let (units_per_sec, offset_s) =
+                        self.idb_options(body + 8, body + body_len, big);
+                    if let Format::PcapNg { ifaces, .. } = &mut self.format {
+                        ifaces.push(Iface {
+                            linktype,
+                            units_per_sec,
+                            offset_s,
+                            snaplen,
+                        });
+                    }
+                }
+                6 | 2 => {
+                    // Enhanced Packet Block, or the obsolete Packet Block (16-bit interface
+                    // id and drop count instead of a 32-bit interface id).
+                    if body_len < 20 {
+                        return Err(self.error(at, ErrorKind::ShortBlock("packet")));
+                    }
+                    let if_id = if btype == 6 {
+                        self.u32_at(body, big) as usize
+                    } else {
+                        usize::from(self.u16_at(body, big))
+                    };
+                    let ts_hi = self.u32_at(body + 4, big);
+                    let ts_lo = self.u32_at(body + 8, big);
+                    let caplen = self.u32_at(body + 12, big) as usize;
+                    let origlen = self.u32_at(body + 16, big);
+                    if caplen > body_len - 20 {
+                        return Err(self.error(at + 20, ErrorKind::BadRecordLength(caplen as u64)));
+                    }
+                    let iface = self.iface(if_id, at)?;
+                    let units = (u64::from(ts_hi) << 32) | u64::from(ts_lo);
+                    let ts_ns = to_ns(units, iface.units_per_sec, iface.offset_s);
+                    self.cur = Some(Current {
+                        ts_ns,
+                        wire_len: origlen.max(caplen as u32),
+                        linktype: iface.linktype,
+                        start: body + 20,
+                        len: caplen,
+                    });
+                    self.last_ts = ts_ns;
+                    return Ok(true);
+                }
+                3 => {
+                    // Simple Packet Block: interface 0, no timestamp (the previous one is
+                    // kept, so the packet lands in the minute it was captured in).
+                    if body_len < 4 {
+                        return Err(self.error(at, ErrorKind::ShortBlock("simple packet")));
+                    }
+                    let origlen = self.u32_at(body, big);
+                    let iface = self.iface(0, at)?;
+                    let mut caplen = (origlen as usize).min(body_len - 4);
+                    if iface.snaplen > 0 {
+                        caplen = caplen.min(iface.snaplen as usize);
+                    }
+                    self.cur = Some(Current {
+                        ts_ns: self.last_ts,
+                        wire_len: origlen.max(caplen as u32),
+                        linktype: iface.linktype,
+                        start: body + 4,
+                        len: caplen,
+                    });
+                    return Ok(true);
+                }
+                _ => {} // statistics, name resolution, custom and unknown blocks: skipped
+            }
+        }
+    }
+
+    fn iface(&self, if_id: usize, at: u64) -> Result<Iface, CaptureError> {
+        match &self.format {
+            Format::PcapNg { ifaces, .. } => ifaces
+                .get(if_id)
+                .copied()
+                .ok_or_else(|| self.error(at, ErrorKind::UnknownInterface(if_id as u32))),
+            Format::Pcap { .. } => Err(self.error(at, ErrorKind::UnknownInterface(if_id as u32))),
+        }
+    }
+
+    /// Reads if_tsresol (9) and if_tsoffset (14) from an interface description's options.
+    fn idb_options(&self, mut p: usize, end: usize, big: bool) -> (u64, i64) {
+        let mut units = 1_000_000u64;
+        let mut offset = 0i64;
+        while p + 4 <= end {
+            let code = self.u16_at(p, big);
+            let len = usize::from(self.u16_at(p + 2, big));
+            let v = p + 4;
+            if code == 0 || v + len > end {
+                break;
+            }
+            if code == 9 && len >= 1 {
+                let r = self.buf[v];
+                let exp = u32::from(r & 0x7f);
+                units = if r & 0x80 == 0 {
+                    10u64.checked_pow(exp).unwrap_or(u64::MAX)
+                } else {
+                    1u64.checked_shl(exp).unwrap_or(u64::MAX)
+                };
+            } else if code == 14 && len >= 8 {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&self.buf[v..v + 8]);
+                offset = if big {
+                    i64::from_be_bytes(b)
+                } else {
+                    i64::from_le_bytes(b)
+                };
+            }
+            p = v + len.div_ceil(4) * 4;
+        }
+        (units.max(1), offset)
+    }
+}
+
+/// Converts a pcapng timestamp in `units_per_sec` to nanoseconds since the epoch.
+fn to_ns(units: u64, units_per_sec: u64, offset_s: i64) -> i64 {
+    let ns = if units_per_sec == 1_000_000_000 {
+        u128::from(units)
+    } else {
+        u128::from(units) * 1_000_000_000 / u128::from(units_per_sec)
+    };
+    let ns = i64::try_from(ns).unwrap_or(i64::MAX);
+    ns.saturating_add(offset_s.saturating_mul(1_000_000_000))
+}
+
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_magic_numbers() {
+        let cases: &[(&[u8], Sniffed)] = &[
+            (&[0xd4, 0xc3, 0xb2, 0xa1], Sniffed::Pcap),
+            (&[0xa1, 0xb2, 0xc3, 0xd4], Sniffed::Pcap),
+            (&[0x4d, 0x3c, 0xb2, 0xa1], Sniffed::Pcap),
+            (&[0xa1, 0xb2, 0x3c, 0x4d], Sniffed::Pcap),
+            (&[0x0a, 0x0d, 0x0d, 0x0a], Sniffed::PcapNg),
+            (&[0x1f, 0x8b, 0x08, 0x00], Sniffed::Gzip),
+            (b"GET ", Sniffed::Unknown),
+            (&[0xd4, 0xc3], Sniffed::Unknown),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(sniff_bytes(bytes), *want, "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn converts_timestamp_resolutions() {
+        assert_eq!(to_ns(1_500_000, 1_000_000, 0), 1_500_000_000);
+        assert_eq!(to_ns(7, 1_000_000_000, 2), 2_000_000_007);
+        assert_eq!(to_ns(1 << 20, 1 << 20, 0), 1_000_000_000);
+        assert_eq!(to_ns(12, 10, 0), 1_200_000_000);
+    }
+}

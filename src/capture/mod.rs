@@ -1,0 +1,290 @@
+//! Capture sources: pcap and pcapng files (gzip too), merged into one packet stream in
+//! timestamp order.
+
+mod file;
+
+pub use file::{sniff, CaptureFile, RawPacket, Sniffed};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// What went wrong in a capture file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    Io(String),
+    Gzip(String),
+    NotACapture,
+    TruncatedHeader,
+    TruncatedRecord { wanted: usize, had: usize },
+    TruncatedGzip,
+    BadRecordLength(u64),
+    BadBlockLength(u64),
+    BlockLengthMismatch,
+    BadByteOrderMagic,
+    ShortBlock(&'static str),
+    UnknownInterface(u32),
+}
+
+/// An error (or, for truncation at the end, a warning) about one capture file at one offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureError {
+    pub path: PathBuf,
+    /// Byte offset in the file (in the decompressed stream for gzip files).
+    pub offset: u64,
+    pub gzip: bool,
+    pub kind: ErrorKind,
+}
+
+impl CaptureError {
+    pub fn new(path: &Path, offset: u64, kind: ErrorKind) -> Self {
+        CaptureError {
+            path: path.to_path_buf(),
+            offset,
+            gzip: false,
+            kind,
+        }
+    }
+
+    /// Truncation at the end of a file is what a killed tcpdump leaves: a warning.
+    pub fn is_truncation(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::TruncatedRecord { .. } | ErrorKind::TruncatedGzip
+        )
+    }
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stream = if self.gzip {
+            " of the decompressed stream"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "{}: at byte offset {}{}: ",
+            self.path.display(),
+            self.offset,
+            stream
+        )?;
+        match &self.kind {
+            ErrorKind::Io(e) => write!(f, "read error: {e}"),
+            ErrorKind::Gzip(e) => write!(f, "corrupt gzip stream: {e}"),
+            ErrorKind::NotACapture => {
+                write!(f, "not a pcap, pcapng or gzip file (unknown magic number)")
+            }
+            ErrorKind::TruncatedHeader => write!(f, "file ends inside the pcap file header"),
+            ErrorKind::TruncatedRecord { wanted, had } => {
+                write!(
+                    f,
+                    "last record truncated ({had} of {wanted} bytes present); it was not counted"
+                )
+            }
+            ErrorKind::TruncatedGzip => write!(f, "gzip stream ends early (truncated file)"),
+            ErrorKind::BadRecordLength(n) => {
+                write!(f, "corrupt record: captured length {n} is impossible")
+            }
+            ErrorKind::BadBlockLength(n) => {
+                write!(f, "corrupt pcapng block: length {n} is impossible")
+            }
+            ErrorKind::BlockLengthMismatch => write!(
+                f,
+                "corrupt pcapng block: trailing length differs from leading length"
+            ),
+            ErrorKind::BadByteOrderMagic => {
+                write!(f, "corrupt pcapng section header: bad byte-order magic")
+            }
+            ErrorKind::ShortBlock(what) => write!(f, "corrupt pcapng {what} block: too short"),
+            ErrorKind::UnknownInterface(i) => {
+                write!(f, "corrupt pcapng: packet on undeclared interface {i}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// Expands the command line's paths: a directory means the capture files directly in it
+/// (recognised by magic bytes), in name order. Errors name the path.
+pub fn expand_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", p.display()))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            let entries = std::fs::read_dir(p)
+                .map_err(|e| anyhow::anyhow!("{}: cannot list directory: {e}", p.display()))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                let path = entry.path();
+                if path.is_file() && !matches!(sniff(&path), Ok(Sniffed::Unknown) | Err(_)) {
+                    found.push(path);
+                }
+            }
+            if found.is_empty() {
+                anyhow::bail!(
+                    "{}: directory holds no pcap, pcapng or gzip capture files",
+                    p.display()
+                );
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            match sniff(p) {
+                Ok(Sniffed::Unknown) => anyhow::bail!(
+                    "{}: not a pcap, pcapng or gzip file (unknown magic number at byte offset 0)",
+                    p.display()
+                ),
+                Ok(_) => out.push(p.clone()),
+                Err(e) => anyhow::bail!("{}: cannot read: {e}", p.display()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Pending {
+    path: PathBuf,
+    first_ts: i64,
+}
+
+/// Reads several capture files as one stream in timestamp order.
+///
+/// Files are ordered by their first packet's time and opened only when the stream reaches
+/// that time, so rotated files (`tcpdump -G`/`-C`) are read one at a time while overlapping
+/// files are interleaved packet by packet. Ties go to the file whose path sorts first, so the
+/// order never depends on the order of the arguments.
+pub struct MergedReader {
+    pending: Vec<Pending>,
+    active: Vec<CaptureFile>,
+    current: Option<usize>,
+    counter: Arc<AtomicU64>,
+    /// Errors and warnings met so far, in the order met.
+    pub problems: Vec<CaptureError>,
+    total_bytes: u64,
+}
+
+impl MergedReader {
+    /// Opens `paths` (already expanded). A file that cannot be opened as a capture is an error
+    /// before anything is read.
+    pub fn new(paths: &[PathBuf]) -> Result<Self, CaptureError> {
+        let counter = Arc::new(AtomicU64::new(0));
+        let mut pending = Vec::new();
+        let mut problems = Vec::new();
+        let mut total_bytes = 0;
+        let mut sorted: Vec<PathBuf> = paths.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        for path in sorted {
+            total_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let mut f = CaptureFile::open(&path, None)?;
+            match f.advance() {
+                Ok(true) => pending.push(Pending {
+                    path,
+                    first_ts: f.current_ts().unwrap_or(0),
+                }),
+                Ok(false) => {
+                    // An empty capture; a truncated one is still worth a warning.
+                    if let Some(w) = f.warning.take() {
+                        problems.push(w);
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        // Popped from the end: latest first in the vector.
+        pending.sort_by(|a, b| {
+            b.first_ts
+                .cmp(&a.first_ts)
+                .then_with(|| b.path.cmp(&a.path))
+        });
+        Ok(MergedReader {
+            pending,
+            active: Vec::new(),
+            current: None,
+            counter,
+            problems,
+            total_bytes,
+        })
+    }
+
+    /// Bytes of the input files on disk.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Shared counter of bytes read from disk so far.
+    pub fn progress_counter(&self) -> Arc<AtomicU64> {
+        self.counter.clone()
+    }
+
+    fn open_due(&mut self) {
+        loop {
+            let head = self.active.iter().filter_map(|f| f.current_ts()).min();
+            let Some(next) = self.pending.last() else {
+                return;
+            };
+            if head.is_some_and(|h| next.first_ts > h) {
+                return;
+            }
+            let Some(next) = self.pending.pop() else {
+                return;
+            };
+            match CaptureFile::open(&next.path, Some(self.counter.clone())) {
+                Ok(mut f) => match f.advance() {
+                    Ok(true) => self.active.push(f),
+                    Ok(false) => self.retire(f),
+                    Err(e) => self.problems.push(e),
+                },
+                Err(e) => self.problems.push(e),
+            }
+        }
+    }
+
+    fn retire(&mut self, mut f: CaptureFile) {
+        if let Some(w) = f.warning.take() {
+            self.problems.push(w);
+        }
+    }
+
+    /// Moves to the next packet in time order; `false` when every file is done.
+    pub fn advance(&mut self) -> bool {
+        if let Some(i) = self.current.take() {
+            match self.active[i].advance() {
+                Ok(true) => {}
+                Ok(false) => {
+                    let f = self.active.swap_remove(i);
+                    self.retire(f);
+                }
+                Err(e) => {
+                    self.problems.push(e);
+                    self.active.swap_remove(i);
+                }
+            }
+        }
+        self.open_due();
+        let mut best: Option<(i64, &Path, usize)> = None;
+        for (i, f) in self.active.iter().enumerate() {
+            if let Some(ts) = f.current_ts() {
+                let better = match best {
+                    None => true,
+                    Some((bts, bpath, _)) => ts < bts || (ts == bts && f.path() < bpath),
+                };
+                if better {
+                    best = Some((ts, f.path(), i));
+                }
+            }
+        }
+        self.current = best.map(|(_, _, i)| i);
+        self.current.is_some()
+    }
+
+    /// The packet found by the last [`advance`](Self::advance).
+    pub fn packet(&self) -> Option<RawPacket<'_>> {
+        self.current.and_then(|i| self.active[i].current())
+    }
+}

@@ -1,0 +1,14 @@
+//! bittap: a passive network monitor for BitTorrent traffic.
+//!
+//! The pipeline is capture → decode → flow → classify → aggregate → sink; `analyze` is the
+//! offline front door over capture files. Tests and benches drive [`pipeline::Pipeline`]
+//! directly.
+
+pub mod aggregate;
+pub mod analyze;
+pub mod capture;
+pub mod classify;
+pub mod decode;
+pub mod flow;
+pub mod pipeline;
+pub mod sink;

@@ -1,0 +1,226 @@
+//! The `bittap` command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use bittap::aggregate::HomeNet;
+use bittap::analyze;
+use bittap::classify::Rules;
+use bittap::pipeline::Config;
+
+/// Exit status: everything read and written.
+const EXIT_OK: u8 = 0;
+/// Exit status: a failure while running (an output could not be written).
+const EXIT_FAILURE: u8 = 1;
+/// Exit status: bad arguments, rules or inputs; nothing was counted.
+const EXIT_USAGE: u8 = 2;
+/// Exit status: some capture was corrupt part-way; what came before was counted and written.
+const EXIT_INPUT_ERROR: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "bittap",
+    version,
+    about = "Passive network monitor for BitTorrent traffic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse capture files (pcap, pcapng, gzip) as one stream in time order.
+    Analyze(AnalyzeArgs),
+    /// Rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files and list them.
+    Check {
+        /// Directory with ports.toml and signatures.toml (default: the built-in rules).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// Capture files or directories of capture files.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Per-minute series (CSV; NDJSON for .json/.ndjson/.jsonl).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Per-flow verdicts (CSV or NDJSON). Holds addresses: keep it local.
+    #[arg(long, value_name = "FILE")]
+    flows: Option<PathBuf>,
+    /// Port view: bytes on classic BitTorrent ports per minute, whatever the verdict.
+    #[arg(long, value_name = "FILE")]
+    port_series: Option<PathBuf>,
+    /// Capture health per minute.
+    #[arg(long, value_name = "FILE")]
+    health: Option<PathBuf>,
+    /// Home network CIDRs, comma-separated, for the up/down direction tag.
+    #[arg(long, value_name = "CIDR,...")]
+    home_net: Option<String>,
+    /// Rule directory with ports.toml and signatures.toml (default: built-in rules).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// Idle timeout of TCP flows, in seconds.
+    #[arg(long, default_value_t = 300)]
+    tcp_timeout: u32,
+    /// Idle timeout of UDP flows, in seconds.
+    #[arg(long, default_value_t = 120)]
+    udp_timeout: u32,
+    /// Most flows tracked at once.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_flows: usize,
+    /// No summary on stdout.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Never show the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn load_rules(dir: Option<&PathBuf>) -> Result<Rules, bittap::classify::RuleError> {
+    match dir {
+        Some(d) => Rules::load_dir(d),
+        None => Rules::builtin(),
+    }
+}
+
+fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
+    let rules = match load_rules(a.rules.as_ref()) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("bittap: invalid rules: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let home_net = match a.home_net.as_deref().map(HomeNet::parse).transpose() {
+        Ok(h) => h.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("bittap: --home-net: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if a.max_flows == 0 {
+        eprintln!("bittap: --max-flows must be at least 1");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let cfg = Config {
+        home_net,
+        tcp_idle_ns: i64::from(a.tcp_timeout) * 1_000_000_000,
+        udp_idle_ns: i64::from(a.udp_timeout) * 1_000_000_000,
+        max_flows: a.max_flows,
+        ..Config::default()
+    };
+    let opts = analyze::Options {
+        inputs: a.inputs,
+        series: a.series,
+        flows: a.flows,
+        port_series: a.port_series,
+        health: a.health,
+        progress: !a.no_progress && std::io::stderr().is_terminal(),
+    };
+    let outcome = match analyze::run(&opts, cfg, rules) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bittap: {e:#}");
+            return ExitCode::from(if e.downcast_ref::<std::io::Error>().is_some() {
+                EXIT_FAILURE
+            } else {
+                EXIT_USAGE
+            });
+        }
+    };
+    for w in &outcome.warnings {
+        eprintln!("bittap: warning: {w}");
+    }
+    for e in &outcome.errors {
+        eprintln!("bittap: error: {e}");
+    }
+    if !a.quiet {
+        print!("{}", outcome.summary);
+    }
+    if outcome.errors.is_empty() {
+        ExitCode::from(EXIT_OK)
+    } else {
+        eprintln!(
+            "bittap: INCOMPLETE: {} capture file(s) were corrupt; their packets before the error were counted and written",
+            outcome.errors.len()
+        );
+        ExitCode::from(EXIT_INPUT_ERROR)
+    }
+}
+
+fn rules_check(dir: Option<PathBuf>) -> ExitCode {
+    match load_rules(dir.as_ref()) {
+        Ok(r) => {
+            println!(
+                "{} port rules, {} signatures: valid",
+                r.ports.len(),
+                r.signatures.len()
+            );
+            for p in &r.ports {
+                let ranges: Vec<String> = p
+                    .ranges
+                    .iter()
+                    .map(|&(a, b)| {
+                        if a == b {
+                            a.to_string()
+                        } else {
+                            format!("{a}-{b}")
+                        }
+                    })
+                    .collect();
+                println!(
+                    "  port  {:<28} {} {:<12} {}",
+                    p.id,
+                    p.transport.name(),
+                    p.proto.name(),
+                    ranges.join(",")
+                );
+            }
+            for s in &r.signatures {
+                println!(
+                    "  sig   {:<28} {} {:<12} offset {} ({} bytes)",
+                    s.id,
+                    s.transport.name(),
+                    if s.class == bittap::classify::Class::Other {
+                        "other"
+                    } else {
+                        s.proto.name()
+                    },
+                    s.offset,
+                    s.bytes.len()
+                );
+            }
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("bittap: invalid rules: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Analyze(a) => analyze_cmd(a),
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => rules_check(dir),
+    }
+}

@@ -1,0 +1,707 @@
+//! The pipeline behind both front doors: decode → flow table → classify → per-minute counters.
+//!
+//! Every packet lands in exactly one series counter: at once when its flow has a verdict, or
+//! when the verdict is reached (packets seen before it are held per flow, per minute), or when
+//! the flow ends. Time is packet time throughout.
+
+use std::io;
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
+use crate::aggregate::{minute_of, Aggregator, Counts, Direction, HomeNet};
+use crate::capture::RawPacket;
+use crate::classify::{Answer, Method, ProbePool, Proto, Rules, Transport, Verdict};
+use crate::decode::{self, Addr, Decoded, Fragment, IpPacket, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::flow::{
+    EndReason, Flow, FlowKey, FragEntry, FragKey, PendingCount, FIN_FROM_DST, FIN_FROM_SRC,
+    MAX_PENDING,
+};
+
+const NS: i64 = 1_000_000_000;
+/// A flow is classified on what its first packets show; after this many it takes the
+/// verdict it has (a handshake sent one byte per segment still fits).
+const MAX_PROBE_PACKETS: u64 = 192;
+
+/// Pipeline settings; `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home_net: HomeNet,
+    /// Idle timeout of TCP flows.
+    pub tcp_idle_ns: i64,
+    /// Idle timeout of UDP and other flows.
+    pub udp_idle_ns: i64,
+    /// How long a TCP flow stays after FIN both ways or RST (late retransmissions).
+    pub linger_ns: i64,
+    /// Most flows in the table; when full, the longest-idle sixteenth is evicted.
+    pub max_flows: usize,
+    /// How long a fragmented datagram is remembered.
+    pub frag_timeout_ns: i64,
+    pub max_frags: usize,
+    /// How often (in packet time) expired flows are swept out.
+    pub sweep_interval_ns: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            home_net: HomeNet::default(),
+            tcp_idle_ns: 300 * NS,
+            udp_idle_ns: 120 * NS,
+            linger_ns: 5 * NS,
+            max_flows: 1 << 20,
+            frag_timeout_ns: 30 * NS,
+            max_frags: 1 << 16,
+            sweep_interval_ns: 5 * NS,
+        }
+    }
+}
+
+/// A finished flow, as written to `--flows`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub l4: &'static str,
+    pub src: Addr,
+    pub src_port: u16,
+    pub dst: Addr,
+    pub dst_port: u16,
+    pub verdict: Verdict,
+    pub packets: u64,
+    pub bytes: u64,
+    pub end: EndReason,
+}
+
+/// Where finished flows go.
+pub trait FlowSink {
+    fn write(&mut self, r: &FlowRecord) -> io::Result<()>;
+}
+
+impl FlowSink for Vec<FlowRecord> {
+    fn write(&mut self, r: &FlowRecord) -> io::Result<()> {
+        self.push(r.clone());
+        Ok(())
+    }
+}
+
+type Map<K, V> = HashMap<K, V, FixedState>;
+
+pub struct Pipeline {
+    cfg: Config,
+    rules: Arc<Rules>,
+    flows: Map<FlowKey, Flow>,
+    frags: Map<FragKey, FragEntry>,
+    probes: ProbePool,
+    agg: Aggregator,
+    now: i64,
+    last_sweep: i64,
+    ended: Vec<FlowRecord>,
+    evict_scratch: Vec<i64>,
+    flow_sink: Option<Box<dyn FlowSink + Send>>,
+    sink_error: Option<io::Error>,
+    warned_links: Vec<u32>,
+    /// Warnings met while processing (each kind once).
+    pub warnings: Vec<String>,
+    totals: Counts,
+}
+
+impl Pipeline {
+    pub fn new(cfg: Config, rules: Arc<Rules>) -> Self {
+        let agg = Aggregator::new(rules.ports.len());
+        Pipeline {
+            flows: Map::with_capacity_and_hasher(cfg.max_flows.min(1 << 16), FixedState::default()),
+            frags: Map::with_capacity_and_hasher(1024, FixedState::default()),
+            cfg,
+            rules,
+            probes: ProbePool::default(),
+            agg,
+            now: i64::MIN,
+            last_sweep: i64::MIN,
+            ended: Vec::new(),
+            evict_scratch: Vec::new(),
+            flow_sink: None,
+            sink_error: None,
+            warned_links: Vec::new(),
+            warnings: Vec::new(),
+            totals: Counts::default(),
+        }
+    }
+
+    /// Finished flows go to `sink` (`--flows`); without one, flow records are not built.
+    pub fn set_flow_sink(&mut self, sink: Box<dyn FlowSink + Send>) {
+        self.flow_sink = Some(sink);
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Packets and wire bytes fed in so far.
+    pub fn totals(&self) -> Counts {
+        self.totals
+    }
+
+    /// Flows in the table now.
+    pub fn flows_tracked(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Probe states in use (flows still being classified).
+    pub fn probes_in_use(&self) -> usize {
+        self.probes.in_use()
+    }
+
+    pub fn aggregator(&mut self) -> &mut Aggregator {
+        &mut self.agg
+    }
+
+    /// Counts and classifies one captured frame.
+    pub fn process(&mut self, pkt: &RawPacket<'_>) {
+        let ts = pkt.ts_ns;
+        let minute = minute_of(ts);
+        let wire = u64::from(pkt.wire_len);
+        if ts > self.now {
+            self.now = ts;
+            if self.last_sweep == i64::MIN {
+                self.last_sweep = ts;
+            }
+        }
+        self.totals.add(1, wire);
+        let tracked = self.flows.len() as u64;
+        let bucket = self.agg.bucket(minute);
+        bucket.health.packets += 1;
+        bucket.health.bytes += wire;
+        bucket.health.flows_tracked = bucket.health.flows_tracked.max(tracked);
+        match decode::decode(pkt.linktype, pkt.data) {
+            Decoded::Ip(ip) => self.ip_packet(ts, minute, wire, ip),
+            Decoded::NonIp => {
+                bucket.add(Proto::NonIp, Method::None, Direction::Unknown, 1, wire);
+                bucket.health.non_ip += 1;
+            }
+            Decoded::Undecodable => {
+                bucket.add(
+                    Proto::Undecodable,
+                    Method::None,
+                    Direction::Unknown,
+                    1,
+                    wire,
+                );
+                bucket.health.undecodable += 1;
+            }
+            Decoded::UnknownLink => {
+                bucket.add(
+                    Proto::Undecodable,
+                    Method::None,
+                    Direction::Unknown,
+                    1,
+                    wire,
+                );
+                bucket.health.undecodable += 1;
+                bucket.health.unknown_link += 1;
+                self.warn_link(pkt.linktype);
+            }
+        }
+        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+            self.sweep(false);
+        }
+    }
+
+    #[cold]
+    fn warn_link(&mut self, linktype: u32) {
+        if !self.warned_links.contains(&linktype) {
+            self.warned_links.push(linktype);
+            self.warnings.push(format!(
+                "link type {linktype} has no decoder: its frames are counted as undecodable"
+            ));
+        }
+    }
+
+    fn ip_packet(&mut self, ts: i64, minute: i64, wire: u64, mut ip: IpPacket<'_>) {
+        let mut early = None;
+        match ip.frag {
+            Fragment::Whole => {}
+            Fragment::First { id } => {
+                let key = FragKey {
+                    src: ip.src,
+                    dst: ip.dst,
+                    proto: ip.proto,
+                    id,
+                };
+                self.make_frag_room();
+                let e = self.frags.entry(key).or_insert(FragEntry {
+                    last_ts: ts,
+                    ports: None,
+                    early: PendingCount::default(),
+                });
+                e.last_ts = ts;
+                e.ports = Some((ip.sport, ip.dport));
+                if e.early.packets > 0 {
+                    early = Some(std::mem::take(&mut e.early));
+                }
+            }
+            Fragment::Later { id } => {
+                let key = FragKey {
+                    src: ip.src,
+                    dst: ip.dst,
+                    proto: ip.proto,
+                    id,
+                };
+                if let Some(e) = self.frags.get_mut(&key) {
+                    e.last_ts = ts;
+                    match e.ports {
+                        Some((sp, dp)) => {
+                            ip.sport = sp;
+                            ip.dport = dp;
+                        }
+                        None => {
+                            // Still waiting for the first fragment.
+                            e.early.packets += 1;
+                            e.early.bytes += wire;
+                            return;
+                        }
+                    }
+                } else {
+                    self.make_frag_room();
+                    let dir = self.cfg.home_net.direction(ip.src, ip.dst);
+                    self.frags.insert(
+                        key,
+                        FragEntry {
+                            last_ts: ts,
+                            ports: None,
+                            early: PendingCount {
+                                minute,
+                                dir: dir as u8,
+                                packets: 1,
+                                bytes: wire,
+                            },
+                        },
+                    );
+                    return;
+                }
+            }
+        }
+
+        let (key, sender_lo) = FlowKey::of(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
+        let transport = match ip.proto {
+            decode::IPPROTO_TCP => Some(Transport::Tcp),
+            decode::IPPROTO_UDP => Some(Transport::Udp),
+            _ => None,
+        };
+        let flags = ip.tcp.map(|t| t.flags).unwrap_or(0);
+        let new_connection = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+        if new_connection {
+            if let Some(f) = self.flows.get(&key) {
+                if f.closed() {
+                    self.end_flow(&key, EndReason::Reused);
+                }
+            }
+        }
+        if !self.flows.contains_key(&key) {
+            self.create_flow(key, sender_lo, ts, minute, &ip, transport);
+        }
+        let Pipeline {
+            flows,
+            probes,
+            agg,
+            rules,
+            ..
+        } = self;
+        let Some(flow) = flows.get_mut(&key) else {
+            return;
+        };
+        let dir = usize::from(sender_lo != flow.src_is_lo);
+        let dir_tag = flow.dir_tag[dir];
+        flow.last_ts = flow.last_ts.max(ts);
+        flow.packets += 1;
+        flow.bytes += wire;
+        if flags & TCP_FIN != 0 {
+            flow.fins |= if dir == 0 { FIN_FROM_SRC } else { FIN_FROM_DST };
+        }
+        if flags & TCP_RST != 0 {
+            flow.rst = true;
+        }
+        if let Some(t) = transport {
+            if let Some(rule) = rules.port_rule_for(t, ip.sport, ip.dport) {
+                agg.bucket(minute).add_port(rule, dir_tag, 1, wire);
+            }
+        }
+        if flow.verdict.is_none() {
+            if let (Some(t), Some(pi)) = (transport, flow.probe) {
+                let probe = probes.get(pi);
+                let answer = probe.on_packet(rules, t, dir, ip.tcp, ip.payload);
+                let decided = match answer {
+                    Answer::Certain(v) => {
+                        flow.other_evidence = true;
+                        Some(v)
+                    }
+                    Answer::NotMine => Some(fallback(rules, flow)),
+                    Answer::NotYet
+                        if flow.packets >= MAX_PROBE_PACKETS
+                            || (flow.packets >= 24 && probe.any_done()) =>
+                    {
+                        Some(fallback(rules, flow))
+                    }
+                    Answer::NotYet => None,
+                };
+                if let Some(v) = decided {
+                    set_verdict(flow, v, probes, agg);
+                }
+            }
+        }
+        if let Some(e) = early {
+            flow.packets += u64::from(e.packets);
+            flow.bytes += e.bytes;
+            account(
+                flow,
+                rules,
+                probes,
+                agg,
+                e.minute,
+                Direction::ALL[usize::from(e.dir)],
+                e.packets,
+                e.bytes,
+            );
+        }
+        account(flow, rules, probes, agg, minute, dir_tag, 1, wire);
+    }
+
+    fn create_flow(
+        &mut self,
+        key: FlowKey,
+        sender_lo: bool,
+        ts: i64,
+        minute: i64,
+        ip: &IpPacket<'_>,
+        transport: Option<Transport>,
+    ) {
+        if self.flows.len() >= self.cfg.max_flows {
+            self.evict();
+        }
+        let home = &self.cfg.home_net;
+        let port_rule = transport
+            .and_then(|t| self.rules.port_rule_for(t, ip.sport, ip.dport))
+            .map(|i| (i + 1) as u8)
+            .unwrap_or(0);
+        let (verdict, probe) = match transport {
+            Some(_) => (None, Some(self.probes.alloc())),
+            // Nothing to probe in ICMP, ESP and the like.
+            None => (Some(Verdict::OTHER), None),
+        };
+        self.flows.insert(
+            key,
+            Flow {
+                first_ts: ts,
+                last_ts: ts,
+                packets: 0,
+                bytes: 0,
+                src_is_lo: sender_lo,
+                dir_tag: [
+                    home.direction(ip.src, ip.dst),
+                    home.direction(ip.dst, ip.src),
+                ],
+                fins: 0,
+                rst: false,
+                verdict,
+                probe,
+                port_rule,
+                other_evidence: false,
+                pending: [PendingCount::default(); MAX_PENDING],
+                n_pending: 0,
+            },
+        );
+        self.agg.bucket(minute).health.flows_created += 1;
+    }
+
+    fn end_flow(&mut self, key: &FlowKey, reason: EndReason) {
+        if let Some(mut f) = self.flows.remove(key) {
+            let Pipeline {
+                probes,
+                agg,
+                rules,
+                ended,
+                flow_sink,
+                ..
+            } = self;
+            finish_flow(
+                key,
+                &mut f,
+                reason,
+                rules,
+                probes,
+                agg,
+                flow_sink.is_some().then_some(ended),
+            );
+            self.write_ended();
+        }
+    }
+
+    /// Ends flows idle past their timeout (all of them at the end of input), and forgets
+    /// stale fragment state.
+    fn sweep(&mut self, eof: bool) {
+        let now = self.now;
+        self.last_sweep = now;
+        let Pipeline {
+            cfg,
+            flows,
+            frags,
+            probes,
+            agg,
+            rules,
+            ended,
+            flow_sink,
+            ..
+        } = self;
+        let want_records = flow_sink.is_some();
+        flows.retain(|key, f| {
+            let timeout = if f.closed() {
+                cfg.linger_ns
+            } else if key.proto == decode::IPPROTO_TCP {
+                cfg.tcp_idle_ns
+            } else {
+                cfg.udp_idle_ns
+            };
+            let reason = if eof {
+                EndReason::Eof
+            } else if now - f.last_ts > timeout {
+                if f.closed() {
+                    EndReason::Closed
+                } else {
+                    EndReason::Idle
+                }
+            } else {
+                return true;
+            };
+            finish_flow(
+                key,
+                f,
+                reason,
+                rules,
+                probes,
+                agg,
+                want_records.then_some(&mut *ended),
+            );
+            false
+        });
+        frags.retain(|_, e| {
+            if eof || now - e.last_ts > cfg.frag_timeout_ns {
+                orphan_fragments(agg, &e.early);
+                false
+            } else {
+                true
+            }
+        });
+        self.write_ended();
+    }
+
+    /// Makes room in a full flow table by ending the longest-idle sixteenth of its flows.
+    #[cold]
+    fn evict(&mut self) {
+        self.sweep(false);
+        if self.flows.len() < self.cfg.max_flows {
+            return;
+        }
+        self.evict_scratch.clear();
+        self.evict_scratch
+            .extend(self.flows.values().map(|f| f.last_ts));
+        let k = (self.evict_scratch.len() / 16).max(1) - 1;
+        let (_, &mut threshold, _) = self.evict_scratch.select_nth_unstable(k);
+        let minute = minute_of(self.now);
+        let Pipeline {
+            flows,
+            probes,
+            agg,
+            rules,
+            ended,
+            flow_sink,
+            ..
+        } = self;
+        let want_records = flow_sink.is_some();
+        let mut evicted = 0;
+        flows.retain(|key, f| {
+            if f.last_ts > threshold {
+                return true;
+            }
+            finish_flow(
+                key,
+                f,
+                EndReason::Evicted,
+                rules,
+                probes,
+                agg,
+                want_records.then_some(&mut *ended),
+            );
+            evicted += 1;
+            false
+        });
+        agg.bucket(minute).health.flows_evicted += evicted;
+        self.write_ended();
+    }
+
+    #[cold]
+    fn make_frag_room(&mut self) {
+        if self.frags.len() < self.cfg.max_frags {
+            return;
+        }
+        let oldest = self
+            .frags
+            .values()
+            .map(|e| e.last_ts)
+            .min()
+            .unwrap_or(i64::MIN);
+        let agg = &mut self.agg;
+        self.frags.retain(|_, e| {
+            if e.last_ts <= oldest {
+                orphan_fragments(agg, &e.early);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn write_ended(&mut self) {
+        if self.ended.is_empty() {
+            return;
+        }
+        // Flows ending in one sweep leave the table in hash order: sort for stable output.
+        self.ended.sort_by(|a, b| {
+            (a.first_ts, a.src, a.src_port, a.dst, a.dst_port, a.l4)
+                .cmp(&(b.first_ts, b.src, b.src_port, b.dst, b.dst_port, b.l4))
+        });
+        if let Some(sink) = &mut self.flow_sink {
+            for r in &self.ended {
+                if self.sink_error.is_none() {
+                    if let Err(e) = sink.write(r) {
+                        self.sink_error = Some(e);
+                    }
+                }
+            }
+        }
+        self.ended.clear();
+    }
+
+    /// Ends every flow and forgets all fragment state: call once after the last packet.
+    /// Returns the first error from the flow sink, if any.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.sweep(true);
+        match self.sink_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The verdict of a flow whose payload said nothing either way: its port rule, if any.
+fn fallback(rules: &Rules, flow: &Flow) -> Verdict {
+    match flow
+        .port_rule
+        .checked_sub(1)
+        .and_then(|i| rules.ports.get(usize::from(i)))
+    {
+        Some(rule) if !flow.other_evidence => Verdict {
+            proto: rule.proto,
+            method: Method::Port,
+        },
+        _ => Verdict::OTHER,
+    }
+}
+
+fn set_verdict(flow: &mut Flow, v: Verdict, probes: &mut ProbePool, agg: &mut Aggregator) {
+    flow.verdict = Some(v);
+    if let Some(pi) = flow.probe.take() {
+        probes.release(pi);
+    }
+    for p in &flow.pending[..usize::from(flow.n_pending)] {
+        agg.bucket(p.minute).add(
+            v.proto,
+            v.method,
+            Direction::ALL[usize::from(p.dir)],
+            u64::from(p.packets),
+            p.bytes,
+        );
+    }
+    flow.n_pending = 0;
+}
+
+/// Counts packets of a flow: in the series if it has a verdict, else held in the flow.
+#[allow(clippy::too_many_arguments)]
+fn account(
+    flow: &mut Flow,
+    rules: &Rules,
+    probes: &mut ProbePool,
+    agg: &mut Aggregator,
+    minute: i64,
+    dir: Direction,
+    packets: u32,
+    bytes: u64,
+) {
+    if flow.verdict.is_none() && !flow.add_pending(minute, dir, packets, bytes) {
+        // No room to hold more: decide on what is known.
+        let v = fallback(rules, flow);
+        set_verdict(flow, v, probes, agg);
+    }
+    if let Some(v) = flow.verdict {
+        if flow.n_pending == 0 {
+            agg.bucket(minute)
+                .add(v.proto, v.method, dir, u64::from(packets), bytes);
+        }
+    }
+}
+
+fn finish_flow(
+    key: &FlowKey,
+    f: &mut Flow,
+    reason: EndReason,
+    rules: &Rules,
+    probes: &mut ProbePool,
+    agg: &mut Aggregator,
+    records: Option<&mut Vec<FlowRecord>>,
+) {
+    if f.verdict.is_none() {
+        let v = fallback(rules, f);
+        set_verdict(f, v, probes, agg);
+    }
+    let v = f.verdict.unwrap_or(Verdict::OTHER);
+    let h = &mut agg.bucket(minute_of(f.last_ts)).health;
+    h.flows_ended += 1;
+    if v == Verdict::OTHER && !f.other_evidence {
+        h.flows_unclassified += 1;
+    }
+    if let Some(out) = records {
+        let (src, sp, dst, dp) = if f.src_is_lo {
+            (key.lo, key.lo_port, key.hi, key.hi_port)
+        } else {
+            (key.hi, key.hi_port, key.lo, key.lo_port)
+        };
+        out.push(FlowRecord {
+            first_ts: f.first_ts,
+            last_ts: f.last_ts,
+            l4: key.l4_name(),
+            src,
+            src_port: sp,
+            dst,
+            dst_port: dp,
+            verdict: v,
+            packets: f.packets,
+            bytes: f.bytes,
+            end: reason,
+        });
+    }
+}
+
+fn orphan_fragments(agg: &mut Aggregator, early: &PendingCount) {
+    if early.packets == 0 {
+        return;
+    }
+    let b = agg.bucket(early.minute);
+    b.add(
+        Proto::Other,
+        Method::None,
+        Direction::ALL[usize::from(early.dir)],
+        u64::from(early.packets),
+        early.bytes,
+    );
+    b.health.fragments_orphaned += u64::from(early.packets);
+}

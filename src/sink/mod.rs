@@ -1,0 +1,330 @@
+//! Outputs: per-minute series, port view, health and per-flow verdicts as CSV or NDJSON, and
+//! the run summary for people.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::aggregate::{Health, PortRow, Rfc3339, SeriesRow, NS_PER_MIN};
+use crate::classify::{Class, Method, Proto, Rules};
+use crate::decode::addr_to_ip;
+use crate::pipeline::{FlowRecord, FlowSink};
+
+/// CSV, or NDJSON when the file name ends in .json, .ndjson or .jsonl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Ndjson,
+}
+
+impl Format {
+    pub fn for_path(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json" | "ndjson" | "jsonl") => Format::Ndjson,
+            _ => Format::Csv,
+        }
+    }
+}
+
+fn minute_time(minute: i64) -> Rfc3339 {
+    Rfc3339 {
+        ts_ns: minute * NS_PER_MIN,
+        frac_digits: 0,
+    }
+}
+
+fn create(path: &Path) -> io::Result<BufWriter<File>> {
+    File::create(path)
+        .map(|f| BufWriter::with_capacity(1 << 16, f))
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// Writes the series: one row per minute and tag set with packets.
+pub fn write_series(path: &Path, rows: &[SeriesRow]) -> io::Result<()> {
+    let mut w = create(path)?;
+    let fmt = Format::for_path(path);
+    if fmt == Format::Csv {
+        writeln!(w, "time,class,proto,method,direction,packets,bytes")?;
+    }
+    for r in rows {
+        let (t, c, p, m, d) = (
+            minute_time(r.minute),
+            r.proto.class().name(),
+            r.proto.name(),
+            r.method.name(),
+            r.direction.name(),
+        );
+        match fmt {
+            Format::Csv => writeln!(w, "{t},{c},{p},{m},{d},{},{}", r.counts.packets, r.counts.bytes)?,
+            Format::Ndjson => writeln!(
+                w,
+                "{{\"time\":\"{t}\",\"class\":\"{c}\",\"proto\":\"{p}\",\"method\":\"{m}\",\"direction\":\"{d}\",\"packets\":{},\"bytes\":{}}}",
+                r.counts.packets, r.counts.bytes
+            )?,
+        }
+    }
+    w.flush()
+}
+
+/// Writes the port view: bytes on the classic BitTorrent ports, whatever the verdict.
+pub fn write_port_series(path: &Path, rows: &[PortRow], rules: &Rules) -> io::Result<()> {
+    let mut w = create(path)?;
+    let fmt = Format::for_path(path);
+    if fmt == Format::Csv {
+        writeln!(w, "time,rule,l4,proto,direction,packets,bytes")?;
+    }
+    for r in rows {
+        let Some(rule) = rules.ports.get(r.rule) else {
+            continue;
+        };
+        let (t, id, l4, p, d) = (
+            minute_time(r.minute),
+            &rule.id,
+            rule.transport.name(),
+            rule.proto.name(),
+            r.direction.name(),
+        );
+        match fmt {
+            Format::Csv => writeln!(w, "{t},{id},{l4},{p},{d},{},{}", r.counts.packets, r.counts.bytes)?,
+            Format::Ndjson => writeln!(
+                w,
+                "{{\"time\":\"{t}\",\"rule\":\"{id}\",\"l4\":\"{l4}\",\"proto\":\"{p}\",\"direction\":\"{d}\",\"packets\":{},\"bytes\":{}}}",
+                r.counts.packets, r.counts.bytes
+            )?,
+        }
+    }
+    w.flush()
+}
+
+/// Writes capture health per minute.
+pub fn write_health(path: &Path, rows: &[(i64, Health)]) -> io::Result<()> {
+    let mut w = create(path)?;
+    let fmt = Format::for_path(path);
+    if fmt == Format::Csv {
+        writeln!(w, "time,{}", Health::FIELDS.join(","))?;
+    }
+    for (minute, h) in rows {
+        let t = minute_time(*minute);
+        let mut line = String::new();
+        match fmt {
+            Format::Csv => {
+                let _ = write!(line, "{t}");
+                for v in h.values() {
+                    let _ = write!(line, ",{v}");
+                }
+            }
+            Format::Ndjson => {
+                let _ = write!(line, "{{\"time\":\"{t}\"");
+                for (k, v) in Health::FIELDS.iter().zip(h.values()) {
+                    let _ = write!(line, ",\"{k}\":{v}");
+                }
+                line.push('}');
+            }
+        }
+        writeln!(w, "{line}")?;
+    }
+    w.flush()
+}
+
+/// Streams finished flows to a file.
+pub struct FlowWriter {
+    w: BufWriter<File>,
+    fmt: Format,
+}
+
+impl FlowWriter {
+    pub fn create(path: &Path) -> io::Result<FlowWriter> {
+        let mut w = create(path)?;
+        let fmt = Format::for_path(path);
+        if fmt == Format::Csv {
+            writeln!(
+                w,
+                "first_seen,last_seen,l4,src_ip,src_port,dst_ip,dst_port,class,proto,method,packets,bytes,end"
+            )?;
+        }
+        Ok(FlowWriter { w, fmt })
+    }
+}
+
+impl FlowSink for FlowWriter {
+    fn write(&mut self, r: &FlowRecord) -> io::Result<()> {
+        let first = Rfc3339 {
+            ts_ns: r.first_ts,
+            frac_digits: 6,
+        };
+        let last = Rfc3339 {
+            ts_ns: r.last_ts,
+            frac_digits: 6,
+        };
+        let (src, dst) = (addr_to_ip(r.src), addr_to_ip(r.dst));
+        let (c, p, m, e) = (
+            r.verdict.class().name(),
+            r.verdict.proto.name(),
+            r.verdict.method.name(),
+            r.end.name(),
+        );
+        match self.fmt {
+            Format::Csv => writeln!(
+                self.w,
+                "{first},{last},{},{src},{},{dst},{},{c},{p},{m},{},{},{e}",
+                r.l4, r.src_port, r.dst_port, r.packets, r.bytes
+            ),
+            Format::Ndjson => writeln!(
+                self.w,
+                "{{\"first_seen\":\"{first}\",\"last_seen\":\"{last}\",\"l4\":\"{}\",\"src_ip\":\"{src}\",\"src_port\":{},\"dst_ip\":\"{dst}\",\"dst_port\":{},\"class\":\"{c}\",\"proto\":\"{p}\",\"method\":\"{m}\",\"packets\":{},\"bytes\":{},\"end\":\"{e}\"}}",
+                r.l4, r.src_port, r.dst_port, r.packets, r.bytes
+            ),
+        }
+    }
+}
+
+impl Drop for FlowWriter {
+    fn drop(&mut self) {
+        let _ = self.w.flush();
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+/// The run summary printed on stdout.
+pub fn summary(series: &[SeriesRow], ports: &[PortRow], flows_seen: Option<(u64, u64)>) -> String {
+    let mut s = String::new();
+    let (mut pk, mut by) = (0u64, 0u64);
+    let (mut bt_pk, mut bt_by) = (0u64, 0u64);
+    let mut by_proto = [(0u64, 0u64); Proto::ALL.len()];
+    let mut by_method = [(0u64, 0u64); Method::ALL.len()];
+    for r in series {
+        pk += r.counts.packets;
+        by += r.counts.bytes;
+        by_proto[r.proto as usize].0 += r.counts.packets;
+        by_proto[r.proto as usize].1 += r.counts.bytes;
+        if r.proto.class() == Class::Bittorrent {
+            bt_pk += r.counts.packets;
+            bt_by += r.counts.bytes;
+            by_method[r.method as usize].0 += r.counts.packets;
+            by_method[r.method as usize].1 += r.counts.bytes;
+        }
+    }
+    let minutes = match (series.first(), series.last()) {
+        (Some(a), Some(b)) => format!(
+            "{} to {} ({} minutes)",
+            minute_time(a.minute),
+            minute_time(b.minute + 1),
+            b.minute - a.minute + 1
+        ),
+        _ => "no packets".into(),
+    };
+    let _ = writeln!(
+        s,
+        "input: {pk} packets, {} on the wire, {minutes}",
+        human_bytes(by)
+    );
+    let _ = writeln!(
+        s,
+        "BitTorrent: {bt_pk} packets, {} = {:.2}% of bytes, {:.2}% of packets",
+        human_bytes(bt_by),
+        pct(bt_by, by),
+        pct(bt_pk, pk)
+    );
+    for p in Proto::ALL {
+        let (n, b) = by_proto[p as usize];
+        if n > 0 {
+            let _ = writeln!(
+                s,
+                "  {:<13} {:>12} packets {:>10} {:>7.2}%  [{}]",
+                p.name(),
+                n,
+                human_bytes(b),
+                pct(b, by),
+                p.class().name()
+            );
+        }
+    }
+    let _ = writeln!(s, "BitTorrent by method (how it was found):");
+    for m in Method::ALL {
+        let (n, b) = by_method[m as usize];
+        if n > 0 {
+            let _ = writeln!(
+                s,
+                "  {:<13} {:>12} packets {:>10} {:>7.2}%",
+                m.name(),
+                n,
+                human_bytes(b),
+                pct(b, by)
+            );
+        }
+    }
+    let port_bytes: u64 = ports.iter().map(|r| r.counts.bytes).sum();
+    let dpi_bytes = bt_by - by_method[Method::Port as usize].1;
+    let _ = writeln!(
+        s,
+        "port view (bytes on classic BitTorrent ports, whatever the verdict): {} = {:.2}%; payload-based view: {} = {:.2}%",
+        human_bytes(port_bytes),
+        pct(port_bytes, by),
+        human_bytes(dpi_bytes),
+        pct(dpi_bytes, by)
+    );
+    if let Some((flows, bt_flows)) = flows_seen {
+        let _ = writeln!(s, "flows: {flows}, of which BitTorrent: {bt_flows}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Counts, Direction};
+
+    #[test]
+    fn format_by_extension() {
+        assert_eq!(Format::for_path(Path::new("a.csv")), Format::Csv);
+        assert_eq!(Format::for_path(Path::new("a.json")), Format::Ndjson);
+        assert_eq!(Format::for_path(Path::new("a.ndjson")), Format::Ndjson);
+        assert_eq!(Format::for_path(Path::new("a")), Format::Csv);
+    }
+
+    #[test]
+    fn summary_shares() {
+        let row = |proto, method, bytes| SeriesRow {
+            minute: 28_619_160,
+            proto,
+            method,
+            direction: Direction::Unknown,
+            counts: Counts { packets: 1, bytes },
+        };
+        let rows = [
+            row(Proto::Peerwire, Method::Signature, 300),
+            row(Proto::Dht, Method::Port, 100),
+            row(Proto::Other, Method::None, 600),
+        ];
+        let s = summary(&rows, &[], None);
+        assert!(
+            s.contains("BitTorrent: 2 packets, 400 B = 40.00% of bytes"),
+            "{s}"
+        );
+        assert!(s.contains("payload-based view: 300 B = 30.00%"), "{s}");
+        assert_eq!(human_bytes(1_234_567), "1.2 MB");
+    }
+}
