@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Evaluate bittap's per-flow verdicts against ground truth.
+#   scripts/eval.sh [--bin PATH] [--out DIR] [--lab-only|--corpus-only] [--show N]
+# Runs `bittap analyze` over every capture listed in pcaps/lab/labels.tsv (the lab captures, see
+# pcaps/MANIFEST.tsv), over pcaps/crafted if it has a labels.tsv, and over ../shared/corpus/ndpi when
+# present, then prints flow and byte precision/recall per scenario and per kind with every false
+# positive and false negative (scripts/score_lab.py). If ../shared/tools/score_flows.py exists its
+# summary is printed too. Builds target/release/bittap if it is missing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+BIN="$ROOT/target/release/bittap"; OUT="${TMPDIR:-/tmp}/bittap-eval"; MODE=all; SHOW=1000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bin) BIN="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    --lab-only) MODE=lab ;;
+    --corpus-only) MODE=corpus ;;
+    --show) SHOW="$2"; shift ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "eval.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+PY="$(command -v python3)"
+if [ ! -x "$BIN" ]; then
+  echo "eval.sh: building bittap (cargo build --release)" >&2
+  cargo build --release --quiet
+fi
+[ -x "$BIN" ] || { echo "eval.sh: no bittap binary at $BIN" >&2; exit 1; }
+
+# analyze SET_NAME LABELS PCAP_DIR: one flows CSV per capture listed in LABELS
+analyze() {
+  local name="$1" labels="$2" dir="$3" pred="$OUT/$1" n=0 fail=0
+  rm -rf "$pred"; mkdir -p "$pred"
+  while IFS= read -r pcap; do
+    [ -n "$pcap" ] || continue
+    if [ ! -f "$dir/$pcap" ]; then echo "eval.sh: $dir/$pcap missing" >&2; continue; fi
+    n=$((n + 1))
+    if ! "$BIN" analyze "$dir/$pcap" --flows "$pred/$pcap.csv" --series "$pred/$pcap.series.csv" \
+         >"$pred/$pcap.log" 2>&1; then
+      fail=$((fail + 1)); echo "eval.sh: bittap failed on $pcap (see $pred/$pcap.log)" >&2
+    fi
+  done < <(grep -v '^#' "$labels" | awk -F'\t' 'NR==1{for(i=1;i<=NF;i++) if($i=="pcap") c=i; next} {print $c}' | sort -u)
+  echo "analyzed $n captures of $name ($fail failed) -> $pred" >&2
+}
+
+score() {
+  local name="$1" labels="$2"
+  "$PY" "$ROOT/scripts/score_lab.py" "$labels" "$OUT/$name" --title "$name ($labels)" --show "$SHOW"
+  local shared="$ROOT/../shared/tools/score_flows.py"
+  if [ -f "$shared" ]; then
+    echo "-- score_flows.py summary"
+    "$PY" "$shared" "$labels" "$OUT/$name" --show 0 | sed -n '1,4p'
+  fi
+  echo
+}
+
+if [ "$MODE" != corpus ]; then
+  analyze lab pcaps/lab/labels.tsv pcaps/lab
+  score lab pcaps/lab/labels.tsv
+  if [ -f pcaps/crafted/labels.tsv ]; then
+    analyze crafted pcaps/crafted/labels.tsv pcaps/crafted
+    score crafted pcaps/crafted/labels.tsv
+  fi
+fi
+if [ "$MODE" != lab ]; then
+  CORPUS="$ROOT/../shared/corpus/ndpi"
+  if [ -f "$CORPUS/labels.tsv" ]; then
+    analyze ndpi "$CORPUS/labels.tsv" "$CORPUS/pcap"
+    score ndpi "$CORPUS/labels.tsv"
+  else
+    echo "(no ../shared/corpus/ndpi here; corpus skipped)"
+  fi
+fi
