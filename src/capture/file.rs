@@ -359,6 +359,38 @@ impl CaptureFile {
         Ok(false)
     }
 
+    /// A pcapng file cut inside its last block: an enhanced packet block whose fixed fields
+    /// are all there is counted with what data there is; anything else ends the file.
+    fn truncated_block(
+        &mut self,
+        at: u64,
+        btype: u32,
+        big: bool,
+        blen: usize,
+        got: usize,
+    ) -> Result<bool, CaptureError> {
+        if btype != 6 || got < 28 {
+            return self.truncated(at, blen, got);
+        }
+        let p = self.pos;
+        let if_id = self.u32_at(p + 8, big) as usize;
+        let units = (u64::from(self.u32_at(p + 12, big)) << 32) | u64::from(self.u32_at(p + 16, big));
+        let caplen = (self.u32_at(p + 20, big) as usize).min(got - 28);
+        let origlen = self.u32_at(p + 24, big);
+        let iface = self.iface(if_id, at)?;
+        self.warning = Some(self.error(at, ErrorKind::TruncatedRecord { wanted: blen, had: got }));
+        let ts_ns = to_ns(units, iface.units_per_sec, iface.offset_s);
+        self.cur = Some(Current {
+            ts_ns,
+            wire_len: origlen.max(caplen as u32),
+            linktype: iface.linktype,
+            start: p + 28,
+            len: caplen,
+        });
+        self.pos = self.end;
+        Ok(true)
+    }
+
     fn advance_pcap(&mut self) -> Result<bool, CaptureError> {
         let Format::Pcap {
             big,
@@ -387,9 +419,16 @@ impl CaptureFile {
         }
         let need = record_hdr + caplen;
         let got = self.fill(need)?;
-        if got < need {
-            return self.truncated(at, need, got);
-        }
+        let header_caplen = caplen as u32;
+        let caplen = if got < need {
+            // The last record of a killed capture: its header says what was on the wire, so
+            // it is counted with the bytes that are there, and the file ends with a warning.
+            self.warning = Some(self.error(at, ErrorKind::TruncatedRecord { wanted: need, had: got }));
+            got - record_hdr
+        } else {
+            caplen
+        };
+        let need = record_hdr + caplen;
         let frac_ns = if nanos {
             i64::from(frac)
         } else {
@@ -398,7 +437,7 @@ impl CaptureFile {
         let ts_ns = i64::from(sec) * 1_000_000_000 + frac_ns;
         self.cur = Some(Current {
             ts_ns,
-            wire_len: origlen.max(caplen as u32),
+            wire_len: origlen.max(header_caplen),
             linktype,
             start: self.pos + record_hdr,
             len: caplen,
@@ -441,7 +480,7 @@ impl CaptureFile {
             }
             let got = self.fill(blen)?;
             if got < blen {
-                return self.truncated(at, blen, got);
+                return self.truncated_block(at, btype, big, blen, got);
             }
             let p = self.pos;
             if self.u32_at(p + blen - 4, big) as usize != blen {

@@ -80,7 +80,7 @@ impl fmt::Display for CaptureError {
             ErrorKind::TruncatedRecord { wanted, had } => {
                 write!(
                     f,
-                    "last record truncated ({had} of {wanted} bytes present); it was not counted"
+                    "last record truncated ({had} of {wanted} bytes present; counted when its record header is whole)"
                 )
             }
             ErrorKind::TruncatedGzip => write!(f, "gzip stream ends early (truncated file)"),

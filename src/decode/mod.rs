@@ -21,6 +21,10 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
+    pub const PPP: u32 = 9;
+    pub const PPP_HDLC: u32 = 50;
+    pub const C_HDLC: u32 = 104;
+    pub const PPI: u32 = 192;
 }
 
 /// Encapsulations nested deeper than this are not followed.
@@ -119,6 +123,25 @@ pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
                 ethertype(u16::from_be_bytes([t[0], t[1]]), &data[20..], 0)
             }
             _ => Decoded::Undecodable,
+        },
+        PPP | PPP_HDLC => tunnel::ppp_frame(data, 0),
+        // Cisco HDLC: address, control, then an EtherType.
+        C_HDLC => match data.get(2..4) {
+            Some(t) => ethertype(u16::from_be_bytes([t[0], t[1]]), &data[4..], 0),
+            None => Decoded::Undecodable,
+        },
+        // Per-Packet Information: a little-endian header giving its length and the link type
+        // of the frame behind it.
+        PPI => match data.get(2..8) {
+            Some(h) => {
+                let len = usize::from(u16::from_le_bytes([h[0], h[1]]));
+                let inner = u32::from_le_bytes([h[2], h[3], h[4], h[5]]);
+                match data.get(len..) {
+                    Some(rest) if len >= 8 && inner != PPI => decode(inner, rest),
+                    _ => Decoded::Undecodable,
+                }
+            }
+            None => Decoded::Undecodable,
         },
         _ => Decoded::UnknownLink,
     }

@@ -36,6 +36,26 @@ pub fn pppoe_session(data: &[u8], depth: u8) -> Decoded<'_> {
     ppp_protocol(u16::from_be_bytes([h[6], h[7]]), &data[8..], depth)
 }
 
+/// A PPP frame (LINKTYPE_PPP, PPP_HDLC, or inside PPTP's GRE): optional address and control
+/// bytes, then a one- or two-byte protocol.
+pub fn ppp_frame(data: &[u8], depth: u8) -> Decoded<'_> {
+    let mut ppp = data;
+    if ppp.starts_with(&[0xff, 0x03]) {
+        ppp = &ppp[2..];
+    }
+    let Some(&first) = ppp.first() else {
+        return Decoded::Undecodable;
+    };
+    if first & 0x01 != 0 {
+        ppp_protocol(u16::from(first), &ppp[1..], depth)
+    } else {
+        match ppp.get(0..2) {
+            Some(p) => ppp_protocol(u16::from_be_bytes([p[0], p[1]]), &ppp[2..], depth),
+            None => Decoded::Undecodable,
+        }
+    }
+}
+
 fn ppp_protocol(proto: u16, data: &[u8], depth: u8) -> Decoded<'_> {
     match proto {
         0x0021 | 0x0057 => ip_any(data, depth + 1),
@@ -94,18 +114,7 @@ pub fn gre(data: &[u8], depth: u8) -> Option<IpPacket<'_>> {
             if h[1] & 0x80 != 0 {
                 hlen += 4;
             }
-            let mut ppp = data.get(hlen..)?;
-            if ppp.starts_with(&[0xff, 0x03]) {
-                ppp = &ppp[2..];
-            }
-            let first = *ppp.first()?;
-            let (proto, rest) = if first & 0x01 != 0 {
-                (u16::from(first), &ppp[1..])
-            } else {
-                let p = ppp.get(0..2)?;
-                (u16::from_be_bytes([p[0], p[1]]), &ppp[2..])
-            };
-            ppp_protocol(proto, rest, depth)
+            ppp_frame(data.get(hlen..)?, depth)
         }
         _ => return None,
     };
