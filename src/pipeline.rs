@@ -175,7 +175,10 @@ impl Pipeline {
         bucket.health.bytes += wire;
         bucket.health.flows_tracked = bucket.health.flows_tracked.max(tracked);
         match decode::decode(pkt.linktype, pkt.data) {
-            Decoded::Ip(ip) => self.ip_packet(ts, minute, wire, ip),
+            Decoded::Ip(ip) => {
+                let cut = pkt.data.len() < pkt.wire_len as usize;
+                self.ip_packet(ts, minute, wire, ip, cut)
+            }
             Decoded::NonIp => {
                 bucket.add(Proto::NonIp, Method::None, Direction::Unknown, 1, wire);
                 bucket.health.non_ip += 1;
@@ -218,7 +221,7 @@ impl Pipeline {
         }
     }
 
-    fn ip_packet(&mut self, ts: i64, minute: i64, wire: u64, mut ip: IpPacket<'_>) {
+    fn ip_packet(&mut self, ts: i64, minute: i64, wire: u64, mut ip: IpPacket<'_>, cut: bool) {
         let mut early = None;
         match ip.frag {
             Fragment::Whole => {}
@@ -330,7 +333,7 @@ impl Pipeline {
         if flow.verdict.is_none() {
             if let (Some(t), Some(pi)) = (transport, flow.probe) {
                 let probe = probes.get(pi);
-                let answer = probe.on_packet(rules, t, dir, ip.tcp, ip.payload);
+                let answer = probe.on_packet(rules, t, dir, ip.tcp, ip.payload, cut);
                 let decided = match answer {
                     Answer::Certain(v) => {
                         flow.other_evidence = true;

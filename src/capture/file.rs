@@ -374,11 +374,18 @@ impl CaptureFile {
         }
         let p = self.pos;
         let if_id = self.u32_at(p + 8, big) as usize;
-        let units = (u64::from(self.u32_at(p + 12, big)) << 32) | u64::from(self.u32_at(p + 16, big));
+        let units =
+            (u64::from(self.u32_at(p + 12, big)) << 32) | u64::from(self.u32_at(p + 16, big));
         let caplen = (self.u32_at(p + 20, big) as usize).min(got - 28);
         let origlen = self.u32_at(p + 24, big);
         let iface = self.iface(if_id, at)?;
-        self.warning = Some(self.error(at, ErrorKind::TruncatedRecord { wanted: blen, had: got }));
+        self.warning = Some(self.error(
+            at,
+            ErrorKind::TruncatedRecord {
+                wanted: blen,
+                had: got,
+            },
+        ));
         let ts_ns = to_ns(units, iface.units_per_sec, iface.offset_s);
         self.cur = Some(Current {
             ts_ns,
@@ -423,7 +430,13 @@ impl CaptureFile {
         let caplen = if got < need {
             // The last record of a killed capture: its header says what was on the wire, so
             // it is counted with the bytes that are there, and the file ends with a warning.
-            self.warning = Some(self.error(at, ErrorKind::TruncatedRecord { wanted: need, had: got }));
+            self.warning = Some(self.error(
+                at,
+                ErrorKind::TruncatedRecord {
+                    wanted: need,
+                    had: got,
+                },
+            ));
             got - record_hdr
         } else {
             caplen
@@ -476,7 +489,7 @@ impl CaptureFile {
             let btype = self.u32_at(p, big);
             let blen = self.u32_at(p + 4, big) as usize;
             if blen < 12 || blen % 4 != 0 || blen > MAX_RECORD {
-                return Err(self.error(at + 4, ErrorKind::BadBlockLength(blen as u64)));
+                return Err(self.error(at, ErrorKind::BadBlockLength(blen as u64)));
             }
             let got = self.fill(blen)?;
             if got < blen {

@@ -115,17 +115,26 @@ impl StreamPrefix {
     }
 }
 
+/// How the bytes handed to the matcher end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// More bytes may follow (a stream prefix still filling).
+    More,
+    /// Nothing follows (a whole datagram, or a full prefix buffer).
+    Complete,
+    /// The capture's snap length cut the bytes here: a signature whose visible part matches,
+    /// over at least `MIN_CUT_MATCH` bytes, counts as matched.
+    Cut,
+}
+
+/// Fewest bytes of a signature that must be visible to match a payload cut by the snap length.
+pub const MIN_CUT_MATCH: usize = 8;
+
 /// Matches the signatures of one transport against the start of what one side sent.
-/// `complete` says no more bytes will come for this unit (a datagram, or a full buffer).
-pub fn match_signatures(
-    rules: &Rules,
-    transport: Transport,
-    data: &[u8],
-    complete: bool,
-) -> Answer {
+pub fn match_signatures(rules: &Rules, transport: Transport, data: &[u8], end: End) -> Answer {
     for sig in rules.signatures.iter().filter(|s| s.transport == transport) {
-        let end = sig.offset + sig.bytes.len();
-        let avail = data.len().min(end);
+        let sig_end = sig.offset + sig.bytes.len();
+        let avail = data.len().min(sig_end);
         let seen = if avail > sig.offset {
             &data[sig.offset..avail]
         } else {
@@ -134,7 +143,9 @@ pub fn match_signatures(
         if seen != &sig.bytes[..seen.len()] {
             continue;
         }
-        if avail == end {
+        let whole = avail == sig_end;
+        let cut_match = end == End::Cut && seen.len() >= MIN_CUT_MATCH;
+        if whole || cut_match {
             let verdict = match sig.class {
                 Class::Bittorrent => Verdict {
                     proto: sig.proto,
@@ -144,7 +155,7 @@ pub fn match_signatures(
             };
             return Answer::Certain(verdict);
         }
-        if !complete {
+        if end == End::More {
             // This signature could still match, and it outranks every later one.
             return Answer::NotYet;
         }
@@ -167,6 +178,7 @@ pub struct ProbeState {
 
 impl ProbeState {
     /// Feeds one packet; `dir` is 0 for packets from the flow's `src`, 1 for the reverse.
+    /// `cut` says the capture's snap length cut the packet short.
     pub fn on_packet(
         &mut self,
         rules: &Rules,
@@ -174,6 +186,7 @@ impl ProbeState {
         dir: usize,
         tcp: Option<TcpInfo>,
         payload: &[u8],
+        cut: bool,
     ) -> Answer {
         let d = &mut self.dirs[dir & 1];
         if let Some(t) = tcp {
@@ -187,8 +200,14 @@ impl ProbeState {
                 (Transport::Tcp, Some(t)) => {
                     d.prefix.add(t.seq, payload);
                     let data = d.prefix.contiguous();
-                    let a =
-                        match_signatures(rules, transport, data, data.len() >= rules.max_extent);
+                    let end = if data.len() >= rules.max_extent {
+                        End::Complete
+                    } else if cut {
+                        End::Cut
+                    } else {
+                        End::More
+                    };
+                    let a = match_signatures(rules, transport, data, end);
                     if a == Answer::NotMine
                         && !d.prefix.anchored()
                         && d.payload_packets < UNANCHORED_PATIENCE
@@ -198,7 +217,12 @@ impl ProbeState {
                         a
                     }
                 }
-                _ => match match_signatures(rules, transport, payload, true) {
+                _ => match match_signatures(
+                    rules,
+                    transport,
+                    payload,
+                    if cut { End::Cut } else { End::Complete },
+                ) {
                     // Each datagram stands alone: a miss now says nothing of the next one.
                     Answer::NotMine => Answer::NotYet,
                     a => a,
@@ -287,33 +311,33 @@ mod tests {
     #[test]
     fn signature_table() {
         let r = rules();
-        let cases: &[(&[u8], Transport, bool, Answer)] = &[
-            (HANDSHAKE, Transport::Tcp, false, peerwire()),
-            (b"\x13Bit", Transport::Tcp, false, Answer::NotYet),
-            (b"\x13Bit", Transport::Tcp, true, Answer::NotMine),
+        let cases: &[(&[u8], Transport, End, Answer)] = &[
+            (HANDSHAKE, Transport::Tcp, End::More, peerwire()),
+            (b"\x13Bit", Transport::Tcp, End::More, Answer::NotYet),
+            (b"\x13Bit", Transport::Tcp, End::Complete, Answer::NotMine),
             (
                 b"\x13BitTorrent protocoX",
                 Transport::Tcp,
-                false,
+                End::More,
                 Answer::NotMine,
             ),
             (
                 b"\x16\x03\x01\x02\x00",
                 Transport::Tcp,
-                false,
+                End::More,
                 Answer::Certain(Verdict::OTHER),
             ),
             (
                 b"GET /index.html HTTP/1.1\r\n",
                 Transport::Tcp,
-                false,
+                End::More,
                 Answer::Certain(Verdict::OTHER),
             ),
-            (b"GET /anno", Transport::Tcp, false, Answer::NotYet),
+            (b"GET /anno", Transport::Tcp, End::More, Answer::NotYet),
             (
                 b"GET /announce?info_hash=%12",
                 Transport::Tcp,
-                false,
+                End::More,
                 Answer::Certain(Verdict {
                     proto: Proto::TrackerHttp,
                     method: Method::Signature,
@@ -322,15 +346,19 @@ mod tests {
             (
                 b"SSH-2.0-OpenSSH_9.2\r\n",
                 Transport::Tcp,
-                false,
+                End::More,
                 Answer::Certain(Verdict::OTHER),
             ),
             // The handshake bytes mean nothing on UDP without uTP framing.
-            (HANDSHAKE, Transport::Udp, true, Answer::NotMine),
+            (HANDSHAKE, Transport::Udp, End::Complete, Answer::NotMine),
+            // Cut by a snap length: eight matching bytes are enough, fewer are not.
+            (b"\x13BitTorr", Transport::Tcp, End::Cut, peerwire()),
+            (b"\x13BitTor", Transport::Tcp, End::Cut, Answer::NotMine),
+            (b"\x13BitTorX", Transport::Tcp, End::Cut, Answer::NotMine),
             (
                 b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\n",
                 Transport::Udp,
-                true,
+                End::Complete,
                 Answer::Certain(Verdict {
                     proto: Proto::Lsd,
                     method: Method::Signature,
@@ -339,16 +367,16 @@ mod tests {
             (
                 b"\x00\x00\x04\x17\x27\x10\x19\x80\x00\x00\x00\x00\x12\x34\x56\x78",
                 Transport::Udp,
-                true,
+                End::Complete,
                 Answer::Certain(Verdict {
                     proto: Proto::TrackerUdp,
                     method: Method::Signature,
                 }),
             ),
         ];
-        for (data, t, complete, want) in cases {
+        for (data, t, end, want) in cases {
             assert_eq!(
-                match_signatures(&r, *t, data, *complete),
+                match_signatures(&r, *t, data, *end),
                 *want,
                 "{:?}",
                 String::from_utf8_lossy(data)
@@ -367,6 +395,7 @@ mod tests {
                     seq: isn,
                 }),
                 &[],
+                false,
             );
         }
         let mut last = Answer::NotYet;
@@ -380,6 +409,7 @@ mod tests {
                     seq: *seq,
                 }),
                 data,
+                false,
             );
         }
         last

@@ -338,17 +338,18 @@ fn load_signatures(ctx: &Ctx<'_>) -> Result<Vec<Signature>, RuleError> {
         let reference = ctx.text_field(&e.reference, "reference")?;
         let bytes = parse_pattern(e.pattern.get_ref())
             .or_else(|m| ctx.err(e.pattern.span(), "pattern", m))?;
-        let offset =
-            match usize::try_from(*e.offset.get_ref()) {
-                Ok(o) if o + bytes.len() <= MAX_EXTENT => o,
-                _ => return ctx.err(
+        let offset = match usize::try_from(*e.offset.get_ref()) {
+            Ok(o) if o + bytes.len() <= MAX_EXTENT => o,
+            _ => {
+                return ctx.err(
                     e.offset.span(),
                     "offset",
                     format!(
                         "offset plus pattern length must be within the first {MAX_EXTENT} bytes"
                     ),
-                ),
-            };
+                )
+            }
+        };
         let (class, proto) = match (e.class.get_ref().as_str(), &e.proto) {
             ("bittorrent", Some(p)) => (Class::Bittorrent, ctx.bt_proto(p)?),
             ("bittorrent", None) => {
