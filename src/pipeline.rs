@@ -86,6 +86,29 @@ impl FlowSink for Vec<FlowRecord> {
     }
 }
 
+/// A flow sink that can be read while the pipeline still owns it (tests, benches).
+#[derive(Clone, Default)]
+pub struct SharedFlows(pub Arc<std::sync::Mutex<Vec<FlowRecord>>>);
+
+impl FlowSink for SharedFlows {
+    fn write(&mut self, r: &FlowRecord) -> io::Result<()> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("flow list poisoned"))?
+            .push(r.clone());
+        Ok(())
+    }
+}
+
+impl SharedFlows {
+    pub fn take(&self) -> Vec<FlowRecord> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
 type Map<K, V> = HashMap<K, V, FixedState>;
 
 pub struct Pipeline {

@@ -238,14 +238,15 @@ pub(crate) fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
             let mut frag = Fragment::Whole;
             for ext in s.extensions().clone().into_iter() {
                 if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    if f.fragment_offset().value() > 0 {
-                        frag = Fragment::Later {
-                            id: f.identification(),
-                        };
-                    } else if f.more_fragments() {
-                        frag = Fragment::First {
-                            id: f.identification(),
-                        };
+                    // Read from the bytes (RFC 8200 4.5): etherparse 0.18 reads the offset
+                    // and M flag of IPv6 fragment headers with IPv4's bit layout.
+                    let b = f.slice();
+                    let off_m = u16::from_be_bytes([b[2], b[3]]);
+                    let id = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                    if off_m >> 3 > 0 {
+                        frag = Fragment::Later { id };
+                    } else if off_m & 1 != 0 {
+                        frag = Fragment::First { id };
                     }
                 }
             }
@@ -438,5 +439,23 @@ mod tests {
         let p = expect_ip(decode(linktype::RAW, &later));
         assert_eq!(p.frag, Fragment::Later { id: 0x1234 });
         assert_eq!((p.sport, p.dport), (0, 0));
+    }
+
+    #[test]
+    fn ipv6_fragment_header_layout() {
+        // IPv6 header (next header 44), fragment header (next 17, offset 0, M=1, id
+        // 0x0badcafe), then a UDP header.
+        let mut v = vec![0x60, 0, 0, 0, 0, 24, 44, 64];
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+        v.extend_from_slice(&[17, 0, 0x00, 0x01, 0x0b, 0xad, 0xca, 0xfe]);
+        v.extend_from_slice(&[0xc5, 0x47, 0xa2, 0x83, 0x07, 0xd8, 0, 0]);
+        let p = expect_ip(decode(linktype::RAW, &v));
+        assert_eq!(p.frag, Fragment::First { id: 0x0bad_cafe });
+        assert_eq!((p.sport, p.dport), (50503, 41603));
+        // Offset 1232 bytes (154 units), last fragment.
+        v[42..44].copy_from_slice(&(154u16 << 3).to_be_bytes());
+        let p = expect_ip(decode(linktype::RAW, &v));
+        assert_eq!(p.frag, Fragment::Later { id: 0x0bad_cafe });
     }
 }

@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests: run the pipeline over files and read the truth
+//! tables that the crafted-capture generator writes next to its captures.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bittap::aggregate::{Counts, SeriesRow};
+use bittap::capture::{CaptureError, MergedReader};
+use bittap::classify::Rules;
+use bittap::pipeline::{Config, FlowRecord, Pipeline, SharedFlows};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn crafted(name: &str) -> PathBuf {
+    repo().join("pcaps/crafted").join(name)
+}
+
+pub struct Run {
+    pub series: Vec<SeriesRow>,
+    pub flows: Vec<FlowRecord>,
+    pub problems: Vec<CaptureError>,
+    pub input: Counts,
+}
+
+impl Run {
+    pub fn series_total(&self) -> Counts {
+        let mut c = Counts::default();
+        for r in &self.series {
+            c.add(r.counts.packets, r.counts.bytes);
+        }
+        c
+    }
+
+    /// The flow with this orientation and 5-tuple.
+    pub fn flow(
+        &self,
+        l4: &str,
+        src: &str,
+        sport: u16,
+        dst: &str,
+        dport: u16,
+    ) -> Option<&FlowRecord> {
+        self.flows.iter().find(|f| {
+            f.l4 == l4
+                && bittap::decode::addr_to_ip(f.src).to_string() == src
+                && f.src_port == sport
+                && bittap::decode::addr_to_ip(f.dst).to_string() == dst
+                && f.dst_port == dport
+        })
+    }
+}
+
+pub fn run_with(paths: &[PathBuf], cfg: Config) -> Run {
+    let rules = Arc::new(Rules::builtin().expect("built-in rules"));
+    let mut reader = MergedReader::new(paths).expect("open captures");
+    let mut p = Pipeline::new(cfg, rules);
+    let flows = SharedFlows::default();
+    p.set_flow_sink(Box::new(flows.clone()));
+    while reader.advance() {
+        if let Some(pkt) = reader.packet() {
+            p.process(&pkt);
+        }
+    }
+    p.finish().expect("flow sink");
+    let input = p.totals();
+    Run {
+        series: p.aggregator().series_rows(),
+        flows: flows.take(),
+        problems: std::mem::take(&mut reader.problems),
+        input,
+    }
+}
+
+pub fn run(paths: &[PathBuf]) -> Run {
+    run_with(paths, Config::default())
+}
+
+/// Rows of a TSV file with a header, as maps from column name to value.
+pub fn tsv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split('\t')
+        .map(String::from)
+        .collect();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split('\t').map(String::from))
+                .collect()
+        })
+        .collect()
+}
