@@ -488,7 +488,7 @@ impl CaptureFile {
             };
             let btype = self.u32_at(p, big);
             let blen = self.u32_at(p + 4, big) as usize;
-            if blen < 12 || blen % 4 != 0 || blen > MAX_RECORD {
+            if blen < 12 || !blen.is_multiple_of(4) || blen > MAX_RECORD {
                 return Err(self.error(at, ErrorKind::BadBlockLength(blen as u64)));
             }
             let got = self.fill(blen)?;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages bittap's build, tests and scripts need, as root or through
+# sudo. Installs nothing that is already there.
+#   pkg-config, libpcap-dev   live capture (libpcap)
+#   tshark (capinfos), tcpdump  conservation check and the tcpdump bench comparison
+#   the lab's packages         real BitTorrent clients for lab/ci-smoke.sh (lab/deps.sh --minimal)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(ca-certificates pkg-config libpcap-dev tcpdump tshark iproute2 python3)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  [ ${#missing[@]} -eq 0 ] || { echo "deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=()
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | "${SUDO[@]}" debconf-set-selections || true
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" != "--no-lab" ] && [ -x lab/deps.sh ]; then
+  lab/deps.sh --minimal >/dev/null
+fi
+command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
