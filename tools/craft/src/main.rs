@@ -93,6 +93,80 @@ fn gz_out(path: &str, desc: &str, inner: &Out) -> Out {
 fn truth_prefix(o: &mut Out, n: usize) {
     o.recs.truncate(n);
     o.caplens.truncate(n);
+    rederive_evidence(o);
+}
+
+/// Truth for a pcap stream `w` that ends after `end` bytes: complete records count; a record
+/// whose 16-byte header is complete but whose data is cut also counts, with its original
+/// length as wire bytes (the packet existed), as a packet of its flow when the captured part
+/// still holds its Ethernet, IPv4 and TCP headers and as undecodable otherwise. Returns the
+/// number of complete records and, if any, (index, captured, wire) of the partial one.
+fn truth_until(
+    o: &mut Out,
+    w: &fmt::Written,
+    end: usize,
+) -> (usize, Option<(usize, usize, usize)>) {
+    let mut complete = 0;
+    let mut partial = None;
+    let mut keep = 0;
+    for (i, (&off, r)) in w.rec_offsets.iter().zip(&o.recs).enumerate() {
+        if off + 16 > end {
+            break;
+        }
+        keep = i + 1;
+        let have = end - off - 16;
+        if have >= r.data.len() {
+            complete += 1;
+        } else {
+            partial = Some((i, have, r.data.len()));
+            break;
+        }
+    }
+    o.recs.truncate(keep);
+    o.caplens.truncate(keep);
+    if let Some((i, have, _)) = partial {
+        o.caplens[i] = have;
+        if have < eth_ipv4_tcp_header_len(&o.recs[i].data) {
+            o.recs[i].kind = Kind::Undecodable;
+        }
+    }
+    rederive_evidence(o);
+    (complete, partial)
+}
+
+/// Length of the Ethernet + IPv4 + TCP headers of a frame built by this generator.
+fn eth_ipv4_tcp_header_len(frame: &[u8]) -> usize {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let doff = usize::from(frame[14 + ihl + 12] >> 4) * 4;
+    14 + ihl + doff
+}
+
+/// A flow expected to be found by signature keeps that verdict only if the readable
+/// packets still carry the evidence (the handshake or a KRPC prefix); otherwise it is
+/// expected as `other`.
+fn rederive_evidence(o: &mut Out) {
+    const EVIDENCE: [&[u8]; 3] = [b"\x13BitTorrent protocol", b"d1:ad2:id20:", b"d1:rd2:id20:"];
+    for (id, f) in o.flows.iter_mut().enumerate() {
+        if f.expect.method != "signature" {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        for (r, &cap) in o.recs.iter().zip(&o.caplens) {
+            if r.kind == (Kind::Flow { id, from_a: true })
+                || r.kind == (Kind::Flow { id, from_a: false })
+            {
+                bytes.extend_from_slice(&r.data[..cap]);
+            }
+        }
+        let found = EVIDENCE
+            .iter()
+            .any(|e| bytes.windows(e.len()).any(|w| w == *e));
+        if !found {
+            f.expect = model::OTHER;
+            f.note
+                .push_str(" (the signature is not among the readable packets)");
+        }
+    }
 }
 
 fn two_interfaces_ng() -> Out {
@@ -279,9 +353,14 @@ fn bad_files(f1: &Out) -> Vec<Out> {
         bytes: w.bytes[..cut].to_vec(),
         desc: format!(
             "handshake_split_1_67.pcap cut at byte {cut}, inside its last record ({} of its {} \
-             bytes present).",
+             bytes present: the 16-byte record header is complete, {} of {} frame bytes). The \
+             partial record still counts: {} wire bytes (orig_len), as undecodable (its IPv4 \
+             header is cut).",
             cut - last_off,
-            last_len
+            last_len,
+            cut - last_off - 16,
+            last_len - 16,
+            last_len - 16
         ),
         problem: Some(Problem {
             severity: "warning",
@@ -292,7 +371,7 @@ fn bad_files(f1: &Out) -> Vec<Out> {
         }),
         ..clone_out(f1)
     };
-    truth_prefix(&mut o, n - 1);
+    truth_until(&mut o, &w, cut);
     outs.push(o);
 
     // 4th record with caplen 0xFFFFFF00.
@@ -372,36 +451,46 @@ fn bad_files(f1: &Out) -> Vec<Out> {
     let gz = gzip(&w.bytes);
     let gcut = gz.len() / 2;
     let rec = gunzip_prefix(&gz[..gcut]);
-    let whole = w
-        .rec_offsets
-        .iter()
-        .zip(&f1.recs)
-        .filter(|(&off, r)| off + 16 + r.data.len() <= rec.len())
-        .count();
     let mut o = Out {
         path: "bad/truncated.pcap.gz".into(),
         bytes: gz[..gcut].to_vec(),
         format: "gzip (cut) of pcap".into(),
-        desc: format!(
-            "gzip of handshake_split_1_67.pcap ({} bytes compressed) cut at byte {gcut}; a \
-             streaming inflater recovers {} of the {} decompressed bytes, i.e. {whole} complete \
-             records.",
-            gz.len(),
-            rec.len(),
-            w.bytes.len()
-        ),
+        desc: String::new(),
         problem: Some(Problem {
             severity: "warning",
-            what: format!(
-                "unexpected end of gzip stream (compressed byte {gcut}; {} decompressed bytes, record {} incomplete)",
-                rec.len(),
-                whole + 1
-            ),
+            what: String::new(),
             offset: gcut,
         }),
         ..clone_out(f1)
     };
-    truth_prefix(&mut o, whole);
+    let (whole, partial) = truth_until(&mut o, &w, rec.len());
+    let part = match partial {
+        Some((i, have, wire)) => format!(
+            "; record {} has its header and {have} of {wire} frame bytes, and counts with its \
+             {wire} wire bytes{}",
+            i + 1,
+            if o.recs[i].kind == Kind::Undecodable {
+                " as undecodable"
+            } else {
+                " as a packet of its flow (headers intact, payload cut)"
+            }
+        ),
+        None => String::new(),
+    };
+    o.desc = format!(
+        "gzip of handshake_split_1_67.pcap ({} bytes compressed) cut at byte {gcut}; a \
+         streaming inflater (flate2, zlib) recovers {} of the {} decompressed bytes: \
+         {whole} complete records{part}.",
+        gz.len(),
+        rec.len(),
+        w.bytes.len()
+    );
+    if let Some(p) = o.problem.as_mut() {
+        p.what = format!(
+            "unexpected end of gzip stream at compressed byte {gcut} ({} decompressed bytes recovered)",
+            rec.len()
+        );
+    }
     outs.push(o);
     outs
 }

@@ -24,6 +24,13 @@ pub const DHT: Expect = Expect {
     proto: "dht",
     method: "signature",
 };
+/// No payload either way, on a classic BitTorrent port: the verdict can only come from the
+/// port rule (method `port`).
+pub const PORT_ONLY: Expect = Expect {
+    class: "bittorrent",
+    proto: "peerwire",
+    method: "port",
+};
 pub const OTHER: Expect = Expect {
     class: "other",
     proto: "-",

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::model::{Capture, Expect, Kind, DHT, L4, OTHER, PEERWIRE, T0_NS};
+use crate::model::{Capture, Expect, Kind, DHT, L4, OTHER, PEERWIRE, PORT_ONLY, T0_NS};
 use crate::pkt::*;
 
 /// Records a layer-3 segment, wrapped by `enc`, `dt_us` after the previous record.
@@ -904,8 +904,8 @@ pub fn port6881_http() -> Capture {
         &mut rng,
         v4(10, 1, 0, 8, 52500),
         v4(10, 1, 0, 12, 6882),
-        OTHER,
-        "SYN and 2 SYN retransmissions to port 6882, no answer, no payload",
+        PORT_ONLY,
+        "SYN and 2 SYN retransmissions to port 6882, no answer, no payload: port rule only",
     );
     cap.wait_us(200_000);
     let syn = s.syn();

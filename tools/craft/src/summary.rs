@@ -147,7 +147,7 @@ pub fn write_all(dir: &Path, outs: &[Out]) -> std::io::Result<()> {
         .ok();
         writeln!(
             readme,
-            "\n### `{}`\n{}\n\n- {} bytes, {}, link type {}: **{} packets, {} wire bytes** ({} captured); {} flows, {} non-IP, {} undecodable.",
+            "\n### `{}`\n{}\n\n- {} bytes, {}, link type {}: **{} packets, {} wire bytes** ({} captured); flows: {}, non-IP: {}, undecodable: {}.",
             o.path,
             o.desc,
             o.bytes.len(),
@@ -266,8 +266,16 @@ Notes on the truth:
 - Flows carrying a plain BEP 3 handshake are `bittorrent/peerwire` by signature, including
   one-direction flows. UDP flows carrying KRPC (`d1:ad2:id20:` / `d1:rd2:id20:`) are
   `bittorrent/dht` by signature.
-- Flows marked `other` have no BitTorrent payload. The SYN-only flow to 6882 has no payload
-  either way; only the BitTorrent-port series counts it.
+- Flows marked `other` have no BitTorrent payload (HTTP and TLS on BitTorrent ports are
+  `other`: payload evidence beats the port). The SYN-only flow to 6882 has no payload either
+  way, so only the port rule can decide: expected `bittorrent/peerwire` with method `port`.
+- Series conventions assumed by `tools/craft/compare.py`: non-IP and undecodable frames are
+  `class=other` with `proto=non-ip` / `undecodable` in the series (MINUTES.tsv lists them
+  as classes `nonip` and `undecodable`).
+- In `bad/`, a record whose 16-byte header is complete but whose data is cut still counts
+  as a packet with its original length (it was on the wire); it belongs to its flow if the
+  captured part still holds the Ethernet/IPv4/TCP headers, and is undecodable otherwise. A
+  flow whose signature is not among the readable packets is expected as `other`.
 - Tunnels: only the innermost 5-tuple is a flow; outer GRE/ERSPAN/VXLAN headers are not.
 - In `two_interfaces.pcapng` the Simple Packet Block has no timestamp; the minute counts
   assume it is placed at the time of the packet before it (all of that file is in 10:00).
@@ -286,6 +294,10 @@ malformed packets and no bad IPv4/TCP/UDP checksums (except the one intended IHL
 extension-header, fragment, DLT_NULL family, pcapng resolution and comment details dissect
 as intended, and that every file in `bad/` except `empty.pcap` makes tshark fail. Run it
 after regenerating: `tools/craft/verify.sh pcaps/crafted`.
+
+`tools/craft/compare.py [--bittap target/release/bittap]` runs `bittap analyze` on every
+file and compares its totals, health counters, per-flow verdicts and per-minute series with
+SUMMARY.tsv, FLOWS.tsv and MINUTES.tsv.
 
 Known reader limits seen while verifying: libpcap (tcpdump) refuses a pcapng file whose
 interfaces have different link types (`two_interfaces.pcapng`, `gzip/noext`) and stops at
