@@ -1,7 +1,6 @@
 //! Per-minute counters: the series (which partition the input), the port view and capture
 //! health. Minutes are UTC minutes of packet time.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::classify::{Method, Proto};
@@ -239,65 +238,53 @@ pub struct PortRow {
 }
 
 /// Per-minute counters, kept until written.
+///
+/// Minutes are kept sorted in a vector: packets mostly arrive in time order, so finding a
+/// minute is a comparison with the current one, a new minute is a push, and switching between
+/// minutes (a late verdict crediting an earlier minute) allocates nothing.
 pub struct Aggregator {
-    minutes: BTreeMap<i64, Box<MinuteBucket>>,
-    cur_minute: i64,
-    cur: Option<Box<MinuteBucket>>,
+    minutes: Vec<(i64, Box<MinuteBucket>)>,
+    cur: usize,
     port_rules: usize,
 }
 
 impl Aggregator {
     pub fn new(port_rules: usize) -> Self {
         Aggregator {
-            minutes: BTreeMap::new(),
-            cur_minute: i64::MIN,
-            cur: None,
+            minutes: Vec::new(),
+            cur: 0,
             port_rules,
         }
     }
 
-    /// The bucket of one minute. Packets mostly arrive in time order, so the current minute
-    /// is kept out of the map.
+    /// The bucket of one minute, created when first needed.
     #[inline]
     pub fn bucket(&mut self, minute: i64) -> &mut MinuteBucket {
-        if minute != self.cur_minute || self.cur.is_none() {
-            self.switch(minute);
+        if self.minutes.get(self.cur).map(|m| m.0) != Some(minute) {
+            self.cur = self.find_or_insert(minute);
         }
-        match &mut self.cur {
-            Some(b) => b,
-            None => unreachable!("switch always sets the current bucket"),
-        }
+        &mut self.minutes[self.cur].1
     }
 
     #[cold]
-    fn switch(&mut self, minute: i64) {
-        if let Some(b) = self.cur.take() {
-            self.minutes.insert(self.cur_minute, b);
+    fn find_or_insert(&mut self, minute: i64) -> usize {
+        match self.minutes.binary_search_by_key(&minute, |m| m.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.minutes
+                    .insert(i, (minute, MinuteBucket::new(self.port_rules)));
+                i
+            }
         }
-        let port_rules = self.port_rules;
-        let b = self
-            .minutes
-            .remove(&minute)
-            .unwrap_or_else(|| MinuteBucket::new(port_rules));
-        self.cur = Some(b);
-        self.cur_minute = minute;
-    }
-
-    fn park(&mut self) {
-        if let Some(b) = self.cur.take() {
-            self.minutes.insert(self.cur_minute, b);
-        }
-        self.cur_minute = i64::MIN;
     }
 
     /// All minutes, in order.
-    pub fn minutes(&mut self) -> impl Iterator<Item = (i64, &MinuteBucket)> {
-        self.park();
+    pub fn minutes(&self) -> impl Iterator<Item = (i64, &MinuteBucket)> {
         self.minutes.iter().map(|(m, b)| (*m, &**b))
     }
 
     /// Series rows with packets, ordered by minute, then proto, method and direction.
-    pub fn series_rows(&mut self) -> Vec<SeriesRow> {
+    pub fn series_rows(&self) -> Vec<SeriesRow> {
         let mut out = Vec::new();
         for (minute, b) in self.minutes() {
             for proto in Proto::ALL {
@@ -321,7 +308,7 @@ impl Aggregator {
     }
 
     /// Port view rows with packets, ordered by minute, rule and direction.
-    pub fn port_rows(&mut self) -> Vec<PortRow> {
+    pub fn port_rows(&self) -> Vec<PortRow> {
         let mut out = Vec::new();
         for (minute, b) in self.minutes() {
             for (i, counts) in b.port.iter().enumerate() {
@@ -339,7 +326,7 @@ impl Aggregator {
     }
 
     /// Health per minute, in order.
-    pub fn health_rows(&mut self) -> Vec<(i64, Health)> {
+    pub fn health_rows(&self) -> Vec<(i64, Health)> {
         self.minutes().map(|(m, b)| (m, b.health)).collect()
     }
 }
