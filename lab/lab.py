@@ -188,7 +188,8 @@ class Lab:
                 continue
 
     def stop_procs(self, name=None):
-        for n, h, p in list(self.procs):
+        # newest first: clients stop (and send their "stopped" announces) before the tracker goes
+        for n, h, p in reversed(self.procs):
             if name is None or n == name:
                 self._killpg(p)
 
@@ -371,7 +372,7 @@ def c_lt(lab, host, port, content, sub, seed=False, enc="disabled", rc4=False, u
 
 
 def c_transmission_cli(lab, host, port, content, sub, seed=False, enc="tolerated", utp=False, dht=False,
-                       lpd=False, pex=True, dht_nodes=(), use_magnet=False, name="transmission-cli"):
+                       lpd=False, pex=True, dht_nodes=(), use_magnet=False, bind4=True, name="transmission-cli"):
     d = content.seed_dir(host, sub) if seed else content.leech_dir(host, sub)
     cfg = os.path.join(host.dir, "tr-" + sub)
     os.makedirs(cfg, exist_ok=True)
@@ -379,7 +380,9 @@ def c_transmission_cli(lab, host, port, content, sub, seed=False, enc="tolerated
         "peer-port": port, "peer-port-random-on-start": False, "port-forwarding-enabled": False,
         "dht-enabled": dht, "lpd-enabled": lpd, "pex-enabled": pex, "utp-enabled": utp,
         "encryption": {"tolerated": 0, "preferred": 1, "required": 2}[enc],
-        "bind-address-ipv4": host.ip4, "bind-address-ipv6": host.ip6,
+        # transmission binds its HTTP announces (libcurl) to bind-address-ipv4 when that is set, which
+        # breaks announcing to an IPv6 tracker: leave it at the default there
+        "bind-address-ipv4": host.ip4 if bind4 else "0.0.0.0", "bind-address-ipv6": host.ip6,
         "rpc-enabled": False, "blocklist-enabled": False, "message-level": 2,
         "download-dir": d, "incomplete-dir-enabled": False, "ratio-limit-enabled": False,
         "speed-limit-up-enabled": False, "speed-limit-down-enabled": False,
@@ -438,7 +441,7 @@ def c_aria2(lab, host, port, content, sub, seed=False, crypto=False, dht=False, 
             f"--bt-enable-lpd={str(lpd).lower()}", f"--enable-peer-exchange={str(pex).lower()}",
             "--seed-time=30", "--seed-ratio=0.0", "--file-allocation=none", "--summary-interval=0",
             "--console-log-level=notice", "--check-certificate=false", "--bt-tracker-interval=10",
-            "--bt-save-metadata=false", "--auto-save-interval=0", "--async-dns=false",
+            "--bt-save-metadata=false", "--auto-save-interval=0",
             f"--disable-ipv6={str(not v6).lower()}"]
     if crypto:
         args += ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]
@@ -674,7 +677,9 @@ def sc_pex(lab, a):
     l2 = lab.host("leech-aria2", 14, "bt")
     c_tracker(lab, t, http=[t.a4(8000)], visible=[pa.ip4])
     c = Content(lab, "pex.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
-    c_lt(lab, pa, 45000, c, "d", v6=False, dl_limit=20000, ul_limit=8000)
+    # A downloads slowly so it stays a leecher connected to the seed, and uploads slowly so the others
+    # want the peers A tells them about
+    c_lt(lab, pa, 45000, c, "d", v6=False, dl_limit=8000, ul_limit=4000)
     time.sleep(1)
     c_lt(lab, s, 6881, c, "s", seed=True, v6=False)
     time.sleep(3)
@@ -694,7 +699,7 @@ def sc_ipv6(lab, a):
     l2 = lab.host("leech-aria2", 13, "bt")
     c_lt(lab, s, 6881, c, "s", seed=True, v4=False)
     time.sleep(1.5)
-    c_transmission_cli(lab, l1, 51413, c, "d")
+    c_transmission_cli(lab, l1, 51413, c, "d", bind4=False)
     c_aria2(lab, l2, 6890, c, "d")
     wait_complete([c], a.duration)
 
@@ -719,17 +724,23 @@ def sc_mixed(lab, a):
     os.makedirs(http_dir, exist_ok=True)
     make_content(os.path.join(http_dir, "file.bin"), a.size // 2, "mixed-web")
     lab.start(web, [PY, "-m", "http.server", "--bind", web.ip4, "80", "-d", http_dir], "http.server")
-    web.services.append(["tcp", 80, "other"])
-    web.clients.append("python3 http.server on port 80")
+    lab.start(web, ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                    f"--listen-address={web.ip4}", "--user=root", "--pid-file=" + os.path.join(web.dir, "dnsmasq.pid"),
+                    "--address=/lab.test/10.77.0.20"], "dnsmasq")
+    web.services += [["tcp", 80, "other"], ["udp", 53, "other"]]
+    web.clients += ["python3 http.server on port 80", f"dnsmasq {lab.versions['dnsmasq']} on port 53"]
     c_transmission_daemon(lab, sa, 51413, ca, "s", seed=True, enc="preferred", utp=True)
     c_lt(lab, sb, 6881, cb, "s", seed=True, utp="both", enc="enabled", v6=False)
     time.sleep(2)
     c_qbittorrent(lab, qa, 8999, ca, "d")
     c_rtorrent(lab, ra, 6900, ca, "d")
-    c_aria2(lab, ab, 6890, cb, "d", v6=False)
+    # aria2 speaks BEP 15 only through its DHT socket, so DHT is on (with no nodes to talk to)
+    c_aria2(lab, ab, 6890, cb, "d", v6=False, dht=True, dht_port=6891)
     c_transmission_cli(lab, tb, 51414, cb, "d", utp=True, enc="preferred")
     time.sleep(1)
-    cl.clients.append("curl")
+    cl.clients.append("curl, dig")
+    for n in ("www.lab.test", "tracker.lab.test", "router.bittorrent.com"):
+        lab.exec(cl, ["dig", "+tries=1", "+time=1", f"@{web.ip4}", n, "A"], timeout=5)
     lab.exec(cl, ["curl", "-s", "-o", "/dev/null", f"http://{web.ip4}/file.bin"], timeout=20)
     wait_complete([ca, cb], a.duration)
 
@@ -750,10 +761,10 @@ def sc_neg_http_tls(lab, a):
     cl = lab.host("client", 21, "client")
     www = os.path.join(srv.dir, "www")
     os.makedirs(www, exist_ok=True)
-    make_content(os.path.join(www, "file.bin"), a.size, "neg-http")
+    make_content(os.path.join(www, "file.bin"), a.size // 2, "neg-http")
     cert, key = tls_cert(lab, srv)
     lab.start(srv, [PY, "-m", "http.server", "--bind", "::", "80", "-d", www], "http.server")
-    lab.start(srv, [PY, os.path.join(HERE, "netgen.py"), "tls-server", "[::]:443", cert, key, str(a.size)],
+    lab.start(srv, [PY, os.path.join(HERE, "netgen.py"), "tls-server", "[::]:443", cert, key, str(a.size // 3)],
               "tls-server")
     srv.services += [["tcp", 80, "other"], ["tcp", 443, "other"]]
     srv.clients += ["python3 -m http.server :80", "netgen.py tls-server :443 (python ssl)"]
@@ -799,7 +810,7 @@ Subsystem sftp internal-sftp
     cl.clients.append(f"openssh-client {lab.versions['openssh-client']} ssh + scp")
     time.sleep(1)
     payload = os.path.join(cl.dir, "upload.bin")
-    make_content(payload, a.size, "neg-ssh")
+    make_content(payload, a.size // 2, "neg-ssh")
     opts = ["-i", ck, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"]
     print(lab.exec(cl, ["ssh"] + opts + [f"root@{srv.ip4}", "uname -a; head -c 20000 /dev/urandom | base64 | wc -c"],
                    timeout=20))
@@ -854,8 +865,8 @@ def sc_neg_random(lab, a):
         jobs.append((fam_srv(tp), fam_srv(up), fam_cl(rnd.randint(20000, 60000))))
     time.sleep(1)
     for tcp_to, udp_to, udp_from in jobs:
-        lab.exec(cl, [PY, g, "tcp-send", tcp_to, str(a.size // 3)], timeout=20)
-        lab.exec(cl, [PY, g, "udp-send", udp_to, str(a.size // 4), "--bind", udp_from, "--size",
+        lab.exec(cl, [PY, g, "tcp-send", tcp_to, str(a.size // 4)], timeout=20)
+        lab.exec(cl, [PY, g, "udp-send", udp_to, str(a.size // 6), "--bind", udp_from, "--size",
                       str(rnd.choice([200, 512, 1200])), "--rate", "500"], timeout=30)
 
 
@@ -866,11 +877,11 @@ def sc_neg_btports(lab, a):
     cl = lab.host("client", 21, "client")
     www = os.path.join(srv.dir, "www")
     os.makedirs(www, exist_ok=True)
-    make_content(os.path.join(www, "file.bin"), a.size // 2, "neg-ports")
+    make_content(os.path.join(www, "file.bin"), a.size // 4, "neg-ports")
     cert, key = tls_cert(lab, srv)
     g = os.path.join(HERE, "netgen.py")
     lab.start(srv, [PY, "-m", "http.server", "--bind", "::", "6881", "-d", www], "http.server")
-    lab.start(srv, [PY, g, "tls-server", "[::]:51413", cert, key, str(a.size // 2)], "tls-server")
+    lab.start(srv, [PY, g, "tls-server", "[::]:51413", cert, key, str(a.size // 3)], "tls-server")
     lab.start(srv, [PY, g, "udp-sink", f"{srv.ip4}:6881", "--echo"], "udp-sink")
     srv.services += [["tcp", 6881, "other"], ["tcp", 51413, "other"], ["udp", 6881, "other"]]
     srv.clients += ["python3 -m http.server :6881", "netgen.py tls-server :51413", "netgen.py udp-sink :6881 echo"]
@@ -958,7 +969,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenarios", nargs="*", help="scenario names (default: all); 'list' to list them")
     ap.add_argument("--out", default="/tmp/bittap-lab")
-    ap.add_argument("--size", default="160K", type=parse_size, help="torrent payload per swarm (default 160K)")
+    ap.add_argument("--size", default="80K", type=parse_size,
+                    help="torrent payload per swarm; negatives scale with it (default 80K)")
     ap.add_argument("--duration", type=float, default=40, help="max seconds to wait for downloads")
     ap.add_argument("--linger", type=float, default=2, help="seconds to keep running after completion")
     ap.add_argument("--cleanup", action="store_true", help="only clean up after an interrupted run")

@@ -61,6 +61,7 @@ def main():
         "enable_incoming_tcp": a.utp != "only",
         "allow_multiple_connections_per_ip": True,
         "download_rate_limit": a.dl_limit, "upload_rate_limit": a.ul_limit,
+        "ignore_limits_on_local_network": not (a.dl_limit or a.ul_limit),  # the lab is all "local"
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
         | lt.alert.category_t.peer_notification | lt.alert.category_t.dht_notification,
     }

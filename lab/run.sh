@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # bittap lab: build private network namespaces, run real BitTorrent clients and negative services,
-# capture each scenario with tcpdump.  usage:
-#   lab/run.sh [scenario...] [--out DIR] [--size 160K] [--duration S]     (default: all, /tmp/bittap-lab)
+# capture each scenario with tcpdump, then label the captures (lab/label.py).
+#   lab/run.sh [scenario...] [--out DIR] [--size 80K] [--duration S] [--linger S] [--install]
 #   lab/run.sh list
-#   lab/run.sh ... --install      also label the captures and install them into pcaps/lab/
-# Needs root and the packages from lab/deps.sh. Cleans up its namespaces and processes on exit.
+# Default: every scenario, into /tmp/bittap-lab. --install copies the captures, labels.tsv and
+# MANIFEST.tsv into pcaps/lab/ and pcaps/ (only do that with the default small --size).
+# Needs root and the packages from lab/deps.sh. Removes its namespaces and processes on exit.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PY=/usr/bin/python3
-[ "$(id -u)" = 0 ] || { echo "lab/run.sh: must run as root (network namespaces, tcpdump)" >&2; exit 1; }
-INSTALL=0; OUT=/tmp/bittap-lab; ARGS=()
+INSTALL=0; OUT=/tmp/bittap-lab; ARGS=(); NSC=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --install) INSTALL=1 ;;
     --out) OUT="$2"; ARGS+=("$1" "$2"); shift ;;
-    *) ARGS+=("$1") ;;
+    --size|--duration|--linger) ARGS+=("$1" "$2"); shift ;;
+    list) exec "$PY" "$HERE/lab.py" list ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    *) ARGS+=("$1"); NSC=$((NSC + 1)) ;;
   esac
   shift
 done
+[ "$(id -u)" = 0 ] || { echo "lab/run.sh: must run as root (network namespaces, tcpdump)" >&2; exit 1; }
 cleanup() { "$PY" "$HERE/lab.py" --cleanup >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
-# hard bound on the whole run: 4 minutes per scenario at most
-N=$(printf '%s\n' "${ARGS[@]:-}" | grep -cv -- '^-' || true); [ "$N" -gt 0 ] || N=16
-timeout --kill-after=10 $((N * 240)) "$PY" "$HERE/lab.py" "${ARGS[@]}"
+[ "$NSC" -gt 0 ] || NSC=$("$PY" "$HERE/lab.py" list | grep -vc 'not in the default set')
+# hard bound on the whole run: 3 minutes per scenario at most (each one bounds itself more tightly)
+timeout --kill-after=10 $((NSC * 180)) "$PY" "$HERE/lab.py" "${ARGS[@]}"
 if [ "$INSTALL" = 1 ]; then
   "$PY" "$HERE/label.py" "$OUT" --install "$HERE/../pcaps/lab"
 else

@@ -37,11 +37,12 @@ analyze() {
     [ -n "$pcap" ] || continue
     if [ ! -f "$dir/$pcap" ]; then echo "eval.sh: $dir/$pcap missing" >&2; continue; fi
     n=$((n + 1))
+    mkdir -p "$(dirname "$pred/$pcap")"
     if ! "$BIN" analyze "$dir/$pcap" --flows "$pred/$pcap.csv" --series "$pred/$pcap.series.csv" \
          >"$pred/$pcap.log" 2>&1; then
       fail=$((fail + 1)); echo "eval.sh: bittap failed on $pcap (see $pred/$pcap.log)" >&2
     fi
-  done < <(grep -v '^#' "$labels" | awk -F'\t' 'NR==1{for(i=1;i<=NF;i++) if($i=="pcap") c=i; next} {print $c}' | sort -u)
+  done < <(grep -v '^#' "$labels" | awk -F'\t' 'NR==1{for(i=1;i<=NF;i++) if($i=="pcap"||$i=="file") c=i; next} {print $c}' | sort -u)
   echo "analyzed $n captures of $name ($fail failed) -> $pred" >&2
 }
 
@@ -59,10 +60,9 @@ score() {
 if [ "$MODE" != corpus ]; then
   analyze lab pcaps/lab/labels.tsv pcaps/lab
   score lab pcaps/lab/labels.tsv
-  if [ -f pcaps/crafted/labels.tsv ]; then
-    analyze crafted pcaps/crafted/labels.tsv pcaps/crafted
-    score crafted pcaps/crafted/labels.tsv
-  fi
+  for t in pcaps/crafted/labels.tsv pcaps/crafted/FLOWS.tsv; do
+    if [ -f "$t" ]; then analyze crafted "$t" pcaps/crafted; score crafted "$t"; break; fi
+  done
 fi
 if [ "$MODE" != lab ]; then
   CORPUS="$ROOT/../shared/corpus/ndpi"

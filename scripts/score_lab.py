@@ -5,6 +5,8 @@ usage: score_lab.py LABELS.tsv PRED_DIR [--title T] [--show N] [--manifest MANIF
 
 LABELS.tsv  tab-separated, header with pcap, l4, ip1, port1, ip2, port2, label and `kind` (or nDPI's
             `ndpi_proto`); optional packets, bytes. label: bittorrent | other | ignore.
+            The crafted set's FLOWS.tsv layout (file, src, sport, dst, dport, expected_class,
+            expected_proto, wire_bytes) is read too. Lines starting with # are comments.
 PRED_DIR    <pcap>.csv per capture as written by `bittap analyze <pcap> --flows <PRED_DIR>/<pcap>.csv`
             (columns by header name: l4, src_ip, src_port, dst_ip, dst_port, class, bytes).
 
@@ -82,7 +84,12 @@ def main():
     truth = defaultdict(dict)   # pcap -> key -> (label, kind, bytes)
     with open(labels_path, newline="") as f:
         rows = [l for l in f if not l.startswith("#")]
+    alias = {"file": "pcap", "src": "ip1", "sport": "port1", "dst": "ip2", "dport": "port2",
+             "expected_class": "label", "expected_proto": "kind", "wire_bytes": "bytes"}
     for r in csv.DictReader(rows, delimiter="\t"):
+        for a, b in alias.items():
+            if a in r and b not in r:
+                r[b] = r[a]
         k = fkey(r["l4"], r["ip1"], r["port1"], r["ip2"], r["port2"])
         if k is None:
             continue
@@ -142,13 +149,19 @@ def main():
                 unlabelled.append((pcap, k, bt_bytes, how))
     if title:
         print(f"== {title}")
-    print(f"{'scenario':20} {HEADER}")
+    def short(p):
+        for ext in (".gz", ".pcapng", ".pcap"):
+            if p.endswith(ext):
+                p = p[:-len(ext)]
+        return p if len(p) <= 40 else p[:37] + "..."
+    w = max([20] + [len(short(p)) for p in per_pcap] + [len(k[:30]) for k in per_kind])
+    print(f"{'scenario':{w}} {HEADER}")
     for pcap, t in sorted(per_pcap.items()):
-        print(t.row(pcap.rsplit(".", 1)[0] if len(pcap) < 40 else pcap[:37] + "...", 20))
-    print(total.row("ALL", 20))
-    print(f"\n{'kind':20} {HEADER}")
+        print(t.row(short(pcap), w))
+    print(total.row("ALL", w))
+    print(f"\n{'kind':{w}} {HEADER}")
     for kind, t in sorted(per_kind.items(), key=lambda kv: (-(kv[1].bt + kv[1].other), kv[0])):
-        print(t.row(kind[:20], 20))
+        print(t.row(kind[:30], w))
     ign = total.ignored
     print(f"\n(flows labelled ignore: {ign}; byte figures in wire bytes)")
     if missing:
