@@ -1,0 +1,227 @@
+//! The command line: exit statuses, error messages naming file and offset, byte-identical
+//! outputs, and several files merged in time order whatever order they are given in.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bittap::capture::MergedReader;
+
+fn bittap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bittap"))
+        .args(args)
+        .output()
+        .expect("run bittap")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn exit_statuses_and_messages() {
+    let ok = bittap(&[
+        "analyze",
+        "-q",
+        s(&common::crafted("handshake_split_1_67.pcap")),
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    let missing = bittap(&["analyze", "/nonexistent/x.pcap"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("/nonexistent/x.pcap: cannot read"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let garbage = bittap(&["analyze", s(&common::crafted("bad/garbage_magic.pcap"))]);
+    assert_eq!(garbage.status.code(), Some(2));
+    assert!(
+        stderr(&garbage).contains("garbage_magic.pcap: not a pcap"),
+        "{}",
+        stderr(&garbage)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.txt"), "hello").expect("write");
+    let empty_dir = bittap(&["analyze", s(dir.path())]);
+    assert_eq!(empty_dir.status.code(), Some(2));
+    assert!(
+        stderr(&empty_dir).contains("directory holds no pcap"),
+        "{}",
+        stderr(&empty_dir)
+    );
+
+    // Corrupt part-way: the series is still written, the status says it is incomplete.
+    let series = dir.path().join("s.csv");
+    let corrupt = bittap(&[
+        "analyze",
+        "-q",
+        s(&common::crafted("bad/corrupt_record_len.pcap")),
+        "--series",
+        s(&series),
+    ]);
+    assert_eq!(corrupt.status.code(), Some(3));
+    let err = stderr(&corrupt);
+    assert!(
+        err.contains("corrupt_record_len.pcap: at byte offset 258"),
+        "{err}"
+    );
+    assert!(err.contains("INCOMPLETE"), "{err}");
+    let text = std::fs::read_to_string(&series).expect("series written");
+    let packets: u64 = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(5)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(packets, 3);
+
+    // A truncated last record is a warning only.
+    let trunc = bittap(&[
+        "analyze",
+        "-q",
+        s(&common::crafted("bad/truncated_last_record.pcap")),
+    ]);
+    assert_eq!(trunc.status.code(), Some(0));
+    assert!(
+        stderr(&trunc).contains("warning") && stderr(&trunc).contains("offset 2235"),
+        "{}",
+        stderr(&trunc)
+    );
+
+    // Bad rules name file, line and field.
+    std::fs::write(dir.path().join("ports.toml"), "[[port]]\nid = \"x\"\ntransport = \"tcp\"\nports = [0]\nproto = \"peerwire\"\nreference = \"r\"\n").expect("write");
+    std::fs::write(dir.path().join("signatures.toml"), "").expect("write");
+    let rules = bittap(&["rules", "check", s(dir.path())]);
+    assert_eq!(rules.status.code(), Some(2));
+    assert!(
+        stderr(&rules).contains("ports.toml:4: field `ports`"),
+        "{}",
+        stderr(&rules)
+    );
+    let builtin = bittap(&["rules", "check"]);
+    assert_eq!(builtin.status.code(), Some(0));
+}
+
+fn analyze_to(dir: &Path, tag: &str, inputs: &[PathBuf]) -> (String, String) {
+    let series = dir.join(format!("{tag}-series.csv"));
+    let flows = dir.join(format!("{tag}-flows.json"));
+    let mut args = vec![
+        "analyze",
+        "-q",
+        "--series",
+        s(&series),
+        "--flows",
+        s(&flows),
+        "--home-net",
+        "10.1.0.0/24",
+    ];
+    args.extend(inputs.iter().map(|p| s(p)));
+    let out = bittap(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (
+        std::fs::read_to_string(series).expect("series"),
+        std::fs::read_to_string(flows).expect("flows"),
+    )
+}
+
+/// Writes packets as a little-endian microsecond pcap.
+fn write_pcap(path: &Path, packets: &[(i64, u32, Vec<u8>)]) {
+    let mut v = Vec::new();
+    v.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    v.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    v.extend_from_slice(&262144u32.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    for (ts, wire, data) in packets {
+        v.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
+        v.extend_from_slice(&((ts % 1_000_000_000 / 1000) as u32).to_le_bytes());
+        v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        v.extend_from_slice(&wire.to_le_bytes());
+        v.extend_from_slice(data);
+    }
+    std::fs::write(path, v).expect("write pcap");
+}
+
+#[test]
+fn outputs_are_byte_identical_and_independent_of_file_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sources = [
+        common::crafted("handshake_split_1_67.pcap"),
+        common::crafted("port6881_http.pcap"),
+        common::crafted("one_direction.pcap"),
+    ];
+    // One Ethernet stream of the three captures, in time order.
+    let mut reader = MergedReader::new(&sources).expect("open");
+    let mut all = Vec::new();
+    while reader.advance() {
+        if let Some(p) = reader.packet() {
+            all.push((p.ts_ns, p.wire_len, p.data.to_vec()));
+        }
+    }
+    let whole = dir.path().join("whole.pcap");
+    write_pcap(&whole, &all);
+    // Rotated pieces (as tcpdump -C would leave them) and two overlapping ones.
+    let n = all.len();
+    let pieces = [&all[..n / 3], &all[n / 3..2 * n / 3], &all[2 * n / 3..]];
+    let mut rotated = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let p = dir.path().join(format!("rot{i}.pcap"));
+        write_pcap(&p, piece);
+        rotated.push(p);
+    }
+    let (odd, even): (Vec<_>, Vec<_>) = all
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 1);
+    let overlap = [dir.path().join("odd.pcap"), dir.path().join("even.pcap")];
+    write_pcap(
+        &overlap[0],
+        &odd.into_iter().map(|(_, p)| p).collect::<Vec<_>>(),
+    );
+    write_pcap(
+        &overlap[1],
+        &even.into_iter().map(|(_, p)| p).collect::<Vec<_>>(),
+    );
+
+    let reference = analyze_to(dir.path(), "whole", &[whole.clone()]);
+    assert!(reference.0.lines().count() > 2 && reference.1.lines().count() >= 6);
+    assert_eq!(
+        analyze_to(dir.path(), "again", &[whole]),
+        reference,
+        "a second run differs"
+    );
+    let reversed: Vec<_> = rotated.iter().rev().cloned().collect();
+    assert_eq!(
+        analyze_to(dir.path(), "rotated", &reversed),
+        reference,
+        "rotated files in reverse order"
+    );
+    assert_eq!(
+        analyze_to(dir.path(), "overlap", &overlap),
+        reference,
+        "interleaved files"
+    );
+    // A directory argument means the captures in it.
+    let sub = dir.path().join("rot");
+    std::fs::create_dir(&sub).expect("mkdir");
+    for p in &rotated {
+        std::fs::copy(p, sub.join(p.file_name().expect("name"))).expect("copy");
+    }
+    assert_eq!(
+        analyze_to(dir.path(), "dir", &[sub]),
+        reference,
+        "directory input"
+    );
+}
