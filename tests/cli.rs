@@ -195,7 +195,7 @@ fn outputs_are_byte_identical_and_independent_of_file_order() {
         &even.into_iter().map(|(_, p)| p).collect::<Vec<_>>(),
     );
 
-    let reference = analyze_to(dir.path(), "whole", &[whole.clone()]);
+    let reference = analyze_to(dir.path(), "whole", std::slice::from_ref(&whole));
     assert!(reference.0.lines().count() > 2 && reference.1.lines().count() >= 6);
     assert_eq!(
         analyze_to(dir.path(), "again", &[whole]),
