@@ -59,7 +59,7 @@ def make_content(path, size, seed):
 
 
 def make_torrent(content_path, torrent_path, announce=None, piece_len=16384, announce_list=None,
-                 private=False):
+                 private=False, url_list=None):
     """Write a single-file v1 .torrent; return the info-hash as hex."""
     pieces = []
     with open(content_path, "rb") as f:
@@ -81,6 +81,8 @@ def make_torrent(content_path, torrent_path, announce=None, piece_len=16384, ann
         meta["announce"] = announce
     if announce_list:
         meta["announce-list"] = [[u] for u in announce_list]
+    if url_list:
+        meta["url-list"] = list(url_list)  # BEP 19 web seeds
     with open(torrent_path, "wb") as f:
         f.write(bencode(meta))
     return hashlib.sha1(bencode(info)).hexdigest()

@@ -30,7 +30,8 @@ if [ ! -x "$BIN" ]; then command -v cargo >/dev/null || missing+=("cargo (to bui
 ip netns add "btl-probe-$$" 2>/dev/null && ip netns del "btl-probe-$$" || die "cannot create network namespaces here"
 
 T0=$(date +%s)
-cleanup() { "$PY" "$HERE/lab.py" --cleanup >/dev/null 2>&1 || true; }
+RUNID="r$(( $$ % 100000 ))"
+cleanup() { "$PY" "$HERE/lab.py" --cleanup --runid "$RUNID" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -39,7 +40,7 @@ if [ ! -x "$BIN" ]; then
   (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
 fi
 echo "ci-smoke: running lab scenario ci-smoke ($SIZE)" >&2
-timeout --kill-after=10 150 "$PY" "$HERE/lab.py" ci-smoke --out "$OUT" --size "$SIZE" --duration 60 --linger 1 \
+timeout --kill-after=10 150 "$PY" "$HERE/lab.py" ci-smoke --runid "$RUNID" --out "$OUT" --size "$SIZE" --duration 60 --linger 1 \
   || die "lab scenario failed (logs in $OUT/work/ci-smoke)"
 PCAP="$OUT/ci-smoke.pcap"
 [ -s "$PCAP" ] || die "no capture written"

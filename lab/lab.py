@@ -265,7 +265,7 @@ class Lab:
 # content and clients
 
 class Content:
-    def __init__(self, lab, name, size, announce=None, announce_list=None, seed=1):
+    def __init__(self, lab, name, size, announce=None, announce_list=None, seed=1, url_list=None):
         self.dir = os.path.join(lab.work, "content")
         os.makedirs(self.dir, exist_ok=True)
         self.name = name
@@ -273,7 +273,7 @@ class Content:
         make_content(self.path, size, f"{lab.scenario}/{name}/{seed}")
         self.torrent = os.path.join(self.dir, name + ".torrent")
         self.infohash = make_torrent(self.path, self.torrent, announce=announce, announce_list=announce_list,
-                                     piece_len=16384)
+                                     piece_len=16384, url_list=url_list)
         with open(self.path, "rb") as f:
             self.sha1 = hashlib.sha1(f.read()).hexdigest()
         self.size = size
@@ -745,6 +745,29 @@ def sc_mixed(lab, a):
     wait_complete([ca, cb], a.duration)
 
 
+@scenario("bt-webseed", "web seed (BEP 19 url-list) only: no tracker, no peers; libtorrent and aria2 fetch "
+          "the torrent's content from a python http.server; a plain curl download of the same file from "
+          "the same server by a non-BitTorrent host is the negative", ["webseed", "other"])
+def sc_webseed(lab, a):
+    web = lab.host("webseed", 20, "webseed")
+    www = os.path.join(web.dir, "www")
+    os.makedirs(www, exist_ok=True)
+    c = Content(lab, "webseed.bin", a.size, url_list=[f"http://{web.ip4}/webseed.bin"])
+    shutil.copy(c.path, www)
+    lab.start(web, [PY, "-m", "http.server", "--bind", web.ip4, "80", "-d", www], "http.server")
+    web.services.append(["tcp", 80, "webseed"])
+    web.clients.append("python3 -m http.server :80 serving the torrent's file (web seed)")
+    l1 = lab.host("leech-lt", 12, "bt")
+    l2 = lab.host("leech-aria2", 13, "bt")
+    cl = lab.host("client", 21, "client")
+    time.sleep(1)
+    c_lt(lab, l1, 45000, c, "d", v6=False)
+    c_aria2(lab, l2, 6890, c, "d", v6=False)
+    cl.clients.append("curl")
+    lab.exec(cl, ["curl", "-s", "-o", "/dev/null", f"http://{web.ip4}/webseed.bin"], timeout=20)
+    wait_complete([c], a.duration)
+
+
 # --- negatives ---
 
 def tls_cert(lab, host):
@@ -812,11 +835,11 @@ Subsystem sftp internal-sftp
     payload = os.path.join(cl.dir, "upload.bin")
     make_content(payload, a.size // 2, "neg-ssh")
     opts = ["-i", ck, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"]
-    print(lab.exec(cl, ["ssh"] + opts + [f"root@{srv.ip4}", "uname -a; head -c 20000 /dev/urandom | base64 | wc -c"],
-                   timeout=20))
-    print(lab.exec(cl, ["scp"] + opts + [payload, f"root@{srv.ip4}:{srv.dir}/up.bin"], timeout=30))
-    print(lab.exec(cl, ["scp"] + opts + [f"root@[{srv.ip6}]:{srv.dir}/up.bin", os.path.join(cl.dir, "down.bin")],
-                   timeout=30))
+    log("  ssh/scp exit", lab.exec(cl, ["ssh"] + opts + [f"root@{srv.ip4}", "uname -a; head -c 20000 /dev/urandom | base64 | wc -c"],
+                   timeout=20)[0])
+    log("  ssh/scp exit", lab.exec(cl, ["scp"] + opts + [payload, f"root@{srv.ip4}:{srv.dir}/up.bin"], timeout=30)[0])
+    log("  ssh/scp exit", lab.exec(cl, ["scp"] + opts + [f"root@[{srv.ip6}]:{srv.dir}/up.bin", os.path.join(cl.dir, "down.bin")],
+                   timeout=30)[0])
 
 
 @scenario("neg-dns", "negatives: dnsmasq authoritative for a lab zone; dig queries over UDP and TCP, "
@@ -898,7 +921,7 @@ def sc_neg_btports(lab, a):
 
 def run_scenario(name, a, versions):
     fn, desc, kinds = SCENARIOS[name]
-    runid = f"{os.getpid() % 100000:05d}"
+    runid = a.runid
     work = os.path.join(a.out, "work", name)
     shutil.rmtree(work, ignore_errors=True)
     lab = Lab(runid, work, name)
@@ -969,15 +992,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenarios", nargs="*", help="scenario names (default: all); 'list' to list them")
     ap.add_argument("--out", default="/tmp/bittap-lab")
-    ap.add_argument("--size", default="80K", type=parse_size,
-                    help="torrent payload per swarm; negatives scale with it (default 80K)")
+    ap.add_argument("--size", default="64K", type=parse_size,
+                    help="torrent payload per swarm; negatives scale with it (default 64K)")
     ap.add_argument("--duration", type=float, default=40, help="max seconds to wait for downloads")
     ap.add_argument("--linger", type=float, default=2, help="seconds to keep running after completion")
-    ap.add_argument("--cleanup", action="store_true", help="only clean up after an interrupted run")
+    ap.add_argument("--cleanup", action="store_true",
+                    help="only clean up what an interrupted run (--runid, default: every run) left behind")
+    ap.add_argument("--runid", default=None,
+                    help="short id used in namespace names and the state file (default: from the pid)")
     a = ap.parse_args()
     if a.cleanup:
-        cleanup_state()
+        cleanup_state(a.runid)
         return
+    if a.runid is None:
+        a.runid = f"{os.getpid() % 100000:05d}"
+    if not a.runid.isalnum() or len(a.runid) > 8:
+        sys.exit("--runid: at most 8 letters or digits")
     if a.scenarios == ["list"]:
         for n, (_, d, k) in SCENARIOS.items():
             print(f"{n:18} {d}{' (not in the default set)' if n in HIDDEN else ''}")

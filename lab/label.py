@@ -13,7 +13,8 @@ peerwire, otherwise peerwire-mse; uTP header vs bencoded KRPC for UDP).
 
 Rules, in order, for a TCP/UDP flow between endpoints A and B:
  1. UDP to the LSD group (239.192.152.143 or ff15::efc0:988f, port 6771) from a BitTorrent host → bittorrent/lsd
- 2. one end is the tracker host on its tracker port, the other a BitTorrent host → bittorrent/tracker-*
+ 2. one end is the tracker (or web seed) host on its tracker (web seed) port, the other a BitTorrent host
+    → bittorrent/tracker-* (webseed)
  3. both ends are BitTorrent hosts and one end's port is a port a client there was configured to listen
     on (same transport), or ss saw a BitTorrent client process own one end → bittorrent/<kind>
  4. an end is a host running only non-BitTorrent software → other/other
@@ -206,7 +207,7 @@ def label_scenario(outdir, meta):
 
         def tracker_kind(i):
             h = hs[i]
-            if not h or h["role"] != "tracker":
+            if not h or h["role"] not in ("tracker", "webseed"):
                 return None
             for l4, port, kd in h["services"]:
                 if l4 == f.l4 and port == ends[i][1]:
@@ -228,7 +229,7 @@ def label_scenario(outdir, meta):
                     kind = "peerwire-mse"
             else:
                 kind = "utp" if f.utp >= f.krpc and f.utp else ("dht" if f.krpc else "utp")
-        elif any(r in ("service", "client") for r in roles):
+        elif any(r in ("service", "client", "webseed") for r in roles):
             label, kind = "other", "other"
         rows.append({"pcap": meta["pcap"], "l4": f.l4.upper(), "ip1": f.a, "port1": f.ap, "ip2": f.b,
                      "port2": f.bp, "label": label, "kind": kind, "packets": f.packets, "bytes": f.bytes,
@@ -257,6 +258,7 @@ CHECKS = {
     "http_announce": ("tcp contains \"GET /announce?\"", [], "HTTP tracker announce"),
     "udp_tracker": ("udp.payload[0:12] == 00:00:04:17:27:10:19:80:00:00:00:00", [],
                     "BEP 15 connect request"),
+    "webseed_get": ("tcp contains \"GET /webseed.bin\"", [], "HTTP GET of the web-seeded file"),
     "lsd": ("udp contains \"BT-SEARCH * HTTP/1.1\"", [], "LSD BT-SEARCH"),
     "pex": ("tcp contains \"ut_pex\"", [], "ut_pex in extension handshakes"),
     "pex_added": ("tcp contains \"5:added\"", [], "ut_pex messages with peers (5:added)"),
@@ -280,6 +282,7 @@ EXPECT = {
     "bt-lsd": {"lsd": "+", "handshake": "+", "http_announce": "0"},
     "bt-pex": {"pex": "+", "pex_added": "+", "handshake": "+"},
     "bt-ipv6": {"ipv6_tcp": "+", "ipv4_tcp": "0", "handshake": "+"},
+    "bt-webseed": {"webseed_get": "+", "handshake_any": "0"},
     "bt-mixed": {"handshake": "+", "utp": "+", "http_announce": "+", "udp_tracker": "+"},
     "neg-http-tls": {"handshake_any": "0", "tls": "+", "dht_query": "0"},
     "neg-ssh": {"handshake_any": "0", "ssh": "+"},

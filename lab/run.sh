@@ -23,12 +23,13 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$(id -u)" = 0 ] || { echo "lab/run.sh: must run as root (network namespaces, tcpdump)" >&2; exit 1; }
-cleanup() { "$PY" "$HERE/lab.py" --cleanup >/dev/null 2>&1 || true; }
+RUNID="r$(( $$ % 100000 ))"
+cleanup() { "$PY" "$HERE/lab.py" --cleanup --runid "$RUNID" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 [ "$NSC" -gt 0 ] || NSC=$("$PY" "$HERE/lab.py" list | grep -vc 'not in the default set')
 # hard bound on the whole run: 3 minutes per scenario at most (each one bounds itself more tightly)
-timeout --kill-after=10 $((NSC * 180)) "$PY" "$HERE/lab.py" "${ARGS[@]}"
+timeout --kill-after=10 $((NSC * 180)) "$PY" "$HERE/lab.py" --runid "$RUNID" "${ARGS[@]}"
 if [ "$INSTALL" = 1 ]; then
   "$PY" "$HERE/label.py" "$OUT" --install "$HERE/../pcaps/lab"
 else
