@@ -31,17 +31,25 @@ ip netns add "btl-probe-$$" 2>/dev/null && ip netns del "btl-probe-$$" || die "c
 
 T0=$(date +%s)
 RUNID="r$(( $$ % 100000 ))"
-cleanup() { "$PY" "$HERE/lab.py" --cleanup --runid "$RUNID" >/dev/null 2>&1 || true; }
+LABPID=""
+cleanup() {
+  # stop the lab run (it cleans up after itself on SIGTERM), then remove anything left from its state file
+  if [ -n "$LABPID" ] && kill -0 "$LABPID" 2>/dev/null; then kill -TERM "$LABPID" 2>/dev/null || true; wait "$LABPID" 2>/dev/null || true; fi
+  "$PY" "$HERE/lab.py" --cleanup --runid "$RUNID" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+trap 'echo "interrupted: cleaning up" >&2; cleanup; trap - EXIT; exit 130' INT TERM
 rm -rf "$OUT"; mkdir -p "$OUT"
 if [ ! -x "$BIN" ]; then
   echo "ci-smoke: building bittap" >&2
   (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
 fi
 echo "ci-smoke: running lab scenario ci-smoke ($SIZE)" >&2
-timeout --kill-after=10 150 "$PY" "$HERE/lab.py" ci-smoke --runid "$RUNID" --out "$OUT" --size "$SIZE" --duration 60 --linger 1 \
-  || die "lab scenario failed (logs in $OUT/work/ci-smoke)"
+timeout --kill-after=10 150 "$PY" "$HERE/lab.py" ci-smoke --runid "$RUNID" --out "$OUT" --size "$SIZE" \
+  --duration 60 --linger 1 &
+LABPID=$!
+wait "$LABPID" || die "lab scenario failed (logs in $OUT/work/ci-smoke)"
+LABPID=""
 PCAP="$OUT/ci-smoke.pcap"
 [ -s "$PCAP" ] || die "no capture written"
 "$PY" "$HERE/label.py" "$OUT" --only ci-smoke || die "labelling failed"

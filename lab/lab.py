@@ -1025,10 +1025,18 @@ def main():
                                             "openssl"]}
 
     def on_signal(sig, frame):
+        # first signal: unwind into the cleanup code; later ones must not interrupt the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {sig}")
     signal.signal(signal.SIGTERM, on_signal)
-    for n in names:
-        run_scenario(n, a, versions)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        for n in names:
+            run_scenario(n, a, versions)
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); namespaces and processes removed")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 # pcaps/MANIFEST.tsv), over pcaps/crafted if it has a labels.tsv, and over ../shared/corpus/ndpi when
 # present, then prints flow and byte precision/recall per scenario and per kind with every false
 # positive and false negative (scripts/score_lab.py). If ../shared/tools/score_flows.py exists its
-# summary is printed too. Builds target/release/bittap if it is missing.
+# summary is printed too. Builds target/release/bittap if it is missing. For the nDPI corpus only
+# captures and kinds with BitTorrent flows or false positives get a table row.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
     --lab-only) MODE=lab ;;
     --corpus-only) MODE=corpus ;;
     --show) SHOW="$2"; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "eval.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,12 +48,13 @@ analyze() {
 }
 
 score() {
-  local name="$1" labels="$2"
-  "$PY" "$ROOT/scripts/score_lab.py" "$labels" "$OUT/$name" --title "$name ($labels)" --show "$SHOW"
+  local name="$1" labels="$2"; shift 2
+  "$PY" "$ROOT/scripts/score_lab.py" "$labels" "$OUT/$name" --title "$name ($labels)" --show "$SHOW" "$@"
   local shared="$ROOT/../shared/tools/score_flows.py"
-  if [ -f "$shared" ]; then
-    echo "-- score_flows.py summary"
-    "$PY" "$shared" "$labels" "$OUT/$name" --show 0 | sed -n '1,4p'
+  # the shared scorer reads the nDPI-style columns (ip1/port1/...) only
+  if [ -f "$shared" ] && head -1 "$labels" | tr '\t' '\n' | grep -qx ip1; then
+    echo "-- ../shared/tools/score_flows.py summary"
+    "$PY" "$shared" "$labels" "$OUT/$name" --show 0 | sed -n '1,4p' || true
   fi
   echo
 }
@@ -68,7 +70,7 @@ if [ "$MODE" != lab ]; then
   CORPUS="$ROOT/../shared/corpus/ndpi"
   if [ -f "$CORPUS/labels.tsv" ]; then
     analyze ndpi "$CORPUS/labels.tsv" "$CORPUS/pcap"
-    score ndpi "$CORPUS/labels.tsv"
+    score ndpi "$CORPUS/labels.tsv" --compact
   else
     echo "(no ../shared/corpus/ndpi here; corpus skipped)"
   fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Score bittap's per-flow verdicts against a labels TSV, per capture (scenario) and per kind.
 
-usage: score_lab.py LABELS.tsv PRED_DIR [--title T] [--show N] [--manifest MANIFEST.tsv]
+usage: score_lab.py LABELS.tsv PRED_DIR [--title T] [--show N] [--compact]
 
 LABELS.tsv  tab-separated, header with pcap, l4, ip1, port1, ip2, port2, label and `kind` (or nDPI's
             `ndpi_proto`); optional packets, bytes. label: bittorrent | other | ignore.
@@ -14,6 +14,7 @@ A labelled flow matches prediction rows with the same l4 and the same pair of ip
 order; rows of a flow split by a timeout are summed, and the flow counts as predicted BitTorrent when any of
 its rows has class bittorrent. Flow figures count flows; byte figures count the bytes of rows classed
 bittorrent (TP/FP) and, for BitTorrent flows, the labelled wire bytes not classed bittorrent (FN).
+--compact leaves out table rows (captures, kinds) with no BitTorrent flow and no false positive.
 Prints precision/recall per scenario, per kind and overall and lists every FP and FN. Exit status 0
 (it measures; callers decide what is good enough).
 """
@@ -68,7 +69,10 @@ HEADER = "  bt other    TP   FP   FN  flow-P  flow-R  bytes-P  bytes-R"
 def main():
     args = sys.argv[1:]
     show, title = 1000, None
-    for opt in ("--show", "--title", "--manifest"):
+    compact = "--compact" in args
+    if compact:
+        args.remove("--compact")
+    for opt in ("--show", "--title"):
         if opt in args:
             i = args.index(opt)
             v = args[i + 1]
@@ -155,13 +159,25 @@ def main():
                 p = p[:-len(ext)]
         return p if len(p) <= 40 else p[:37] + "..."
     w = max([20] + [len(short(p)) for p in per_pcap] + [len(k[:30]) for k in per_kind])
+    def shown(t):
+        return not compact or t.bt or t.fp
     print(f"{'scenario':{w}} {HEADER}")
     for pcap, t in sorted(per_pcap.items()):
-        print(t.row(short(pcap), w))
+        if shown(t):
+            print(t.row(short(pcap), w))
+    hidden = sum(1 for t in per_pcap.values() if not shown(t))
+    if hidden:
+        print(f"{'(' + str(hidden) + ' more: no BitTorrent, no FP)':{w}}")
     print(total.row("ALL", w))
     print(f"\n{'kind':{w}} {HEADER}")
+    hidden = 0
     for kind, t in sorted(per_kind.items(), key=lambda kv: (-(kv[1].bt + kv[1].other), kv[0])):
-        print(t.row(kind[:30], w))
+        if shown(t):
+            print(t.row(kind[:30], w))
+        else:
+            hidden += 1
+    if hidden:
+        print(f"({hidden} more kinds: no BitTorrent, no FP)")
     ign = total.ignored
     print(f"\n(flows labelled ignore: {ign}; byte figures in wire bytes)")
     if missing:
