@@ -633,6 +633,22 @@ def sc_utp(lab, a):
     wait_complete([c], a.duration)
 
 
+@scenario("bt-utp-mse", "MSE/PE over uTP: libtorrent seed and leecher with TCP disabled and encryption forced "
+          "(RC4), transmission-cli -er with uTP; uTP headers stay clear, the payload is encrypted",
+          ["utp", "tracker-http"])
+def sc_utp_mse(lab, a):
+    t = trackers(lab)
+    c = Content(lab, "utpmse.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    s = lab.host("seed-lt", 11, "bt")
+    l1 = lab.host("leech-lt", 12, "bt")
+    l2 = lab.host("leech-tr", 13, "bt")
+    c_lt(lab, s, 6881, c, "s", seed=True, utp="only", enc="forced", rc4=True, v6=False)
+    time.sleep(1.5)
+    c_lt(lab, l1, 45000, c, "d", utp="only", enc="forced", rc4=True, v6=False)
+    c_transmission_cli(lab, l2, 51413, c, "d", utp=True, enc="required")
+    wait_complete([c], a.duration)
+
+
 @scenario("bt-dht-magnet", "trackerless magnet link over DHT: libtorrent seed (torrent, DHT) and a plain DHT "
           "node; libtorrent and aria2 fetch the magnet; DHT bootstraps only from lab nodes",
           ["dht", "peerwire"])
@@ -944,7 +960,9 @@ def run_scenario(name, a, versions):
         meta = {"scenario": name, "description": desc, "kinds": kinds, "pcap": os.path.basename(pcap),
                 "size": a.size, "elapsed_s": round(time.time() - t0, 1), "completed_run": ok,
                 "hosts": [h.meta() for h in lab.hosts.values()],
-                "lsd_groups": [[LSD4, 6771], [LSD6, 6771]]}
+                "lsd_groups": [[LSD4, 6771], [LSD6, 6771]],
+                "made_with": f"lab/run.sh {name} --size {a.size} (lab.py, Debian 12); capture: tcpdump "
+                             f"{versions['tcpdump']} -i br0 -s 0 -U in the switch namespace (pcap, Ethernet)"}
         lab.cleanup()
         with open(os.path.join(a.out, name + ".meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
@@ -992,8 +1010,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenarios", nargs="*", help="scenario names (default: all); 'list' to list them")
     ap.add_argument("--out", default="/tmp/bittap-lab")
-    ap.add_argument("--size", default="64K", type=parse_size,
-                    help="torrent payload per swarm; negatives scale with it (default 64K)")
+    ap.add_argument("--size", default="56K", type=parse_size,
+                    help="torrent payload per swarm; negatives scale with it (default 56K)")
     ap.add_argument("--duration", type=float, default=40, help="max seconds to wait for downloads")
     ap.add_argument("--linger", type=float, default=2, help="seconds to keep running after completion")
     ap.add_argument("--cleanup", action="store_true",

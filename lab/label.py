@@ -278,6 +278,7 @@ EXPECT = {
     "bt-mse-required": {"handshake_any": "0", "http_announce": "+"},
     "bt-mse-preferred": {"http_announce": "+"},
     "bt-utp": {"utp": "+", "utp_handshake": "+", "handshake": "0"},
+    "bt-utp-mse": {"utp": "+", "handshake_any": "0"},
     "bt-dht-magnet": {"dht_query": "+", "handshake": "+", "http_announce": "0"},
     "bt-lsd": {"lsd": "+", "handshake": "+", "http_announce": "0"},
     "bt-pex": {"pex": "+", "pex_added": "+", "handshake": "+"},
@@ -375,8 +376,10 @@ def write_outputs(outdir, rows, manifest):
                 "# Truth comes from the construction (hosts' roles, configured client listen ports, tracker and\n"
                 "# service ports, ss snapshots in the namespaces), never from bittap. `checks` are independent\n"
                 "# tshark looks: name=count(expected) with the display filter listed in lab/label.py CHECKS.\n"
-                "# Columns: scenario pcap bytes sha256 flows truth_summary checks_ok checks description hosts\n")
-        f.write("scenario\tpcap\tbytes\tsha256\tflows\ttruth\tchecks_ok\tchecks\tdescription\thosts\n")
+                "# Columns: scenario, pcap (relative to pcaps/), bytes, sha256, flows (TCP/UDP 5-tuples), truth (flows per\n"
+                "# label/kind), checks_ok, checks, description, hosts (role: clients with versions, ports, settings),\n"
+                "# made_with (command and capture settings).\n")
+        f.write("scenario\tpcap\tbytes\tsha256\tflows\ttruth\tchecks_ok\tchecks\tdescription\thosts\tmade_with\n")
         for e in manifest:
             m = e["m"]
             checks = "; ".join(f"{c['check']}[{c['filter']}{' ' + ' '.join(c['args']) if c['args'] else ''}]"
@@ -386,9 +389,11 @@ def write_outputs(outdir, rows, manifest):
             hosts = "; ".join(f"{h['name']} {h['ip4']} {h['ip6']} [{h['role']}]: " + ", ".join(h["clients"])
                               for h in m["hosts"])
             desc = m["description"] + f" (payload {m['size']} bytes per swarm, run {m['elapsed_s']}s)"
+            made_with = m.get("made_with") or (f"lab/run.sh {m['scenario']} --size {m['size']} (lab.py); "
+                                               "capture: tcpdump -i br0 -s 0 -U in the switch namespace")
             f.write("\t".join([m["scenario"], "lab/" + m["pcap"], str(e["bytes"]), e["sha256"], str(e["nflows"]),
                                e["summary"], "yes" if e["ok"] else "NO", checks, desc,
-                               hosts.replace("\t", " ")]) + "\n")
+                               hosts.replace("\t", " "), made_with]) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bittap lab: build private network namespaces, run real BitTorrent clients and negative services,
 # capture each scenario with tcpdump, then label the captures (lab/label.py).
-#   lab/run.sh [scenario...] [--out DIR] [--size 64K] [--duration S] [--linger S] [--install]
+#   lab/run.sh [scenario...] [--out DIR] [--size 56K] [--duration S] [--linger S] [--install]
 #   lab/run.sh list
 # Default: every scenario, into /tmp/bittap-lab. --install copies the captures, labels.tsv and
 # MANIFEST.tsv into pcaps/lab/ and pcaps/ (only do that with the default small --size).
