@@ -269,6 +269,10 @@ CHECKS = {
     "ssh": ("ssh.protocol", [], "SSH banners"),
     "dns": ("dns", [], "DNS messages"),
     "http": ("http.request", ["-d", "tcp.port==6881,http"], "HTTP requests"),
+    "outside_lab": ("(ip && !(ip.src == 10.77.0.0/24 && (ip.dst == 10.77.0.0/24 || ip.dst == 224.0.0.0/4))) || "
+                    "(ipv6 && !((ipv6.src == fd00:77::/64 || ipv6.src == fe80::/10 || ipv6.src == ::) && "
+                    "(ipv6.dst == fd00:77::/64 || ipv6.dst == fe80::/10 || ipv6.dst == ff00::/8)))", [],
+                    "packets with an address outside the lab's 10.77.0.0/24, fd00:77::/64, link-local, multicast"),
 }
 # expectations per scenario: check name -> "+" (must be > 0) or "0" (must be 0)
 EXPECT = {
@@ -296,7 +300,7 @@ EXPECT = {
 def run_checks(pcap, scenario):
     res = []
     ok = True
-    for name, want in EXPECT.get(scenario, {}).items():
+    for name, want in list(EXPECT.get(scenario, {}).items()) + [("outside_lab", "0")]:
         filt, extra, desc = CHECKS[name]
         n = tshark_count(pcap, filt, extra)
         good = n is not None and ((want == "+" and n > 0) or (want == "0" and n == 0))
