@@ -89,8 +89,6 @@ class Lab:
         self.capture = None
         self.ss_stop = threading.Event()
         self.ss_thread = None
-        self.notes = []
-        self.settings = []
         os.makedirs(STATE_DIR, exist_ok=True)
         self.state = os.path.join(STATE_DIR, f"{runid}.state")
         os.makedirs(work, exist_ok=True)

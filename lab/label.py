@@ -30,7 +30,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 from collections import defaultdict
 
 HS = b"\x13BitTorrent protocol"

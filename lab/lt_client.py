@@ -7,7 +7,6 @@ usage: lt_client.py --listen ADDR:PORT[,ADDR:PORT] --save DIR (--torrent F | --m
                     [--connect-delay S] [--duration S]
 """
 import argparse
-import sys
 import time
 
 import libtorrent as lt
