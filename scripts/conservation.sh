@@ -15,10 +15,12 @@ fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 ok=0; bad=0; skipped=0
 while IFS= read -r f; do
-  # Only captures capinfos can read whole; it reports corrupt files, which bittap reports too.
-  if ! line=$(capinfos -c -d -M -T -r "$f" 2>/dev/null | tail -n 1) || [ -z "$line" ]; then
-    skipped=$((skipped + 1)); continue
+  # Only captures capinfos reads without error: on corrupt or truncated files its counts
+  # follow its own recovery rules (the integration tests pin bittap's exact counts there).
+  if ! line=$(capinfos -c -d -M -T -r "$f" 2>/dev/null) || [ -z "$line" ]; then
+    skipped=$((skipped + 1)); echo "skipped (capinfos reports an error): $f"; continue
   fi
+  line=$(tail -n 1 <<<"$line")
   want_p=$(cut -f2 <<<"$line"); want_b=$(cut -f3 <<<"$line")
   "$bin" analyze "$f" --series "$tmp/s.csv" -q --no-progress 2>/dev/null
   got=$(awk -F, 'NR>1 {p+=$6; b+=$7} END {printf "%d\t%d", p, b}' "$tmp/s.csv" 2>/dev/null)
@@ -30,5 +32,5 @@ while IFS= read -r f; do
 done < <(for a in "${args[@]}"; do
   if [ -d "$a" ]; then find "$a" -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.gz' -o -name '*.cap' \) | sort; else echo "$a"; fi
 done)
-echo "conservation: $ok captures equal, $bad differ, $skipped not readable by capinfos"
+echo "conservation: $ok captures equal, $bad differ, $skipped skipped because capinfos reports an error"
 [ "$bad" -eq 0 ]
