@@ -4,8 +4,10 @@
 //! the probe state is returned to a pool. Byte signatures and port lists are data
 //! (`rules/`); structural checks live in code.
 
+pub mod krpc;
 pub mod probe;
 pub mod rules;
+pub mod utp;
 
 pub use probe::{Answer, ProbePool, ProbeState};
 pub use rules::{RuleError, Rules, Transport};

@@ -1,0 +1,1 @@
+//! Bencode and DHT KRPC (BEP 5) validation. (Being written.)

@@ -1,0 +1,1 @@
+//! uTP (BEP 29) structural checks. (Being written.)
