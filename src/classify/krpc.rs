@@ -957,6 +957,10 @@ mod tests {
                 ]),
             ),
             (
+                "v an integer",
+                cat(&[b"d1:ad2:id20:", NID, b"e1:q4:ping1:t2:aa1:vi1e1:y1:qe"]),
+            ),
+            (
                 "ro a string",
                 cat(&[b"d1:ad2:id20:", NID, b"e1:q4:ping2:ro1:11:t2:aa1:y1:qe"]),
             ),
@@ -1235,6 +1239,49 @@ mod tests {
         ];
         for &body in no {
             assert!(!is_tracker_reply(body), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    /// Single-byte mutations of every positive: never a panic, and every answer agrees with
+    /// `bencode_len` (a KRPC message is always valid bencode spanning the datagram).
+    #[test]
+    fn mutations_never_panic() {
+        for (_, msg, _) in krpc_positives() {
+            for i in 0..msg.len() {
+                for b in [0u8, b'e', b'd', b'l', b'i', b':', b'0', b'9', b'-', 0xff] {
+                    let mut m = msg.clone();
+                    m[i] = b;
+                    if parse_krpc(&m).is_some() {
+                        assert_eq!(bencode_len(&m), Some(m.len()));
+                    }
+                    let _ = is_tracker_reply(&m);
+                    for_each_advertised_peer(&m, &mut |_, _| {});
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::Just(b'd'), proptest::prelude::Just(b'l'),
+                proptest::prelude::Just(b'e'), proptest::prelude::Just(b'i'),
+                proptest::prelude::Just(b':'), proptest::prelude::Just(b'1'),
+                proptest::prelude::Just(b'0'), proptest::prelude::Just(b'-'),
+                proptest::prelude::any::<u8>(),
+            ],
+            0..200,
+        )) {
+            if let Some(n) = bencode_len(&data) {
+                proptest::prop_assert!(n <= data.len());
+            }
+            let _ = parse_krpc(&data);
+            let _ = is_tracker_reply(&data);
+            let mut count = 0;
+            for_each_advertised_peer(&data, &mut |_, _| count += 1);
+            proptest::prop_assert!(count <= MAX_ENDPOINTS);
         }
     }
 }
