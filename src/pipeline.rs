@@ -199,7 +199,9 @@ impl Pipeline {
         bucket.health.flows_tracked = bucket.health.flows_tracked.max(tracked);
         match decode::decode(pkt.linktype, pkt.data) {
             Decoded::Ip(ip) => {
-                let cut = pkt.data.len() < pkt.wire_len as usize;
+                // The payload is incomplete when the snap length cut the frame, or in a first fragment.
+                let cut = pkt.data.len() < pkt.wire_len as usize
+                    || matches!(ip.frag, decode::Fragment::First { .. });
                 self.ip_packet(ts, minute, wire, ip, cut)
             }
             Decoded::NonIp => {
@@ -356,7 +358,8 @@ impl Pipeline {
         if flow.verdict.is_none() {
             if let (Some(t), Some(pi)) = (transport, flow.probe) {
                 let probe = probes.get(pi);
-                let answer = probe.on_packet(rules, t, dir, ip.tcp, ip.payload, cut);
+                let answer =
+                    probe.on_packet(rules, t, dir, ip.tcp, (ip.sport, ip.dport), ip.payload, cut);
                 let decided = match answer {
                     Answer::Certain(v) => {
                         flow.other_evidence = true;

@@ -35,8 +35,6 @@ fn every_crafted_flow_is_found_with_exact_counts_and_verdict() {
             row["expected_class"].as_str(),
             row["expected_proto"].as_str(),
         ) {
-            // DHT needs bencode inspection, which comes with the DPI probes (issue 5).
-            ("bittorrent", "dht") => {}
             // Includes a SYN-only flow to port 6882: no payload evidence either way, so its
             // port rule decides (method `port`).
             ("bittorrent", proto) => {

@@ -4,7 +4,9 @@
 //! the probe state is returned to a pool. Byte signatures and port lists are data
 //! (`rules/`); structural checks live in code.
 
+pub mod http;
 pub mod krpc;
+pub mod peerwire;
 pub mod probe;
 pub mod rules;
 pub mod utp;

@@ -1,8 +1,10 @@
 //! Per-flow probe state: the first bytes of each direction, reassembled, and the signature
 //! matcher that runs over them.
 
+use super::peerwire::{Framing, FramingTracker};
 use super::rules::{Rules, Transport, MAX_EXTENT};
-use super::{Class, Method, Verdict};
+use super::utp::{self, UtpAnswer, UtpTracker};
+use super::{http, krpc, Class, Method, Proto, Verdict};
 use crate::decode::{TcpInfo, TCP_SYN};
 
 /// What the probes say about a flow so far.
@@ -19,6 +21,8 @@ pub enum Answer {
 
 /// Direction probing gives up after this many payload packets without a decision.
 const MAX_PAYLOAD_PACKETS: u8 = 8;
+/// Datagrams per direction probed before giving up on confirming uTP.
+const MAX_UDP_PACKETS: u8 = 8;
 /// A mismatch at the start of a stream whose start was not seen (no SYN) is trusted only
 /// after this many payload segments, in case an earlier segment is still to come.
 const UNANCHORED_PATIENCE: u8 = 3;
@@ -166,7 +170,11 @@ pub fn match_signatures(rules: &Rules, transport: Transport, data: &[u8], end: E
 #[derive(Clone, Default)]
 struct DirProbe {
     prefix: StreamPrefix,
+    framing: FramingTracker,
     payload_packets: u8,
+    /// The stream-start signatures have all said no.
+    signatures_done: bool,
+    framing_done: bool,
     done: bool,
 }
 
@@ -174,74 +182,75 @@ struct DirProbe {
 #[derive(Clone, Default)]
 pub struct ProbeState {
     dirs: [DirProbe; 2],
+    utp: UtpTracker,
+}
+
+/// The handshake seen at the start of a segment later in a stream (after an MSE exchange that
+/// selected plaintext, or in a flow joined mid-stream).
+const HANDSHAKE: &[u8] = b"\x13BitTorrent protocol";
+
+/// How KRPC messages begin (BEP 5 keys are sorted): query, response, BEP 42 response.
+const KRPC_PREFIXES: [&[u8]; 3] = [b"d1:ad2:id20:", b"d1:rd2:id20:", b"d2:ip6:"];
+
+/// Payload packets per direction that mid-stream framing may look at.
+const MAX_FRAMING_PACKETS: u8 = 24;
+
+fn certain(proto: Proto, method: Method) -> Answer {
+    Answer::Certain(Verdict { proto, method })
+}
+
+/// Whether a datagram has the shape of a BEP 15 request or response (action and length);
+/// shape alone is no proof, but it does not contradict BitTorrent.
+pub fn tracker_udp_shaped(d: &[u8]) -> bool {
+    let action = |at: usize| {
+        d.get(at..at + 4)
+            .map(|a| u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
+    };
+    let n = d.len();
+    let request = match action(8) {
+        Some(1) => n >= 98,
+        Some(2) => n >= 36 && (n - 16).is_multiple_of(20),
+        _ => false,
+    };
+    let response = match action(0) {
+        Some(0) => n == 16,
+        Some(1) => n >= 20 && ((n - 20).is_multiple_of(6) || (n - 20).is_multiple_of(18)),
+        Some(2) => n >= 8 && (n - 8).is_multiple_of(12),
+        Some(3) => n > 8,
+        _ => false,
+    };
+    request || response
 }
 
 impl ProbeState {
     /// Feeds one packet; `dir` is 0 for packets from the flow's `src`, 1 for the reverse.
     /// `cut` says the capture's snap length cut the packet short.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_packet(
         &mut self,
         rules: &Rules,
         transport: Transport,
         dir: usize,
         tcp: Option<TcpInfo>,
+        ports: (u16, u16),
         payload: &[u8],
         cut: bool,
     ) -> Answer {
-        let d = &mut self.dirs[dir & 1];
+        let dir = dir & 1;
         if let Some(t) = tcp {
             if t.flags & TCP_SYN != 0 {
-                d.prefix.syn(t.seq);
+                self.dirs[dir].prefix.syn(t.seq);
             }
         }
-        if !payload.is_empty() && !d.done {
+        if !payload.is_empty() && !self.dirs[dir].done {
+            let d = &mut self.dirs[dir];
             d.payload_packets = d.payload_packets.saturating_add(1);
             let answer = match (transport, tcp) {
-                (Transport::Tcp, Some(t)) => {
-                    d.prefix.add(t.seq, payload);
-                    let data = d.prefix.contiguous();
-                    let end = if data.len() >= rules.max_extent {
-                        End::Complete
-                    } else if cut {
-                        End::Cut
-                    } else {
-                        End::More
-                    };
-                    let a = match_signatures(rules, transport, data, end);
-                    if a == Answer::NotMine
-                        && !d.prefix.anchored()
-                        && d.payload_packets < UNANCHORED_PATIENCE
-                    {
-                        Answer::NotYet
-                    } else {
-                        a
-                    }
-                }
-                _ => match match_signatures(
-                    rules,
-                    transport,
-                    payload,
-                    if cut { End::Cut } else { End::Complete },
-                ) {
-                    // Each datagram stands alone: a miss now says nothing of the next one.
-                    Answer::NotMine => Answer::NotYet,
-                    a => a,
-                },
+                (Transport::Tcp, Some(t)) => tcp_segment(rules, d, t.seq, payload, cut),
+                _ => self.datagram(rules, dir, ports, payload, cut),
             };
-            match answer {
-                Answer::Certain(v) => return Answer::Certain(v),
-                Answer::NotMine => d.done = true,
-                Answer::NotYet => {
-                    // A stream whose start matches part of a signature may come a byte at a
-                    // time: it is followed until the prefix buffer is full. A gap before the
-                    // start, or datagrams that match nothing, get a fixed budget.
-                    let partial = transport == Transport::Tcp && !d.prefix.contiguous().is_empty();
-                    if (d.payload_packets >= MAX_PAYLOAD_PACKETS && !partial)
-                        || (transport == Transport::Udp && d.payload_packets >= 4)
-                    {
-                        d.done = true;
-                    }
-                }
+            if let Answer::Certain(v) = answer {
+                return Answer::Certain(v);
             }
         }
         if self.dirs[0].done && self.dirs[1].done {
@@ -254,6 +263,107 @@ impl ProbeState {
     /// True once some direction has been probed to the end without a match.
     pub fn any_done(&self) -> bool {
         self.dirs[0].done || self.dirs[1].done
+    }
+
+    /// UDP: BitTorrent over UDP is always DHT, uTP, a UDP tracker or LSD, each with its own
+    /// structure. A datagram with none of them is evidence that the flow is something else.
+    fn datagram(
+        &mut self,
+        rules: &Rules,
+        dir: usize,
+        ports: (u16, u16),
+        payload: &[u8],
+        cut: bool,
+    ) -> Answer {
+        let end = if cut { End::Cut } else { End::Complete };
+        if let Answer::Certain(v) = match_signatures(rules, Transport::Udp, payload, end) {
+            return Answer::Certain(v);
+        }
+        if krpc::parse_krpc(payload).is_some() {
+            return certain(Proto::Dht, Method::Signature);
+        }
+        // A datagram cut short (snap length, or a first fragment) cannot be validated whole;
+        // the sorted-key prefixes of KRPC queries and responses are evidence enough.
+        if cut && KRPC_PREFIXES.iter().any(|p| payload.starts_with(p)) {
+            return certain(Proto::Dht, Method::Signature);
+        }
+        let excluded = utp::excluded_ports(ports.0, ports.1);
+        let utp_shaped = !excluded && utp::parse(payload).is_some();
+        if utp_shaped && self.utp.on_datagram(dir, payload) == UtpAnswer::Confirmed {
+            return certain(Proto::Utp, Method::Signature);
+        }
+        let d = &mut self.dirs[dir];
+        if !cut && !utp_shaped && !tracker_udp_shaped(payload) {
+            return Answer::Certain(Verdict::OTHER);
+        }
+        if d.payload_packets >= MAX_UDP_PACKETS {
+            d.done = true;
+        }
+        Answer::NotYet
+    }
+}
+
+/// TCP: stream-start signatures (the handshake, TLS, SSH), HTTP trackers and web seeds, a
+/// handshake at a later segment start, then message framing for streams joined mid-way.
+fn tcp_segment(rules: &Rules, d: &mut DirProbe, seq: u32, payload: &[u8], cut: bool) -> Answer {
+    if d.payload_packets == 1 {
+        if let Some(v) = http::classify(payload) {
+            return Answer::Certain(v);
+        }
+    }
+    if !d.signatures_done {
+        d.prefix.add(seq, payload);
+        let data = d.prefix.contiguous();
+        let end = if data.len() >= rules.max_extent {
+            End::Complete
+        } else if cut {
+            End::Cut
+        } else {
+            End::More
+        };
+        match match_signatures(rules, Transport::Tcp, data, end) {
+            Answer::Certain(v) => return Answer::Certain(v),
+            Answer::NotMine if d.prefix.anchored() || d.payload_packets >= UNANCHORED_PATIENCE => {
+                d.signatures_done = true;
+            }
+            _ => {}
+        }
+    }
+    if payload.starts_with(HANDSHAKE)
+        || (cut && payload.len() >= MIN_CUT_MATCH && HANDSHAKE.starts_with(payload))
+    {
+        return certain(Proto::Peerwire, Method::Signature);
+    }
+    if !d.framing_done {
+        match d.framing.on_segment(seq, payload, cut) {
+            Framing::Confirmed { extended_handshake } => {
+                let method = if extended_handshake {
+                    Method::Signature
+                } else {
+                    Method::Heuristic
+                };
+                return certain(Proto::Peerwire, method);
+            }
+            Framing::NotMine => d.framing_done = true,
+            Framing::NotYet => {
+                if d.payload_packets >= MAX_FRAMING_PACKETS {
+                    d.framing_done = true;
+                }
+            }
+        }
+    }
+    // A stream whose start matches part of a signature may come a byte at a time: it is
+    // followed until the prefix buffer is full.
+    let partial = !d.signatures_done && !d.prefix.contiguous().is_empty();
+    if (d.signatures_done || (d.payload_packets >= MAX_PAYLOAD_PACKETS && !partial))
+        && d.framing_done
+    {
+        d.done = true;
+    }
+    if d.signatures_done && d.framing_done {
+        Answer::NotMine
+    } else {
+        Answer::NotYet
     }
 }
 
@@ -328,22 +438,6 @@ mod tests {
                 Answer::Certain(Verdict::OTHER),
             ),
             (
-                b"GET /index.html HTTP/1.1\r\n",
-                Transport::Tcp,
-                End::More,
-                Answer::Certain(Verdict::OTHER),
-            ),
-            (b"GET /anno", Transport::Tcp, End::More, Answer::NotYet),
-            (
-                b"GET /announce?info_hash=%12",
-                Transport::Tcp,
-                End::More,
-                Answer::Certain(Verdict {
-                    proto: Proto::TrackerHttp,
-                    method: Method::Signature,
-                }),
-            ),
-            (
                 b"SSH-2.0-OpenSSH_9.2\r\n",
                 Transport::Tcp,
                 End::More,
@@ -394,6 +488,7 @@ mod tests {
                     flags: TCP_SYN,
                     seq: isn,
                 }),
+                (50000, 6881),
                 &[],
                 false,
             );
@@ -408,6 +503,7 @@ mod tests {
                     flags: 0x18,
                     seq: *seq,
                 }),
+                (50000, 6881),
                 data,
                 false,
             );
@@ -476,14 +572,16 @@ mod tests {
             &[(5000, b"\x00\x00\x40\x09\x07random piece data")],
         );
         assert_eq!(a, Answer::NotYet);
-        // With the SYN seen, a non-matching start is final for that direction.
+        // With the SYN seen, a non-matching start ends the signatures at once; message framing
+        // keeps looking for a while (a plaintext stream after an MSE exchange), then gives up.
         let mut p = ProbeState::default();
-        feed(
-            &r,
-            &mut p,
-            Some(99),
-            &[(100, b"\x8e\x12random looking bytes of an encrypted stream")],
-        );
+        let seg = b"\x8e\x12random looking bytes of an encrypted stream";
+        feed(&r, &mut p, Some(99), &[(100, seg)]);
+        assert!(p.dirs[0].signatures_done && !p.any_done());
+        let segs: Vec<(u32, &[u8])> = (1..MAX_FRAMING_PACKETS as u32)
+            .map(|i| (100 + i * 100, &seg[..]))
+            .collect();
+        feed(&r, &mut p, None, &segs);
         assert!(p.any_done());
     }
 

@@ -1,0 +1,320 @@
+//! Peer-wire message framing (BEP 3, BEP 6, BEP 10) for flows joined mid-stream: the capture
+//! began after the handshake, or the handshake's direction is missing.
+//!
+//! A peer-wire stream after the handshake is a sequence of `<u32 length><u8 id><payload>`
+//! messages whose lengths are fixed per id. The tracker follows the stream by sequence number
+//! from a segment that starts on a message boundary and confirms after several whole messages
+//! in a row; one message that breaks the rules while in step says it is not peer wire.
+
+/// Whole messages in a row needed to call a stream peer wire on framing alone.
+pub const CONFIRM_MESSAGES: u8 = 3;
+/// Largest `piece` block accepted (clients request 16 KiB; some allow up to 128 KiB).
+const MAX_BLOCK: u32 = 128 * 1024;
+/// Largest bitfield (a torrent of 2^21 pieces) and extended message accepted.
+const MAX_BITFIELD: u32 = 1 << 18;
+const MAX_EXTENDED: u32 = 1 << 20;
+
+/// What one message header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    KeepAlive,
+    /// A message of a known id with a length allowed for it; `extended_handshake` marks a
+    /// BEP 10 handshake (id 20, extended id 0, a bencoded dictionary).
+    Valid {
+        len: u32,
+        extended_handshake: bool,
+    },
+    Invalid,
+    /// Fewer than 5 bytes (or 6 for id 20) of header available.
+    Short,
+}
+
+/// Checks the message header at the start of `b` (length prefix and id).
+pub fn message(b: &[u8]) -> Message {
+    let Some(h) = b.get(0..4) else {
+        return Message::Short;
+    };
+    let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+    if len == 0 {
+        return Message::KeepAlive;
+    }
+    let Some(&id) = b.get(4) else {
+        return Message::Short;
+    };
+    let ok = match id {
+        // choke, unchoke, interested, not interested; BEP 6 have all, have none
+        0..=3 | 14 | 15 => len == 1,
+        // have; BEP 6 suggest piece, allowed fast
+        4 | 13 | 17 => len == 5,
+        // bitfield
+        5 => (2..=MAX_BITFIELD).contains(&len),
+        // request, cancel; BEP 6 reject request
+        6 | 8 | 16 => len == 13,
+        // piece: index, begin, block
+        7 => (10..=9 + MAX_BLOCK).contains(&len),
+        // port (BEP 5)
+        9 => len == 3,
+        // extended (BEP 10)
+        20 => (2..=MAX_EXTENDED).contains(&len),
+        _ => false,
+    };
+    if !ok {
+        return Message::Invalid;
+    }
+    let extended_handshake = if id == 20 {
+        match b.get(5..7) {
+            Some(&[0, b'd']) => true,
+            Some(_) => false,
+            None if b.len() == 5 => return Message::Short,
+            None => false,
+        }
+    } else {
+        false
+    };
+    Message::Valid {
+        len,
+        extended_handshake,
+    }
+}
+
+/// What the framing of one direction says so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Several whole messages in a row (or a BEP 10 extension handshake).
+    Confirmed {
+        extended_handshake: bool,
+    },
+    NotYet,
+    NotMine,
+}
+
+/// Follows one direction of a TCP stream message by message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FramingTracker {
+    /// Sequence number where the next message starts, once in step.
+    next: Option<u32>,
+    messages: u8,
+    failed: bool,
+}
+
+impl FramingTracker {
+    /// Feeds one segment (`seq` of its first byte). `cut` says the capture cut the segment.
+    pub fn on_segment(&mut self, seq: u32, data: &[u8], cut: bool) -> Framing {
+        if self.failed {
+            return Framing::NotMine;
+        }
+        if data.is_empty() {
+            return Framing::NotYet;
+        }
+        let mut off = match self.next {
+            Some(n) if n == seq => 0usize,
+            Some(n) => {
+                let ahead = n.wrapping_sub(seq) as i32;
+                if ahead > 0 && (ahead as usize) < data.len() {
+                    // The segment holds the next boundary (a retransmission overlapping it).
+                    ahead as usize
+                } else if ahead > 0 {
+                    return Framing::NotYet; // inside the current message's body
+                } else {
+                    // Data missing before this segment: out of step until a segment starts
+                    // on a boundary again.
+                    self.next = None;
+                    0
+                }
+            }
+            None => 0,
+        };
+        let in_step = self.next.is_some();
+        loop {
+            let rest = &data[off..];
+            if rest.is_empty() {
+                self.next = Some(seq.wrapping_add(off as u32));
+                break;
+            }
+            match message(rest) {
+                Message::KeepAlive => off += 4,
+                Message::Valid {
+                    len,
+                    extended_handshake,
+                } => {
+                    if extended_handshake {
+                        return Framing::Confirmed {
+                            extended_handshake: true,
+                        };
+                    }
+                    self.messages = self.messages.saturating_add(1);
+                    let end = off as u64 + 4 + u64::from(len);
+                    if end >= data.len() as u64 {
+                        self.next = if cut {
+                            None
+                        } else {
+                            Some(seq.wrapping_add(end as u32))
+                        };
+                        break;
+                    }
+                    off = end as usize;
+                }
+                Message::Short => {
+                    // A header split across segments: lose step rather than guess.
+                    self.next = None;
+                    break;
+                }
+                Message::Invalid => {
+                    if in_step || off > 0 {
+                        self.failed = true;
+                        return Framing::NotMine;
+                    }
+                    // Not on a boundary: wait for a segment that is.
+                    self.messages = 0;
+                    self.next = None;
+                    break;
+                }
+            }
+        }
+        if self.messages >= CONFIRM_MESSAGES {
+            Framing::Confirmed {
+                extended_handshake: false,
+            }
+        } else {
+            Framing::NotYet
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_headers() {
+        let cases: &[(&[u8], Message)] = &[
+            (&[0, 0, 0, 0], Message::KeepAlive),
+            (
+                &[0, 0, 0, 1, 2],
+                Message::Valid {
+                    len: 1,
+                    extended_handshake: false,
+                },
+            ),
+            (
+                &[0, 0, 0, 5, 4, 0, 0, 0, 7],
+                Message::Valid {
+                    len: 5,
+                    extended_handshake: false,
+                },
+            ),
+            (
+                &[0, 0, 0, 13, 6],
+                Message::Valid {
+                    len: 13,
+                    extended_handshake: false,
+                },
+            ),
+            (
+                &[0, 0, 0x40, 0x09, 7],
+                Message::Valid {
+                    len: 0x4009,
+                    extended_handshake: false,
+                },
+            ),
+            (
+                b"\x00\x00\x00\x20\x14\x00d1:md11:ut_metadatai2eee",
+                Message::Valid {
+                    len: 32,
+                    extended_handshake: true,
+                },
+            ),
+            (&[0, 0, 0, 2, 2], Message::Invalid), // interested with a body
+            (&[0, 0, 0, 9, 7], Message::Invalid), // piece without a block
+            (&[0, 0, 0, 1, 21], Message::Invalid), // unknown id
+            (&[0x16, 0x03, 0x01, 0x02, 0x00], Message::Invalid), // TLS record
+            (b"GET /", Message::Invalid),
+            (&[0, 0, 0], Message::Short),
+            (&[0, 0, 0, 1], Message::Short),
+        ];
+        for (b, want) in cases {
+            assert_eq!(message(b), *want, "{b:02x?}");
+        }
+    }
+
+    fn request(index: u32) -> Vec<u8> {
+        let mut v = vec![0, 0, 0, 13, 6];
+        v.extend_from_slice(&index.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x40, 0]);
+        v
+    }
+
+    #[test]
+    fn requests_mid_stream_confirm_after_three() {
+        let mut t = FramingTracker::default();
+        let mut seq = 1000u32;
+        for i in 0..2 {
+            let m = request(i);
+            assert_eq!(t.on_segment(seq, &m, false), Framing::NotYet);
+            seq += m.len() as u32;
+        }
+        let m = request(2);
+        assert_eq!(
+            t.on_segment(seq, &m, false),
+            Framing::Confirmed {
+                extended_handshake: false
+            }
+        );
+    }
+
+    #[test]
+    fn piece_spanning_segments_is_followed() {
+        let mut t = FramingTracker::default();
+        // have, then a piece header with a 16 KiB block split over several segments, then
+        // an unchoke at the right sequence number.
+        let mut first = vec![0, 0, 0, 5, 4, 0, 0, 0, 1];
+        first.extend_from_slice(&[0, 0, 0x40, 0x09, 7, 0, 0, 0, 1, 0, 0, 0, 0]);
+        first.extend_from_slice(&[0xaa; 1000]);
+        let mut seq = 5000u32;
+        assert_eq!(t.on_segment(seq, &first, false), Framing::NotYet);
+        seq += first.len() as u32;
+        let remaining = 16384 - 1000;
+        // Middle of the block: not a boundary, not checked.
+        assert_eq!(t.on_segment(seq, &[0x55; 1448], false), Framing::NotYet);
+        let boundary = 5000 + 9 + 4 + 0x4009;
+        let _ = remaining;
+        assert_eq!(
+            t.on_segment(boundary, &[0, 0, 0, 1, 1], false),
+            Framing::Confirmed {
+                extended_handshake: false
+            }
+        );
+    }
+
+    #[test]
+    fn random_and_other_protocols_never_confirm() {
+        let mut t = FramingTracker::default();
+        let mut x = 0x1234_5678u32;
+        for i in 0..20u32 {
+            let seg: Vec<u8> = (0..1200)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            assert_ne!(
+                t.on_segment(i * 1200, &seg, false),
+                Framing::Confirmed {
+                    extended_handshake: false
+                }
+            );
+        }
+        let mut t = FramingTracker::default();
+        assert_eq!(
+            t.on_segment(0, b"\x16\x03\x03\x00\x30", false),
+            Framing::NotYet
+        );
+        // In step, a broken message says no.
+        let mut t = FramingTracker::default();
+        let mut seg = request(1);
+        seg.extend_from_slice(&[0, 0, 0, 9, 2]);
+        assert_eq!(t.on_segment(0, &seg, false), Framing::NotMine);
+    }
+}
