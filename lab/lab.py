@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,10 @@ NET6 = "fd00:77::"
 STATE_DIR = "/run/bittap-lab"
 LSD4 = "239.192.152.143"
 LSD6 = "ff15::efc0:988f"
+# ports bittap's port rules (rules/ports.toml) know: BitTorrent clients in the lab listen on them only in
+# bt-classic-ports; everywhere else they use Lab.port() (random high ports)
+CLASSIC_PORTS = set(range(6881, 6890)) | {6969, 6771, 51413}
+TRACKER_HTTP, TRACKER_UDP = 8000, 7000   # the lab tracker's ports outside bt-classic-ports / bt-mixed
 
 
 def log(*a):
@@ -92,6 +97,22 @@ class Lab:
         os.makedirs(STATE_DIR, exist_ok=True)
         self.state = os.path.join(STATE_DIR, f"{runid}.state")
         os.makedirs(work, exist_ok=True)
+        self.rnd = random.Random(f"bittap-lab-ports/{scenario}")
+        self.ports = {}
+
+    def port(self, key):
+        """A listen port for BitTorrent client `key`: deterministic per scenario (seeded PRNG), drawn
+        from 20000-60000, distinct within the scenario, and so that neither it nor port+1 (aria2's DHT
+        port) is a port bittap's port rules know (6881-6889, 6969, 6771, 51413) -- all of which lie
+        outside the range anyway."""
+        if key not in self.ports:
+            used = set(self.ports.values()) | {p + 1 for p in self.ports.values()}
+            while True:
+                p = self.rnd.randint(20000, 59999)
+                if not ({p, p + 1, p - 1} & (used | CLASSIC_PORTS)):
+                    break
+            self.ports[key] = p
+        return self.ports[key]
 
     # --- bookkeeping for the shell trap (lab/run.sh cleans up from this file if we die) ---
     def _state(self, line):
@@ -131,6 +152,10 @@ class Lab:
         ex = ["ip", "netns", "exec", h.ns]
         run(*ex, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
             "net.ipv6.conf.eth0.accept_dad=0", "net.ipv6.conf.eth0.router_solicitations=0")
+        # no ephemeral (outgoing) port lands on a classic BitTorrent/tracker port by chance (51413 lies in
+        # the ephemeral range): only a client configured to listen there uses one (bt-classic-ports, and
+        # the services in neg-btports)
+        run(*ex, "sysctl", "-qw", "net.ipv4.ip_local_reserved_ports=6771,6881-6889,6969,51413", check=False)
         run("ip", "-n", h.ns, "link", "set", "lo", "up")
         run("ip", "-n", h.ns, "addr", "add", f"{h.ip4}/24", "dev", "eth0")
         run("ip", "-n", h.ns, "-6", "addr", "add", f"{h.ip6}/64", "dev", "eth0", "nodad")
@@ -539,19 +564,20 @@ def scenario(name, desc, kinds):
           "plain TCP peer wire", ["peerwire", "tracker-http"])
 def sc_ci_smoke(lab, a):
     t = trackers(lab)
-    c = Content(lab, "smoke.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    c = Content(lab, "smoke.bin", a.size, announce=f"http://{t.a4(t.hport)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-tr", 12, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, enc="disabled", v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, enc="disabled", v6=False)
     time.sleep(1.0)
-    c_transmission_cli(lab, l1, 51413, c, "d", enc="tolerated")
+    c_transmission_cli(lab, l1, lab.port("leech-tr"), c, "d", enc="tolerated")
     wait_complete([c], a.duration)
 
 
-def trackers(lab, http=True, udp=False, v6=False):
+def trackers(lab, http=True, udp=False, v6=False, hport=TRACKER_HTTP, uport=TRACKER_UDP):
     t = lab.host("tracker", 10, "tracker")
-    c_tracker(lab, t, http=[t.a4(8000)] + ([t.a6(8000)] if v6 else []) if http else [],
-              udp=[t.a4(7000)] + ([t.a6(7000)] if v6 else []) if udp else [])
+    t.hport, t.uport = hport, uport
+    c_tracker(lab, t, http=[t.a4(hport)] + ([t.a6(hport)] if v6 else []) if http else [],
+              udp=[t.a4(uport)] + ([t.a6(uport)] if v6 else []) if udp else [])
     return t
 
 
@@ -559,15 +585,15 @@ def trackers(lab, http=True, udp=False, v6=False):
           "tracker; encryption off/tolerated, TCP only, no DHT/LSD", ["peerwire", "tracker-http"])
 def sc_plain(lab, a):
     t = trackers(lab)
-    c = Content(lab, "plain.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    c = Content(lab, "plain.bin", a.size, announce=f"http://{t.a4(t.hport)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-tr", 12, "bt")
     l2 = lab.host("leech-aria2", 13, "bt")
     time.sleep(0.5)
-    c_lt(lab, s, 6881, c, "s", seed=True, enc="disabled", v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, enc="disabled", v6=False)
     time.sleep(1.5)
-    c_transmission_cli(lab, l1, 51413, c, "d", enc="tolerated")
-    c_aria2(lab, l2, 6890, c, "d", v6=False)
+    c_transmission_cli(lab, l1, lab.port("leech-tr"), c, "d", enc="tolerated")
+    c_aria2(lab, l2, lab.port("leech-aria2"), c, "d", v6=False)
     wait_complete([c], a.duration)
 
 
@@ -575,14 +601,14 @@ def sc_plain(lab, a):
           "TCP peer wire", ["peerwire", "tracker-udp"])
 def sc_udp_tracker(lab, a):
     t = trackers(lab, http=False, udp=True)
-    c = Content(lab, "udptracker.bin", a.size, announce=f"udp://{t.a4(7000)}/announce")
+    c = Content(lab, "udptracker.bin", a.size, announce=f"udp://{t.a4(t.uport)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-tr", 12, "bt")
     l2 = lab.host("leech-lt", 13, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, v6=False)
     time.sleep(1.5)
-    c_transmission_cli(lab, l1, 51413, c, "d")
-    c_lt(lab, l2, 45000, c, "d", v6=False)
+    c_transmission_cli(lab, l1, lab.port("leech-tr"), c, "d")
+    c_lt(lab, l2, lab.port("leech-lt"), c, "d", v6=False)
     wait_complete([c], a.duration)
 
 
@@ -590,14 +616,14 @@ def sc_udp_tracker(lab, a):
           "transmission-cli -er, aria2 --bt-require-crypto; TCP only", ["peerwire-mse", "tracker-http"])
 def sc_mse_required(lab, a):
     t = trackers(lab)
-    c = Content(lab, "mse.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    c = Content(lab, "mse.bin", a.size, announce=f"http://{t.a4(t.hport)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-tr", 12, "bt")
     l2 = lab.host("leech-aria2", 13, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, enc="forced", rc4=True, v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, enc="forced", rc4=True, v6=False)
     time.sleep(1.5)
-    c_transmission_cli(lab, l1, 51413, c, "d", enc="required")
-    c_aria2(lab, l2, 6890, c, "d", crypto=True, v6=False)
+    c_transmission_cli(lab, l1, lab.port("leech-tr"), c, "d", enc="required")
+    c_aria2(lab, l2, lab.port("leech-aria2"), c, "d", crypto=True, v6=False)
     wait_complete([c], a.duration)
 
 
@@ -605,14 +631,14 @@ def sc_mse_required(lab, a):
           "transmission-cli -ep, libtorrent leecher (enabled); TCP only", ["peerwire-mse", "peerwire", "tracker-http"])
 def sc_mse_preferred(lab, a):
     t = trackers(lab)
-    c = Content(lab, "msepref.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    c = Content(lab, "msepref.bin", a.size, announce=f"http://{t.a4(t.hport)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-tr", 12, "bt")
     l2 = lab.host("leech-lt", 13, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, enc="enabled", rc4=False, v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, enc="enabled", rc4=False, v6=False)
     time.sleep(1.5)
-    c_transmission_cli(lab, l1, 51413, c, "d", enc="preferred")
-    c_lt(lab, l2, 45000, c, "d", enc="enabled", v6=False)
+    c_transmission_cli(lab, l1, lab.port("leech-tr"), c, "d", enc="preferred")
+    c_lt(lab, l2, lab.port("leech-lt"), c, "d", enc="enabled", v6=False)
     wait_complete([c], a.duration)
 
 
@@ -620,14 +646,14 @@ def sc_mse_preferred(lab, a):
           "enabled; HTTP tracker", ["utp", "tracker-http"])
 def sc_utp(lab, a):
     t = trackers(lab)
-    c = Content(lab, "utp.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    c = Content(lab, "utp.bin", a.size, announce=f"http://{t.a4(t.hport)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-lt", 12, "bt")
     l2 = lab.host("leech-tr", 13, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, utp="only", v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, utp="only", v6=False)
     time.sleep(1.5)
-    c_lt(lab, l1, 45000, c, "d", utp="only", v6=False)
-    c_transmission_cli(lab, l2, 51413, c, "d", utp=True)
+    c_lt(lab, l1, lab.port("leech-lt"), c, "d", utp="only", v6=False)
+    c_transmission_cli(lab, l2, lab.port("leech-tr"), c, "d", utp=True)
     wait_complete([c], a.duration)
 
 
@@ -636,14 +662,14 @@ def sc_utp(lab, a):
           ["utp", "tracker-http"])
 def sc_utp_mse(lab, a):
     t = trackers(lab)
-    c = Content(lab, "utpmse.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    c = Content(lab, "utpmse.bin", a.size, announce=f"http://{t.a4(t.hport)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-lt", 12, "bt")
     l2 = lab.host("leech-tr", 13, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, utp="only", enc="forced", rc4=True, v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, utp="only", enc="forced", rc4=True, v6=False)
     time.sleep(1.5)
-    c_lt(lab, l1, 45000, c, "d", utp="only", enc="forced", rc4=True, v6=False)
-    c_transmission_cli(lab, l2, 51413, c, "d", utp=True, enc="required")
+    c_lt(lab, l1, lab.port("leech-lt"), c, "d", utp="only", enc="forced", rc4=True, v6=False)
+    c_transmission_cli(lab, l2, lab.port("leech-tr"), c, "d", utp=True, enc="required")
     wait_complete([c], a.duration)
 
 
@@ -656,13 +682,14 @@ def sc_dht(lab, a):
     n = lab.host("node-lt", 12, "bt")
     l1 = lab.host("leech-lt", 13, "bt")
     l2 = lab.host("leech-aria2", 14, "bt")
-    nodes = [s.a4(6881), n.a4(6881)]
-    c_lt(lab, n, 6881, Content(lab, "other.bin", 16384, seed=2), "x", seed=True, dht=True,
-         dht_nodes=[s.a4(6881)], v6=False, name="dht-node")
-    c_lt(lab, s, 6881, c, "s", seed=True, dht=True, dht_nodes=[n.a4(6881)], v6=False)
+    ps, pn = lab.port("seed"), lab.port("dht-node")
+    nodes = [s.a4(ps), n.a4(pn)]
+    c_lt(lab, n, pn, Content(lab, "other.bin", 16384, seed=2), "x", seed=True, dht=True,
+         dht_nodes=[s.a4(ps)], v6=False, name="dht-node")
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, dht=True, dht_nodes=[n.a4(pn)], v6=False)
     time.sleep(4)
-    c_lt(lab, l1, 45000, c, "d", use_magnet=True, dht=True, dht_nodes=nodes, v6=False)
-    c_aria2(lab, l2, 6890, c, "d", use_magnet=True, dht=True, dht_port=6891, dht_entry=[n.a4(6881)], v6=False)
+    c_lt(lab, l1, lab.port("leech-lt"), c, "d", use_magnet=True, dht=True, dht_nodes=nodes, v6=False)
+    c_aria2(lab, l2, lab.port("leech-aria2"), c, "d", use_magnet=True, dht=True, dht_entry=[n.a4(pn)], v6=False)
     wait_complete([c], a.duration)
 
 
@@ -673,10 +700,10 @@ def sc_lsd(lab, a):
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-lt", 12, "bt")
     l2 = lab.host("leech-tr", 13, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, lsd=True, v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, lsd=True, v6=False)
     time.sleep(1)
-    c_lt(lab, l1, 45000, c, "d", lsd=True, v6=False)
-    c_transmission_cli(lab, l2, 51413, c, "d", lpd=True)
+    c_lt(lab, l1, lab.port("leech-lt"), c, "d", lsd=True, v6=False)
+    c_transmission_cli(lab, l2, lab.port("leech-tr"), c, "d", lpd=True)
     wait_complete([c], a.duration)
 
 
@@ -689,16 +716,16 @@ def sc_pex(lab, a):
     pa = lab.host("hub-lt", 12, "bt")
     l1 = lab.host("leech-tr", 13, "bt")
     l2 = lab.host("leech-aria2", 14, "bt")
-    c_tracker(lab, t, http=[t.a4(8000)], visible=[pa.ip4])
-    c = Content(lab, "pex.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
+    c_tracker(lab, t, http=[t.a4(TRACKER_HTTP)], visible=[pa.ip4])
+    c = Content(lab, "pex.bin", a.size, announce=f"http://{t.a4(TRACKER_HTTP)}/announce")
     # A downloads slowly so it stays a leecher connected to the seed, and uploads slowly so the others
     # want the peers A tells them about
-    c_lt(lab, pa, 45000, c, "d", v6=False, dl_limit=8000, ul_limit=4000)
+    c_lt(lab, pa, lab.port("hub-lt"), c, "d", v6=False, dl_limit=8000, ul_limit=4000)
     time.sleep(1)
-    c_lt(lab, s, 6881, c, "s", seed=True, v6=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, v6=False)
     time.sleep(3)
-    c_transmission_cli(lab, l1, 51413, c, "d")
-    c_aria2(lab, l2, 6890, c, "d", v6=False)
+    c_transmission_cli(lab, l1, lab.port("leech-tr"), c, "d")
+    c_aria2(lab, l2, lab.port("leech-aria2"), c, "d", v6=False)
     wait_complete([c], a.duration)
 
 
@@ -706,15 +733,15 @@ def sc_pex(lab, a):
           "transmission-cli and aria2 leechers; peers6 compact replies", ["peerwire", "tracker-http"])
 def sc_ipv6(lab, a):
     t = lab.host("tracker", 10, "tracker")
-    c_tracker(lab, t, http=[t.a6(8000)])
-    c = Content(lab, "ipv6.bin", a.size, announce=f"http://{t.a6(8000)}/announce")
+    c_tracker(lab, t, http=[t.a6(TRACKER_HTTP)])
+    c = Content(lab, "ipv6.bin", a.size, announce=f"http://{t.a6(TRACKER_HTTP)}/announce")
     s = lab.host("seed-lt", 11, "bt")
     l1 = lab.host("leech-tr", 12, "bt")
     l2 = lab.host("leech-aria2", 13, "bt")
-    c_lt(lab, s, 6881, c, "s", seed=True, v4=False)
+    c_lt(lab, s, lab.port("seed"), c, "s", seed=True, v4=False)
     time.sleep(1.5)
-    c_transmission_cli(lab, l1, 51413, c, "d", bind4=False)
-    c_aria2(lab, l2, 6890, c, "d")
+    c_transmission_cli(lab, l1, lab.port("leech-tr"), c, "d", bind4=False)
+    c_aria2(lab, l2, lab.port("leech-aria2"), c, "d")
     wait_complete([c], a.duration)
 
 
@@ -723,9 +750,9 @@ def sc_ipv6(lab, a):
           "transmission-cli leechers; plus an HTTP download and DNS look-ups between other hosts",
           ["peerwire", "peerwire-mse", "utp", "tracker-http", "tracker-udp", "other"])
 def sc_mixed(lab, a):
-    t = trackers(lab, http=True, udp=True)
-    ca = Content(lab, "swarmA.bin", a.size, announce=f"http://{t.a4(8000)}/announce")
-    cb = Content(lab, "swarmB.bin", a.size, announce=f"udp://{t.a4(7000)}/announce")
+    t = trackers(lab, http=True, udp=True, hport=6969, uport=6969)
+    ca = Content(lab, "swarmA.bin", a.size, announce=f"http://{t.a4(t.hport)}/announce")
+    cb = Content(lab, "swarmB.bin", a.size, announce=f"udp://{t.a4(t.uport)}/announce")
     sa = lab.host("seed-trd", 11, "bt")
     qa = lab.host("leech-qbt", 12, "bt")
     ra = lab.host("leech-rt", 13, "bt")
@@ -743,19 +770,45 @@ def sc_mixed(lab, a):
                     "--address=/lab.test/10.77.0.20"], "dnsmasq")
     web.services += [["tcp", 80, "other"], ["udp", 53, "other"]]
     web.clients += ["python3 http.server on port 80", f"dnsmasq {lab.versions['dnsmasq']} on port 53"]
-    c_transmission_daemon(lab, sa, 51413, ca, "s", seed=True, enc="preferred", utp=True)
-    c_lt(lab, sb, 6881, cb, "s", seed=True, utp="both", enc="enabled", v6=False)
+    c_transmission_daemon(lab, sa, lab.port("seed-trd"), ca, "s", seed=True, enc="preferred", utp=True)
+    c_lt(lab, sb, lab.port("seed-lt"), cb, "s", seed=True, utp="both", enc="enabled", v6=False)
     time.sleep(2)
-    c_qbittorrent(lab, qa, 8999, ca, "d")
-    c_rtorrent(lab, ra, 6900, ca, "d")
+    c_qbittorrent(lab, qa, lab.port("leech-qbt"), ca, "d")
+    c_rtorrent(lab, ra, lab.port("leech-rt"), ca, "d")
     # aria2 speaks BEP 15 only through its DHT socket, so DHT is on (with no nodes to talk to)
-    c_aria2(lab, ab, 6890, cb, "d", v6=False, dht=True, dht_port=6891)
-    c_transmission_cli(lab, tb, 51414, cb, "d", utp=True, enc="preferred")
+    c_aria2(lab, ab, lab.port("leech-aria2"), cb, "d", v6=False, dht=True)
+    c_transmission_cli(lab, tb, lab.port("leech-tr"), cb, "d", utp=True, enc="preferred")
     time.sleep(1)
     cl.clients.append("curl, dig")
     for n in ("www.lab.test", "tracker.lab.test", "router.bittorrent.com"):
         lab.exec(cl, ["dig", "+tries=1", "+time=1", f"@{web.ip4}", n, "A"], timeout=5)
     lab.exec(cl, ["curl", "-s", "-o", "/dev/null", f"http://{web.ip4}/file.bin"], timeout=20)
+    wait_complete([ca, cb], a.duration)
+
+
+@scenario("bt-classic-ports", "the one scenario on the classic ports: lab HTTP and UDP tracker on 6969; "
+          "swarm A (HTTP tracker) libtorrent seed on 6881 (TCP+uTP), transmission-cli on 51413 (uTP on), aria2 "
+          "on 6881; swarm B (UDP tracker) libtorrent seed and leecher on 6881 (TCP+uTP, DHT between them), "
+          "aria2 on 6881 with DHT on UDP 6881", ["peerwire", "peerwire-mse", "utp", "dht", "tracker-http",
+                                                 "tracker-udp"])
+def sc_classic_ports(lab, a):
+    t = trackers(lab, http=True, udp=True, hport=6969, uport=6969)
+    ca = Content(lab, "classicA.bin", a.size // 2, announce=f"http://{t.a4(t.hport)}/announce")
+    cb = Content(lab, "classicB.bin", a.size // 2, announce=f"udp://{t.a4(t.uport)}/announce")
+    sa = lab.host("seed-lt", 11, "bt")
+    ta = lab.host("leech-tr", 12, "bt")
+    aa = lab.host("leech-aria2", 13, "bt")
+    sb = lab.host("seed-lt-b", 14, "bt")
+    lb = lab.host("leech-lt-b", 15, "bt")
+    ab = lab.host("leech-aria2-b", 16, "bt")
+    c_lt(lab, sa, 6881, ca, "s", seed=True, utp="both", v6=False)
+    c_lt(lab, sb, 6881, cb, "s", seed=True, utp="both", dht=True, dht_nodes=[lb.a4(6881)], v6=False)
+    time.sleep(1.5)
+    c_transmission_cli(lab, ta, 51413, ca, "d", utp=True)
+    c_aria2(lab, aa, 6881, ca, "d", v6=False)
+    c_lt(lab, lb, 6881, cb, "d", utp="both", dht=True, dht_nodes=[sb.a4(6881)], v6=False)
+    # aria2 speaks BEP 15 only through its DHT socket: DHT on, on aria2's default port 6881
+    c_aria2(lab, ab, 6881, cb, "d", v6=False, dht=True, dht_port=6881, dht_entry=[sb.a4(6881)])
     wait_complete([ca, cb], a.duration)
 
 
@@ -775,8 +828,8 @@ def sc_webseed(lab, a):
     l2 = lab.host("leech-aria2", 13, "bt")
     cl = lab.host("client", 21, "client")
     time.sleep(1)
-    c_lt(lab, l1, 45000, c, "d", v6=False)
-    c_aria2(lab, l2, 6890, c, "d", v6=False)
+    c_lt(lab, l1, lab.port("leech-lt"), c, "d", v6=False)
+    c_aria2(lab, l2, lab.port("leech-aria2"), c, "d", v6=False)
     cl.clients.append("curl")
     lab.exec(cl, ["curl", "-s", "-o", "/dev/null", f"http://{web.ip4}/webseed.bin"], timeout=20)
     wait_complete([c], a.duration)

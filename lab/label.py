@@ -268,6 +268,11 @@ CHECKS = {
     "ssh": ("ssh.protocol", [], "SSH banners"),
     "dns": ("dns", [], "DNS messages"),
     "http": ("http.request", ["-d", "tcp.port==6881,http"], "HTTP requests"),
+    # (a set, not `tcp.port >= 6881 && tcp.port <= 6889`: tcp.port holds both ports, and each comparison
+    # would be satisfied by either one of them)
+    "classic_ports": ("tcp.port in {6881..6889, 51413} || udp.port in {6881..6889, 51413}", [],
+                      "packets on the classic client ports 6881-6889 / 51413"),
+    "port_6969": ("tcp.port == 6969 || udp.port == 6969", [], "packets on the tracker port 6969"),
     "outside_lab": ("(ip && !(ip.src == 10.77.0.0/24 && (ip.dst == 10.77.0.0/24 || ip.dst == 224.0.0.0/4))) || "
                     "(ipv6 && !((ipv6.src == fd00:77::/64 || ipv6.src == fe80::/10 || ipv6.src == ::) && "
                     "(ipv6.dst == fd00:77::/64 || ipv6.dst == fe80::/10 || ipv6.dst == ff00::/8)))", [],
@@ -287,13 +292,23 @@ EXPECT = {
     "bt-pex": {"pex": "+", "pex_added": "+", "handshake": "+"},
     "bt-ipv6": {"ipv6_tcp": "+", "ipv4_tcp": "0", "handshake": "+"},
     "bt-webseed": {"webseed_get": "+", "handshake_any": "0"},
-    "bt-mixed": {"handshake": "+", "utp": "+", "http_announce": "+", "udp_tracker": "+"},
+    "bt-mixed": {"handshake": "+", "utp": "+", "http_announce": "+", "udp_tracker": "+", "port_6969": "+"},
+    "bt-classic-ports": {"handshake": "+", "utp": "+", "dht_query": "+", "http_announce": "+", "udp_tracker": "+",
+                         "classic_ports": "+", "port_6969": "+"},
     "neg-http-tls": {"handshake_any": "0", "tls": "+", "dht_query": "0"},
     "neg-ssh": {"handshake_any": "0", "ssh": "+"},
     "neg-dns": {"handshake_any": "0", "dns": "+"},
     "neg-random": {"handshake_any": "0", "dht_query": "0"},
     "neg-btports": {"handshake_any": "0", "tls": "+", "http": "+"},
 }
+
+# BitTorrent clients listen on random high ports everywhere but bt-classic-ports (lab.py Lab.port), and
+# the tracker uses 6969 only in bt-classic-ports and bt-mixed: a port rule cannot find those flows
+for _sc, _exp in EXPECT.items():
+    if _sc != "bt-classic-ports" and (_sc.startswith("bt-") or _sc == "ci-smoke"):
+        _exp.setdefault("classic_ports", "0")
+        _exp.setdefault("port_6969", "0")
+EXPECT["neg-btports"]["classic_ports"] = "+"
 
 
 def run_checks(pcap, scenario):

@@ -15,7 +15,9 @@ order; rows of a flow split by a timeout are summed, and the flow counts as pred
 its rows has class bittorrent. Flow figures count flows; byte figures count the bytes of rows classed
 bittorrent (TP/FP) and, for BitTorrent flows, the labelled wire bytes not classed bittorrent (FN).
 --compact leaves out table rows (captures, kinds) with no BitTorrent flow and no false positive.
-Prints precision/recall per scenario, per kind and overall and lists every FP and FN. Exit status 0
+Prints precision/recall per scenario, per kind and overall, the true positives per scenario by bittap's
+`method` column (e.g. `port` = found by a port rule alone; not with --compact), and lists every FP and FN.
+Exit status 0
 (it measures; callers decide what is good enough).
 """
 import csv
@@ -100,6 +102,7 @@ def main():
         kind = r.get("kind") or r.get("ndpi_proto") or "?"
         truth[r["pcap"]][k] = (r["label"].strip().lower(), kind, int(float(r.get("bytes") or 0)))
     per_pcap, per_kind, total = defaultdict(Tally), defaultdict(Tally), Tally()
+    tp_method = defaultdict(lambda: defaultdict(int))   # pcap -> bittap method -> true positives
     errors, missing, unlabelled = [], [], []
     for pcap, flows in sorted(truth.items()):
         path = os.path.join(pred_dir, pcap + ".csv")
@@ -144,6 +147,8 @@ def main():
                     else:
                         t.tn += 1
                     t.bfp += bt_bytes
+            if lab == "bittorrent" and is_bt:
+                tp_method[pcap][how.partition("/")[2] or "?"] += 1
             if lab == "bittorrent" and not is_bt:
                 errors.append(("FN" if k in pred else "FN-noflow", pcap, kind, k, max(lbytes, all_bytes), ""))
             elif lab == "other" and is_bt:
@@ -178,6 +183,13 @@ def main():
             hidden += 1
     if hidden:
         print(f"({hidden} more kinds: no BitTorrent, no FP)")
+    methods = sorted({m for d in tp_method.values() for m in d})
+    if methods and not compact:
+        # how bittap found the true positives (flows CSV column `method`): `port` = a port rule alone
+        print(f"\n{'TP by method':{w}} " + " ".join(f"{m[:10]:>10}" for m in methods))
+        for pcap in sorted(tp_method):
+            print(f"{short(pcap):{w}} " + " ".join(f"{tp_method[pcap].get(m, 0):10d}" for m in methods))
+        print(f"{'ALL':{w}} " + " ".join(f"{sum(d.get(m, 0) for d in tp_method.values()):10d}" for m in methods))
     ign = total.ignored
     print(f"\n(flows labelled ignore: {ign}; byte figures in wire bytes)")
     if missing:
