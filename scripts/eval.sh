@@ -39,7 +39,7 @@ analyze() {
     if [ ! -f "$dir/$pcap" ]; then echo "eval.sh: $dir/$pcap missing" >&2; continue; fi
     n=$((n + 1))
     mkdir -p "$(dirname "$pred/$pcap")"
-    if ! "$BIN" analyze "$dir/$pcap" --flows "$pred/$pcap.csv" --series "$pred/$pcap.series.csv" \
+    if ! "$BIN" analyze ${BITTAP_ARGS:-} "$dir/$pcap" --flows "$pred/$pcap.csv" --series "$pred/$pcap.series.csv" \
          >"$pred/$pcap.log" 2>&1; then
       fail=$((fail + 1)); echo "eval.sh: bittap failed on $pcap (see $pred/$pcap.log)" >&2
     fi

@@ -21,6 +21,9 @@ pub struct Options {
     pub port_series: Option<PathBuf>,
     pub health: Option<PathBuf>,
     pub progress: bool,
+    /// Read the input twice: the first pass only learns BitTorrent endpoints, so flows that
+    /// began before their peer was identified are found by correlation too.
+    pub look_ahead: bool,
 }
 
 /// How a run went.
@@ -64,8 +67,24 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     if files.is_empty() {
         anyhow::bail!("no capture files given");
     }
+    let learned = if opts.look_ahead {
+        let mut reader = MergedReader::new(&files)?;
+        let mut first = Pipeline::new(cfg.clone(), rules.clone());
+        while reader.advance() {
+            if let Some(pkt) = reader.packet() {
+                first.process(&pkt);
+            }
+        }
+        first.finish()?;
+        Some(first.take_endpoints())
+    } else {
+        None
+    };
     let mut reader = MergedReader::new(&files)?;
     let mut pipeline = Pipeline::new(cfg, rules.clone());
+    if let Some(t) = learned {
+        pipeline.set_endpoints(t);
+    }
     let counts = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
     let inner: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::create(p)?)),

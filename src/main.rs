@@ -84,6 +84,13 @@ struct AnalyzeArgs {
     /// Most flows tracked at once.
     #[arg(long, default_value_t = 1 << 20)]
     max_flows: usize,
+    /// Read the input twice: a first pass learns BitTorrent endpoints, so flows that began
+    /// before their peer was identified are found by correlation too.
+    #[arg(long)]
+    look_ahead: bool,
+    /// Minutes a learned BitTorrent endpoint is trusted.
+    #[arg(long, default_value_t = 30)]
+    endpoint_ttl: u32,
     /// No summary on stdout.
     #[arg(short, long)]
     quiet: bool,
@@ -123,6 +130,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         tcp_idle_ns: i64::from(a.tcp_timeout) * 1_000_000_000,
         udp_idle_ns: i64::from(a.udp_timeout) * 1_000_000_000,
         max_flows: a.max_flows,
+        endpoint_ttl_ns: i64::from(a.endpoint_ttl) * 60_000_000_000,
         ..Config::default()
     };
     let opts = analyze::Options {
@@ -132,6 +140,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         port_series: a.port_series,
         health: a.health,
         progress: !a.no_progress && std::io::stderr().is_terminal(),
+        look_ahead: a.look_ahead,
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,

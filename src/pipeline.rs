@@ -12,7 +12,8 @@ use hashbrown::HashMap;
 
 use crate::aggregate::{minute_of, Aggregator, Counts, Direction, HomeNet};
 use crate::capture::RawPacket;
-use crate::classify::{Answer, Method, ProbePool, Proto, Rules, Transport, Verdict};
+use crate::classify::endpoints::{self, Endpoint, EndpointTable};
+use crate::classify::{krpc, Answer, Method, ProbePool, Proto, Rules, Transport, Verdict};
 use crate::decode::{self, Addr, Decoded, Fragment, IpPacket, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{
     EndReason, Flow, FlowKey, FragEntry, FragKey, PendingCount, FIN_FROM_DST, FIN_FROM_SRC,
@@ -41,6 +42,10 @@ pub struct Config {
     pub max_frags: usize,
     /// How often (in packet time) expired flows are swept out.
     pub sweep_interval_ns: i64,
+    /// How long a learned BitTorrent endpoint is trusted (packet time).
+    pub endpoint_ttl_ns: i64,
+    /// Most learned endpoints kept.
+    pub max_endpoints: usize,
 }
 
 impl Default for Config {
@@ -54,6 +59,8 @@ impl Default for Config {
             frag_timeout_ns: 30 * NS,
             max_frags: 1 << 16,
             sweep_interval_ns: 5 * NS,
+            endpoint_ttl_ns: endpoints::DEFAULT_TTL_NS,
+            max_endpoints: endpoints::DEFAULT_MAX,
         }
     }
 }
@@ -125,6 +132,7 @@ pub struct Pipeline {
     flow_sink: Option<Box<dyn FlowSink + Send>>,
     sink_error: Option<io::Error>,
     warned_links: Vec<u32>,
+    endpoints: EndpointTable,
     /// Warnings met while processing (each kind once).
     pub warnings: Vec<String>,
     totals: Counts,
@@ -133,6 +141,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(cfg: Config, rules: Arc<Rules>) -> Self {
         let agg = Aggregator::new(rules.ports.len());
+        let endpoints = EndpointTable::new(cfg.endpoint_ttl_ns, cfg.max_endpoints);
         Pipeline {
             flows: Map::with_capacity_and_hasher(cfg.max_flows.min(1 << 16), FixedState::default()),
             frags: Map::with_capacity_and_hasher(1024, FixedState::default()),
@@ -147,6 +156,7 @@ impl Pipeline {
             flow_sink: None,
             sink_error: None,
             warned_links: Vec::new(),
+            endpoints,
             warnings: Vec::new(),
             totals: Counts::default(),
         }
@@ -159,6 +169,17 @@ impl Pipeline {
 
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// Replaces the learned endpoints, e.g. with those of a look-ahead pass over the same input.
+    pub fn set_endpoints(&mut self, table: EndpointTable) {
+        self.endpoints = table;
+    }
+
+    /// Takes the learned endpoints out (leaving an empty table).
+    pub fn take_endpoints(&mut self) -> EndpointTable {
+        let empty = EndpointTable::new(self.cfg.endpoint_ttl_ns, self.cfg.max_endpoints);
+        std::mem::replace(&mut self.endpoints, empty)
     }
 
     /// Packets and wire bytes fed in so far.
@@ -334,6 +355,7 @@ impl Pipeline {
             probes,
             agg,
             rules,
+            endpoints,
             ..
         } = self;
         let Some(flow) = flows.get_mut(&key) else {
@@ -376,7 +398,15 @@ impl Pipeline {
                 };
                 if let Some(v) = decided {
                     set_verdict(flow, v, probes, agg);
+                    if matches!(v.method, Method::Signature | Method::Heuristic) {
+                        learn_flow(endpoints, &ip, dir == 0, ts);
+                    }
                 }
+            }
+        }
+        if let Some(v) = flow.verdict {
+            if !ip.payload.is_empty() {
+                learn_advertised(endpoints, v.proto, &ip, ts);
             }
         }
         if let Some(e) = early {
@@ -413,6 +443,15 @@ impl Pipeline {
             .and_then(|t| self.rules.port_rule_for(t, ip.sport, ip.dport))
             .map(|i| (i + 1) as u8)
             .unwrap_or(0);
+        let correlated = transport.is_some() && {
+            let e = |addr, port| Endpoint {
+                addr,
+                port,
+                proto: ip.proto,
+            };
+            self.endpoints.knows(&e(ip.dst, ip.dport), ts)
+                || self.endpoints.knows(&e(ip.src, ip.sport), ts)
+        };
         let (verdict, probe) = match transport {
             Some(_) => (None, Some(self.probes.alloc())),
             // Nothing to probe in ICMP, ESP and the like.
@@ -436,6 +475,8 @@ impl Pipeline {
                 probe,
                 port_rule,
                 other_evidence: false,
+                correlated,
+                udp: ip.proto == decode::IPPROTO_UDP,
                 pending: [PendingCount::default(); MAX_PENDING],
                 n_pending: 0,
             },
@@ -622,8 +663,19 @@ impl Pipeline {
     }
 }
 
-/// The verdict of a flow whose payload said nothing either way: its port rule, if any.
+/// The verdict of a flow whose payload said nothing either way: BitTorrent by correlation
+/// when an end of it is a learned BitTorrent endpoint, else its port rule, if any.
 fn fallback(rules: &Rules, flow: &Flow) -> Verdict {
+    if flow.correlated && !flow.other_evidence {
+        return Verdict {
+            proto: if flow.udp {
+                Proto::Utp
+            } else {
+                Proto::PeerwireMse
+            },
+            method: Method::Correlation,
+        };
+    }
     match flow
         .port_rule
         .checked_sub(1)
@@ -733,4 +785,67 @@ fn orphan_fragments(agg: &mut Aggregator, early: &PendingCount) {
         early.bytes,
     );
     b.health.fragments_orphaned += u64::from(early.packets);
+}
+
+/// Learns the endpoints of a flow just identified by its payload. A TCP flow's initiator
+/// speaks from an ephemeral port, so only the side it connected to is learned (for TCP and
+/// UDP: clients take uTP and DHT on their TCP listen port); both ends of a UDP flow are
+/// listening sockets.
+fn learn_flow(endpoints: &mut EndpointTable, ip: &IpPacket<'_>, from_src: bool, ts: i64) {
+    let (responder, initiator) = if from_src {
+        ((ip.dst, ip.dport), (ip.src, ip.sport))
+    } else {
+        ((ip.src, ip.sport), (ip.dst, ip.dport))
+    };
+    let mut learn = |(addr, port): (Addr, u16)| {
+        for proto in [decode::IPPROTO_TCP, decode::IPPROTO_UDP] {
+            endpoints.learn(Endpoint { addr, port, proto }, ts);
+        }
+    };
+    learn(responder);
+    if ip.proto == decode::IPPROTO_UDP {
+        learn(initiator);
+    }
+}
+
+/// Learns the peers and nodes advertised in DHT messages and tracker replies.
+fn learn_advertised(endpoints: &mut EndpointTable, proto: Proto, ip: &IpPacket<'_>, ts: i64) {
+    let mut learn = |addr: [u8; 16], port: u16| {
+        for proto in [decode::IPPROTO_TCP, decode::IPPROTO_UDP] {
+            endpoints.learn(
+                Endpoint {
+                    addr: u128::from_be_bytes(addr),
+                    port,
+                    proto,
+                },
+                ts,
+            );
+        }
+    };
+    let p = ip.payload;
+    match proto {
+        Proto::Dht => krpc::for_each_advertised_peer(p, &mut learn),
+        Proto::TrackerHttp if p.starts_with(b"HTTP/1.") => {
+            if let Some(end) = memchr::memmem::find(p, b"\r\n\r\n") {
+                krpc::for_each_advertised_peer(&p[end + 4..], &mut learn);
+            }
+        }
+        // BEP 15 announce response: action 1, transaction id, interval, leechers, seeders,
+        // then 6-byte (IPv4) or 18-byte (IPv6) peers.
+        Proto::TrackerUdp if p.len() > 20 && p[..4] == [0, 0, 0, 1] => {
+            let size = if ip.v6 { 18 } else { 6 };
+            for c in p[20..].chunks_exact(size).take(512) {
+                let mut a = [0u8; 16];
+                if size == 6 {
+                    a[10] = 0xff;
+                    a[11] = 0xff;
+                    a[12..].copy_from_slice(&c[..4]);
+                } else {
+                    a.copy_from_slice(&c[..16]);
+                }
+                learn(a, u16::from_be_bytes([c[size - 2], c[size - 1]]));
+            }
+        }
+        _ => {}
+    }
 }

@@ -4,8 +4,10 @@
 //! the probe state is returned to a pool. Byte signatures and port lists are data
 //! (`rules/`); structural checks live in code.
 
+pub mod endpoints;
 pub mod http;
 pub mod krpc;
+pub mod mse;
 pub mod peerwire;
 pub mod probe;
 pub mod rules;

@@ -1,6 +1,7 @@
 //! Per-flow probe state: the first bytes of each direction, reassembled, and the signature
 //! matcher that runs over them.
 
+use super::mse::{MseShape, Shape};
 use super::peerwire::{Framing, FramingTracker};
 use super::rules::{Rules, Transport, MAX_EXTENT};
 use super::utp::{self, UtpAnswer, UtpTracker};
@@ -183,6 +184,7 @@ struct DirProbe {
 pub struct ProbeState {
     dirs: [DirProbe; 2],
     utp: UtpTracker,
+    mse: MseShape,
 }
 
 /// The handshake seen at the start of a segment later in a stream (after an MSE exchange that
@@ -251,6 +253,10 @@ impl ProbeState {
             };
             if let Answer::Certain(v) = answer {
                 return Answer::Certain(v);
+            }
+            // No payload evidence yet: the shape of an MSE key exchange.
+            if transport == Transport::Tcp && self.mse.on_payload(dir, payload) == Shape::Match {
+                return certain(Proto::PeerwireMse, Method::Heuristic);
             }
         }
         if self.dirs[0].done && self.dirs[1].done {

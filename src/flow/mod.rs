@@ -116,8 +116,11 @@ pub struct Flow {
     pub probe: Option<u32>,
     /// The port rule matching this flow's ports, if any (index + 1; 0 for none).
     pub port_rule: u8,
-    /// Payload seen that matched a non-BitTorrent signature.
+    /// Payload evidence was seen (a signature or structure, of whichever class).
     pub other_evidence: bool,
+    /// An end of the flow was a learned BitTorrent endpoint when it started.
+    pub correlated: bool,
+    pub udp: bool,
     pub pending: [PendingCount; MAX_PENDING],
     pub n_pending: u8,
 }
@@ -200,6 +203,8 @@ mod tests {
             probe: None,
             port_rule: 0,
             other_evidence: false,
+            correlated: false,
+            udp: false,
             pending: [PendingCount::default(); MAX_PENDING],
             n_pending: 0,
         };
