@@ -176,6 +176,11 @@ impl Pipeline {
         self.endpoints = table;
     }
 
+    /// The learned endpoints.
+    pub fn endpoints(&self) -> &EndpointTable {
+        &self.endpoints
+    }
+
     /// Takes the learned endpoints out (leaving an empty table).
     pub fn take_endpoints(&mut self) -> EndpointTable {
         let empty = EndpointTable::new(self.cfg.endpoint_ttl_ns, self.cfg.max_endpoints);
