@@ -223,7 +223,8 @@ impl Pipeline {
         bucket.health.packets += 1;
         bucket.health.bytes += wire;
         bucket.health.flows_tracked = bucket.health.flows_tracked.max(tracked);
-        match decode::decode(pkt.linktype, pkt.data) {
+        let decoded = decode::decode(pkt.linktype, pkt.data);
+        match decoded {
             Decoded::Ip(ip) => {
                 // The payload is incomplete when the snap length cut the frame, or in a first fragment.
                 let cut = pkt.data.len() < pkt.wire_len as usize
@@ -234,7 +235,7 @@ impl Pipeline {
                 bucket.add(Proto::NonIp, Method::None, Direction::Unknown, 1, wire);
                 bucket.health.non_ip += 1;
             }
-            Decoded::Undecodable => {
+            Decoded::Undecodable | Decoded::UnknownLink => {
                 bucket.add(
                     Proto::Undecodable,
                     Method::None,
@@ -243,18 +244,10 @@ impl Pipeline {
                     wire,
                 );
                 bucket.health.undecodable += 1;
-            }
-            Decoded::UnknownLink => {
-                bucket.add(
-                    Proto::Undecodable,
-                    Method::None,
-                    Direction::Unknown,
-                    1,
-                    wire,
-                );
-                bucket.health.undecodable += 1;
-                bucket.health.unknown_link += 1;
-                self.warn_link(pkt.linktype);
+                if matches!(decoded, Decoded::UnknownLink) {
+                    bucket.health.unknown_link += 1;
+                    self.warn_link(pkt.linktype);
+                }
             }
         }
         if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
