@@ -185,6 +185,59 @@ pub struct ProbeState {
     dirs: [DirProbe; 2],
     utp: UtpTracker,
     mse: MseShape,
+    tracker: TrackerTie,
+}
+
+/// BEP 15 ties a UDP tracker conversation together: a request's transaction id comes back in
+/// the response, and the connection id handed out by a connect response is sent with every
+/// later request. Two datagrams tied this way are proof; either one alone is only a shape.
+#[derive(Clone, Copy, Default)]
+struct TrackerTie {
+    /// Last request per direction: (connection id, transaction id).
+    request: [Option<([u8; 8], [u8; 4])>; 2],
+    /// Connection id from a connect response, per direction it was sent in.
+    granted: [Option<[u8; 8]>; 2],
+    /// Transaction id of the last response per direction.
+    response_tid: [Option<[u8; 4]>; 2],
+}
+
+impl TrackerTie {
+    /// Feeds one datagram already known to be tracker-shaped; true when it ties up.
+    fn on_datagram(&mut self, dir: usize, d: &[u8]) -> bool {
+        let other = dir ^ 1;
+        let take8 = |at: usize| {
+            d.get(at..at + 8)
+                .map(|b| <[u8; 8]>::try_from(b).unwrap_or_default())
+        };
+        let take4 = |at: usize| {
+            d.get(at..at + 4)
+                .map(|b| <[u8; 4]>::try_from(b).unwrap_or_default())
+        };
+        let action_req = take4(8).map(u32::from_be_bytes);
+        if matches!(action_req, Some(1 | 2)) {
+            if let (Some(cid), Some(tid)) = (take8(0), take4(12)) {
+                let tied = self.granted[other] == Some(cid)
+                    || self.request[dir].is_some_and(|(c, _)| c == cid)
+                    || self.response_tid[other] == Some(tid);
+                self.request[dir] = Some((cid, tid));
+                if tied {
+                    return true;
+                }
+            }
+        }
+        if let (Some(action), Some(tid)) = (take4(0).map(u32::from_be_bytes), take4(4)) {
+            if action <= 3 {
+                if action == 0 && d.len() == 16 {
+                    self.granted[dir] = take8(8);
+                }
+                self.response_tid[dir] = Some(tid);
+                if self.request[other].is_some_and(|(_, t)| t == tid) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
 }
 
 /// The handshake seen at the start of a segment later in a stream (after an MSE exchange that
@@ -298,8 +351,12 @@ impl ProbeState {
         if utp_shaped && self.utp.on_datagram(dir, payload) == UtpAnswer::Confirmed {
             return certain(Proto::Utp, Method::Signature);
         }
+        let tracker_shaped = tracker_udp_shaped(payload);
+        if tracker_shaped && self.tracker.on_datagram(dir, payload) {
+            return certain(Proto::TrackerUdp, Method::Signature);
+        }
         let d = &mut self.dirs[dir];
-        if !cut && !utp_shaped && !tracker_udp_shaped(payload) {
+        if !cut && !utp_shaped && !tracker_shaped {
             return Answer::Certain(Verdict::OTHER);
         }
         if d.payload_packets >= MAX_UDP_PACKETS {
@@ -589,6 +646,42 @@ mod tests {
             .collect();
         feed(&r, &mut p, None, &segs);
         assert!(p.any_done());
+    }
+
+    #[test]
+    fn udp_tracker_conversations_tie_up() {
+        let r = rules();
+        let udp = |p: &mut ProbeState, dir: usize, d: &[u8]| {
+            p.on_packet(&r, Transport::Udp, dir, None, (40000, 7000), d, false)
+        };
+        let cid = [0x5a, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77];
+        // An announce request (98 bytes) and its response (20 + 6 bytes), joined after the
+        // connect exchange: tied by the transaction id.
+        let mut announce = cid.to_vec();
+        announce.extend_from_slice(&[0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]);
+        announce.resize(98, 0x41);
+        let mut reply = vec![
+            0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 0, 0, 7, 8, 0, 0, 0, 1, 0, 0, 0, 2,
+        ];
+        reply.extend_from_slice(&[10, 0, 0, 9, 0x1a, 0xe1]);
+        let mut p = ProbeState::default();
+        assert_eq!(udp(&mut p, 0, &announce), Answer::NotYet);
+        assert_eq!(
+            udp(&mut p, 1, &reply),
+            Answer::Certain(Verdict {
+                proto: Proto::TrackerUdp,
+                method: Method::Signature
+            })
+        );
+        // One direction only: two requests with the same connection id.
+        let mut p = ProbeState::default();
+        assert_eq!(udp(&mut p, 0, &announce), Answer::NotYet);
+        announce[12] = 0x01;
+        assert!(matches!(udp(&mut p, 0, &announce), Answer::Certain(_)));
+        // A response whose transaction id matches nothing stays a mere shape.
+        let mut p = ProbeState::default();
+        reply[4] = 0x99;
+        assert_eq!(udp(&mut p, 1, &reply), Answer::NotYet);
     }
 
     #[test]
