@@ -24,6 +24,10 @@ pub struct Options {
     /// Read the input twice: the first pass only learns BitTorrent endpoints, so flows that
     /// began before their peer was identified are found by correlation too.
     pub look_ahead: bool,
+    /// InfluxDB line protocol of the series, port view and health.
+    pub line_protocol: Option<PathBuf>,
+    /// The `probe` tag of the line protocol.
+    pub probe: String,
 }
 
 /// How a run went.
@@ -128,6 +132,10 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     }
     if let Some(p) = &opts.health {
         sink::write_health(p, &agg.health_rows())?;
+    }
+    if let Some(p) = &opts.line_protocol {
+        let text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
+        sink::line::write_file(p, &text)?;
     }
     let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
     let totals = pipeline.totals();

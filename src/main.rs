@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Analyse capture files (pcap, pcapng, gzip) as one stream in time order.
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Rule files.
     Rules {
         #[command(subcommand)]
@@ -69,6 +69,13 @@ struct AnalyzeArgs {
     /// Capture health per minute.
     #[arg(long, value_name = "FILE")]
     health: Option<PathBuf>,
+    /// InfluxDB line protocol of the series, port view and health (measurements bittap,
+    /// bittap_port, bittap_health), timestamped at each minute's start.
+    #[arg(long, value_name = "FILE")]
+    line_protocol: Option<PathBuf>,
+    /// Value of the `probe` tag (default: the host name).
+    #[arg(long)]
+    probe: Option<String>,
     /// Home network CIDRs, comma-separated, for the up/down direction tag.
     #[arg(long, value_name = "CIDR,...")]
     home_net: Option<String>,
@@ -141,6 +148,8 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         health: a.health,
         progress: !a.no_progress && std::io::stderr().is_terminal(),
         look_ahead: a.look_ahead,
+        line_protocol: a.line_protocol,
+        probe: a.probe.unwrap_or_else(default_probe),
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,
@@ -171,6 +180,14 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         );
         ExitCode::from(EXIT_INPUT_ERROR)
     }
+}
+
+fn default_probe() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "bittap".to_string())
 }
 
 fn rules_check(dir: Option<PathBuf>) -> ExitCode {
@@ -227,7 +244,7 @@ fn rules_check(dir: Option<PathBuf>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Analyze(a) => analyze_cmd(a),
+        Command::Analyze(a) => analyze_cmd(*a),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),

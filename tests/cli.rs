@@ -225,3 +225,39 @@ fn outputs_are_byte_identical_and_independent_of_file_order() {
         "directory input"
     );
 }
+
+#[test]
+fn line_protocol_equals_the_series() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (series, lp) = (dir.path().join("s.csv"), dir.path().join("lp.txt"));
+    let input = common::repo().join("pcaps/lab/bt-mixed.pcap");
+    let out = bittap(&[
+        "analyze",
+        "-q",
+        s(&input),
+        "--series",
+        s(&series),
+        "--line-protocol",
+        s(&lp),
+        "--probe",
+        "ix-1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Each series row is one `bittap` line with the same tags and counts.
+    let csv = std::fs::read_to_string(series).expect("series");
+    let text = std::fs::read_to_string(lp).expect("line protocol");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("bittap,")).collect();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(lines.len(), rows.len());
+    for (row, line) in rows.iter().zip(&lines) {
+        let c: Vec<&str> = row.split(',').collect();
+        let want = format!(
+            "bittap,probe=ix-1,class={},proto={},method={},direction={} packets={}i,bytes={}i ",
+            c[1], c[2], c[3], c[4], c[5], c[6]
+        );
+        assert!(line.starts_with(&want), "{line} vs {want}");
+    }
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("bittap_health,probe=ix-1 packets=")));
+}

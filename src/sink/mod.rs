@@ -1,6 +1,8 @@
 //! Outputs: per-minute series, port view, health and per-flow verdicts as CSV or NDJSON, and
 //! the run summary for people.
 
+pub mod line;
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
