@@ -28,6 +28,8 @@ pub struct Options {
     pub line_protocol: Option<PathBuf>,
     /// The `probe` tag of the line protocol.
     pub probe: String,
+    /// A database to push the series to.
+    pub influx: Option<crate::sink::influx::Target>,
 }
 
 /// How a run went.
@@ -40,6 +42,8 @@ pub struct Outcome {
     pub errors: Vec<CaptureError>,
     /// Truncated last records and similar.
     pub warnings: Vec<String>,
+    /// Lines written to the database, or why that failed (the files were written anyway).
+    pub influx: Option<Result<usize, crate::sink::influx::WriteError>>,
 }
 
 /// Counts BitTorrent flows on their way to the real sink.
@@ -133,9 +137,15 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     if let Some(p) = &opts.health {
         sink::write_health(p, &agg.health_rows())?;
     }
-    if let Some(p) = &opts.line_protocol {
+    let mut influx = None;
+    if opts.line_protocol.is_some() || opts.influx.is_some() {
         let text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
-        sink::line::write_file(p, &text)?;
+        if let Some(p) = &opts.line_protocol {
+            sink::line::write_file(p, &text)?;
+        }
+        if let Some(t) = &opts.influx {
+            influx = Some(sink::influx::write(t, &text));
+        }
     }
     let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
     let totals = pipeline.totals();
@@ -154,6 +164,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         bytes: totals.bytes,
         errors,
         warnings,
+        influx,
     })
 }
 

@@ -73,6 +73,30 @@ struct AnalyzeArgs {
     /// bittap_port, bittap_health), timestamped at each minute's start.
     #[arg(long, value_name = "FILE")]
     line_protocol: Option<PathBuf>,
+    /// Push the series to this database URL (http://host:port): InfluxDB 1.x `/write` with
+    /// --influx-db, or the v2 write API with --influx-bucket.
+    #[arg(long, value_name = "URL")]
+    influx_url: Option<String>,
+    /// InfluxDB 1.x database.
+    #[arg(long)]
+    influx_db: Option<String>,
+    /// InfluxDB 1.x retention policy.
+    #[arg(long)]
+    influx_rp: Option<String>,
+    /// InfluxDB 1.x user; the password comes from --influx-password-file or the
+    /// BITTAP_INFLUX_PASSWORD environment variable.
+    #[arg(long)]
+    influx_user: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    influx_password_file: Option<PathBuf>,
+    /// v2 write API organisation and bucket; the token comes from --influx-token-file or the
+    /// BITTAP_INFLUX_TOKEN environment variable.
+    #[arg(long)]
+    influx_org: Option<String>,
+    #[arg(long)]
+    influx_bucket: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    influx_token_file: Option<PathBuf>,
     /// Value of the `probe` tag (default: the host name).
     #[arg(long)]
     probe: Option<String>,
@@ -113,7 +137,54 @@ fn load_rules(dir: Option<&PathBuf>) -> Result<Rules, bittap::classify::RuleErro
     }
 }
 
+/// A secret from a file (first line) or an environment variable; never from the command line.
+fn secret(file: Option<&PathBuf>, var: &str) -> Result<Option<String>, String> {
+    match file {
+        Some(f) => std::fs::read_to_string(f)
+            .map(|s| Some(s.lines().next().unwrap_or_default().to_string()))
+            .map_err(|e| format!("{}: {e}", f.display())),
+        None => Ok(std::env::var(var).ok()),
+    }
+}
+
+fn influx_target(a: &AnalyzeArgs) -> Result<Option<bittap::sink::influx::Target>, String> {
+    use bittap::sink::influx::Target;
+    let Some(url) = a.influx_url.clone() else {
+        return Ok(None);
+    };
+    if !url.starts_with("http://") {
+        return Err(format!(
+            "--influx-url {url}: only http:// is supported in this version"
+        ));
+    }
+    match (&a.influx_bucket, &a.influx_db) {
+        (Some(bucket), None) => Ok(Some(Target::V2 {
+            url,
+            org: a.influx_org.clone().unwrap_or_default(),
+            bucket: bucket.clone(),
+            token: secret(a.influx_token_file.as_ref(), "BITTAP_INFLUX_TOKEN")?,
+        })),
+        (None, Some(db)) => Ok(Some(Target::V1 {
+            url,
+            db: db.clone(),
+            rp: a.influx_rp.clone(),
+            user: a.influx_user.clone(),
+            password: secret(a.influx_password_file.as_ref(), "BITTAP_INFLUX_PASSWORD")?,
+        })),
+        _ => Err(
+            "--influx-url needs exactly one of --influx-db (1.x) or --influx-bucket (v2)".into(),
+        ),
+    }
+}
+
 fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
+    let influx = match influx_target(&a) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let rules = match load_rules(a.rules.as_ref()) {
         Ok(r) => Arc::new(r),
         Err(e) => {
@@ -150,6 +221,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         look_ahead: a.look_ahead,
         line_protocol: a.line_protocol,
         probe: a.probe.unwrap_or_else(default_probe),
+        influx,
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,
@@ -170,6 +242,10 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
     }
     if !a.quiet {
         print!("{}", outcome.summary);
+    }
+    if let Some(Err(e)) = &outcome.influx {
+        eprintln!("bittap: database write failed: {e}; the output files were written");
+        return ExitCode::from(EXIT_FAILURE);
     }
     if outcome.errors.is_empty() {
         ExitCode::from(EXIT_OK)

@@ -1,6 +1,7 @@
 //! Outputs: per-minute series, port view, health and per-flow verdicts as CSV or NDJSON, and
 //! the run summary for people.
 
+pub mod influx;
 pub mod line;
 
 use std::fmt::Write as _;
