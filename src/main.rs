@@ -36,6 +36,14 @@ struct Cli {
 enum Command {
     /// Analyse capture files (pcap, pcapng, gzip) as one stream in time order.
     Analyze(Box<AnalyzeArgs>),
+    /// Send a line-protocol file written earlier (`analyze --line-protocol`) to a database,
+    /// e.g. from a machine that had no route to it.
+    Send {
+        /// The line-protocol file.
+        file: PathBuf,
+        #[command(flatten)]
+        influx: InfluxArgs,
+    },
     /// Rule files.
     Rules {
         #[command(subcommand)]
@@ -53,26 +61,7 @@ enum RulesCommand {
 }
 
 #[derive(Args)]
-struct AnalyzeArgs {
-    /// Capture files or directories of capture files.
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
-    /// Per-minute series (CSV; NDJSON for .json/.ndjson/.jsonl).
-    #[arg(long, value_name = "FILE")]
-    series: Option<PathBuf>,
-    /// Per-flow verdicts (CSV or NDJSON). Holds addresses: keep it local.
-    #[arg(long, value_name = "FILE")]
-    flows: Option<PathBuf>,
-    /// Port view: bytes on classic BitTorrent ports per minute, whatever the verdict.
-    #[arg(long, value_name = "FILE")]
-    port_series: Option<PathBuf>,
-    /// Capture health per minute.
-    #[arg(long, value_name = "FILE")]
-    health: Option<PathBuf>,
-    /// InfluxDB line protocol of the series, port view and health (measurements bittap,
-    /// bittap_port, bittap_health), timestamped at each minute's start.
-    #[arg(long, value_name = "FILE")]
-    line_protocol: Option<PathBuf>,
+struct InfluxArgs {
     /// Push the series to this database URL (http://host:port): InfluxDB 1.x `/write` with
     /// --influx-db, or the v2 write API with --influx-bucket.
     #[arg(long, value_name = "URL")]
@@ -97,6 +86,31 @@ struct AnalyzeArgs {
     influx_bucket: Option<String>,
     #[arg(long, value_name = "FILE")]
     influx_token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// Capture files or directories of capture files.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Per-minute series (CSV; NDJSON for .json/.ndjson/.jsonl).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Per-flow verdicts (CSV or NDJSON). Holds addresses: keep it local.
+    #[arg(long, value_name = "FILE")]
+    flows: Option<PathBuf>,
+    /// Port view: bytes on classic BitTorrent ports per minute, whatever the verdict.
+    #[arg(long, value_name = "FILE")]
+    port_series: Option<PathBuf>,
+    /// Capture health per minute.
+    #[arg(long, value_name = "FILE")]
+    health: Option<PathBuf>,
+    /// InfluxDB line protocol of the series, port view and health (measurements bittap,
+    /// bittap_port, bittap_health), timestamped at each minute's start.
+    #[arg(long, value_name = "FILE")]
+    line_protocol: Option<PathBuf>,
+    #[command(flatten)]
+    influx: InfluxArgs,
     /// Value of the `probe` tag (default: the host name).
     #[arg(long)]
     probe: Option<String>,
@@ -147,7 +161,7 @@ fn secret(file: Option<&PathBuf>, var: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn influx_target(a: &AnalyzeArgs) -> Result<Option<bittap::sink::influx::Target>, String> {
+fn influx_target(a: &InfluxArgs) -> Result<Option<bittap::sink::influx::Target>, String> {
     use bittap::sink::influx::Target;
     let Some(url) = a.influx_url.clone() else {
         return Ok(None);
@@ -178,7 +192,7 @@ fn influx_target(a: &AnalyzeArgs) -> Result<Option<bittap::sink::influx::Target>
 }
 
 fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
-    let influx = match influx_target(&a) {
+    let influx = match influx_target(&a.influx) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("bittap: {e}");
@@ -266,6 +280,37 @@ fn default_probe() -> String {
         .unwrap_or_else(|| "bittap".to_string())
 }
 
+fn send_cmd(file: PathBuf, influx: InfluxArgs) -> ExitCode {
+    let target = match influx_target(&influx) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            eprintln!("bittap: send needs --influx-url");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bittap: {}: {e}", file.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match bittap::sink::influx::write(&target, &text) {
+        Ok(n) => {
+            println!("sent {n} lines to {target:?}");
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("bittap: database write failed: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 fn rules_check(dir: Option<PathBuf>) -> ExitCode {
     match load_rules(dir.as_ref()) {
         Ok(r) => {
@@ -321,6 +366,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(a) => analyze_cmd(*a),
+        Command::Send { file, influx } => send_cmd(file, influx),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),

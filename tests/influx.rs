@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::net::TcpListener;
+use common::{free_port, http};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,27 +21,6 @@ impl Drop for Influxd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn http(method: &str, url: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let req = ureq::request(method, url);
-    let resp = if form.is_empty() {
-        req.call()
-    } else {
-        req.send_form(form)
-    };
-    match resp {
-        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
     }
 }
 

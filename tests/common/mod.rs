@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -99,4 +100,27 @@ pub fn tsv(path: &Path) -> Vec<BTreeMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// A free TCP port on loopback (for test servers).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// An HTTP request to a test server: status (0 when unreachable) and body.
+pub fn http(method: &str, url: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let req = ureq::request(method, url);
+    let resp = if form.is_empty() {
+        req.call()
+    } else {
+        req.send_form(form)
+    };
+    match resp {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
 }
