@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, http};
 
-struct Server(Child, tempfile::TempDir);
+struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -52,7 +52,7 @@ fn v2_write_api_stores_exactly_the_series() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start victoria-metrics");
-    let _server = Server(child, tempfile::tempdir().expect("tempdir"));
+    let _server = Server(child);
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while http("GET", &format!("{url}/health"), &[]).0 != 200 {
