@@ -382,7 +382,7 @@ impl Pipeline {
                     probe.on_packet(rules, t, dir, ip.tcp, (ip.sport, ip.dport), ip.payload, cut);
                 let decided = match answer {
                     Answer::Certain(v) => {
-                        flow.other_evidence = true;
+                        flow.evidence = true;
                         Some(v)
                     }
                     Answer::NotMine => Some(fallback(rules, flow)),
@@ -472,7 +472,7 @@ impl Pipeline {
                 verdict,
                 probe,
                 port_rule,
-                other_evidence: false,
+                evidence: false,
                 correlated,
                 udp: ip.proto == decode::IPPROTO_UDP,
                 pending: [PendingCount::default(); MAX_PENDING],
@@ -664,7 +664,7 @@ impl Pipeline {
 /// The verdict of a flow whose payload said nothing either way: BitTorrent by correlation
 /// when an end of it is a learned BitTorrent endpoint, else its port rule, if any.
 fn fallback(rules: &Rules, flow: &Flow) -> Verdict {
-    if flow.correlated && !flow.other_evidence {
+    if flow.correlated && !flow.evidence {
         return Verdict {
             proto: if flow.udp {
                 Proto::Utp
@@ -679,7 +679,7 @@ fn fallback(rules: &Rules, flow: &Flow) -> Verdict {
         .checked_sub(1)
         .and_then(|i| rules.ports.get(usize::from(i)))
     {
-        Some(rule) if !flow.other_evidence => Verdict {
+        Some(rule) if !flow.evidence => Verdict {
             proto: rule.proto,
             method: Method::Port,
         },
@@ -745,7 +745,7 @@ fn finish_flow(
     let v = f.verdict.unwrap_or(Verdict::OTHER);
     let h = &mut agg.bucket(minute_of(f.last_ts)).health;
     h.flows_ended += 1;
-    if v == Verdict::OTHER && !f.other_evidence {
+    if v == Verdict::OTHER && !f.evidence {
         h.flows_unclassified += 1;
     }
     if let Some(out) = records {
@@ -795,31 +795,16 @@ fn learn_flow(endpoints: &mut EndpointTable, ip: &IpPacket<'_>, from_src: bool, 
     } else {
         ((ip.src, ip.sport), (ip.dst, ip.dport))
     };
-    let mut learn = |(addr, port): (Addr, u16)| {
-        for proto in [decode::IPPROTO_TCP, decode::IPPROTO_UDP] {
-            endpoints.learn(Endpoint { addr, port, proto }, ts);
-        }
-    };
-    learn(responder);
+    endpoints.learn_peer(responder.0, responder.1, ts);
     if ip.proto == decode::IPPROTO_UDP {
-        learn(initiator);
+        endpoints.learn_peer(initiator.0, initiator.1, ts);
     }
 }
 
 /// Learns the peers and nodes advertised in DHT messages and tracker replies.
 fn learn_advertised(endpoints: &mut EndpointTable, proto: Proto, ip: &IpPacket<'_>, ts: i64) {
-    let mut learn = |addr: [u8; 16], port: u16| {
-        for proto in [decode::IPPROTO_TCP, decode::IPPROTO_UDP] {
-            endpoints.learn(
-                Endpoint {
-                    addr: u128::from_be_bytes(addr),
-                    port,
-                    proto,
-                },
-                ts,
-            );
-        }
-    };
+    let mut learn =
+        |addr: [u8; 16], port: u16| endpoints.learn_peer(u128::from_be_bytes(addr), port, ts);
     let p = ip.payload;
     match proto {
         Proto::Dht => krpc::for_each_advertised_peer(p, &mut learn),

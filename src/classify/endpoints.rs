@@ -9,7 +9,7 @@
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
-use crate::decode::Addr;
+use crate::decode::{Addr, IPPROTO_TCP, IPPROTO_UDP};
 
 /// One endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +73,14 @@ impl EndpointTable {
             self.make_room(now);
         }
         self.map.insert(e, now);
+    }
+
+    /// Remembers a BitTorrent peer's port for both transports: clients take uTP and DHT on
+    /// their TCP listen port, and an advertised peer may be reached either way.
+    pub fn learn_peer(&mut self, addr: Addr, port: u16, now: i64) {
+        for proto in [IPPROTO_TCP, IPPROTO_UDP] {
+            self.learn(Endpoint { addr, port, proto }, now);
+        }
     }
 
     /// Whether an endpoint was learned within the lifetime of `now` (either side of it, so a

@@ -117,7 +117,7 @@ pub struct Flow {
     /// The port rule matching this flow's ports, if any (index + 1; 0 for none).
     pub port_rule: u8,
     /// Payload evidence was seen (a signature or structure, of whichever class).
-    pub other_evidence: bool,
+    pub evidence: bool,
     /// An end of the flow was a learned BitTorrent endpoint when it started.
     pub correlated: bool,
     pub udp: bool,
@@ -202,7 +202,7 @@ mod tests {
             verdict: None,
             probe: None,
             port_rule: 0,
-            other_evidence: false,
+            evidence: false,
             correlated: false,
             udp: false,
             pending: [PendingCount::default(); MAX_PENDING],
