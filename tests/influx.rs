@@ -5,82 +5,11 @@
 
 mod common;
 
+use common::influxd::Influxd;
 use common::{free_port, http};
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Influxd {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Influxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts influxd with authentication on and an admin user `admin`/`adminpw`; `None` when
-/// influxd is not installed and this is not CI (CI installs it: there the test must run).
-fn start() -> Option<Influxd> {
-    if Command::new("influxd").arg("version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "influxd missing in CI: scripts/deps.sh installs it"
-        );
-        eprintln!("influxd not installed: skipping (scripts/deps.sh installs it)");
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (port, rpc) = (free_port(), free_port());
-    let d = dir.path().display();
-    let conf = format!(
-        "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  auth-enabled = true\n  log-enabled = false\n"
-    );
-    let path = dir.path().join("influxdb.conf");
-    std::fs::write(&path, conf).expect("write config");
-    let child = Command::new("influxd")
-        .arg("-config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start influxd");
-    let server = Influxd {
-        child,
-        port,
-        _dir: dir,
-    };
-    let started = Instant::now();
-    while http("GET", &format!("http://127.0.0.1:{port}/ping"), &[]).0 != 204 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "influxd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let q = format!("http://127.0.0.1:{port}/query");
-    let (code, body) = http(
-        "POST",
-        &q,
-        &[(
-            "q",
-            "CREATE USER admin WITH PASSWORD 'adminpw' WITH ALL PRIVILEGES",
-        )],
-    );
-    assert_eq!(code, 200, "{body}");
-    let (code, body) = http(
-        "POST",
-        &format!("{q}?u=admin&p=adminpw"),
-        &[("q", "CREATE DATABASE bt")],
-    );
-    assert_eq!(code, 200, "{body}");
-    Some(server)
-}
+use std::process::Command;
 
 fn bittap(args: &[&str], password: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bittap"))
@@ -96,7 +25,7 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn series_read_back_equal_the_csv_and_errors_are_clear() {
-    let Some(db) = start() else { return };
+    let Some(db) = Influxd::start() else { return };
     let url = format!("http://127.0.0.1:{}", db.port);
     let dir = tempfile::tempdir().expect("tempdir");
     let series = dir.path().join("s.csv");

@@ -2,6 +2,8 @@
 //! tables that the crafted-capture generator writes next to its captures.
 #![allow(dead_code)]
 
+pub mod influxd;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
