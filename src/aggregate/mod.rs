@@ -144,10 +144,20 @@ pub struct Health {
     pub flows_tracked: u64,
     /// Later IP fragments whose first fragment never came.
     pub fragments_orphaned: u64,
+    /// Live capture: packets the kernel dropped (pcap statistics), during the minute.
+    pub kernel_drops: u64,
+    /// Live capture: packets the interface or its driver dropped, during the minute.
+    pub interface_drops: u64,
+    /// Live capture: packets bittap itself dropped because a worker's queue was full.
+    pub queue_drops: u64,
+    /// Bytes waiting in the database spool when the minute was flushed.
+    pub spool_bytes: u64,
+    /// Age in seconds of the oldest write waiting in the spool when the minute was flushed.
+    pub spool_age_seconds: u64,
 }
 
 impl Health {
-    pub const FIELDS: [&'static str; 11] = [
+    pub const FIELDS: [&'static str; 16] = [
         "packets",
         "bytes",
         "non_ip",
@@ -159,9 +169,14 @@ impl Health {
         "flows_unclassified",
         "flows_tracked",
         "fragments_orphaned",
+        "kernel_drops",
+        "interface_drops",
+        "queue_drops",
+        "spool_bytes",
+        "spool_age_seconds",
     ];
 
-    pub fn values(&self) -> [u64; 11] {
+    pub fn values(&self) -> [u64; 16] {
         [
             self.packets,
             self.bytes,
@@ -174,6 +189,11 @@ impl Health {
             self.flows_unclassified,
             self.flows_tracked,
             self.fragments_orphaned,
+            self.kernel_drops,
+            self.interface_drops,
+            self.queue_drops,
+            self.spool_bytes,
+            self.spool_age_seconds,
         ]
     }
 }
