@@ -386,9 +386,9 @@ struct Query {
 }
 
 /// A query's result: series keyed by their tags (`k=v,…`), each a list of (time ms, value).
-type Result = BTreeMap<String, Vec<(i64, Option<f64>)>>;
+type Answer = BTreeMap<String, Vec<(i64, Option<f64>)>>;
 
-fn run_query(db: &Influxd, q: &str) -> Result {
+fn run_query(db: &Influxd, q: &str) -> Answer {
     let (code, body) = common::http(
         "POST",
         &format!("{}/query?db={DB}&u={USER}&p={PASSWORD}&epoch=ms", db.url()),
@@ -398,7 +398,7 @@ fn run_query(db: &Influxd, q: &str) -> Result {
     let json: Value = serde_json::from_str(&body).expect("json");
     let res = &json["results"][0];
     assert!(res["error"].is_null(), "{q}: {}", res["error"]);
-    let mut out = Result::new();
+    let mut out = Answer::new();
     for serie in res["series"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let key = serie["tags"]
             .as_object()
@@ -559,7 +559,7 @@ fn expected(
     sc: &Scenario,
     rows: &[Row],
     vars: &BTreeMap<String, Vec<String>>,
-) -> Result {
+) -> Answer {
     let sel = |r: &&Row| {
         r.m == spec.m
             && r.t >= sc.from
@@ -578,7 +578,7 @@ fn expected(
             .join(",");
         groups.entry(key).or_default().push(r);
     }
-    let mut out = Result::new();
+    let mut out = Answer::new();
     for (key, members) in groups {
         let mut points = Vec::new();
         if spec.time {
@@ -606,7 +606,7 @@ fn expected(
     out
 }
 
-fn same(got: &Result, want: &Result) -> bool {
+fn same(got: &Answer, want: &Answer) -> bool {
     got.len() == want.len()
         && got.iter().zip(want).all(|((gk, gv), (wk, wv))| {
             gk == wk
@@ -861,7 +861,7 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 /// Computes what a query must return from the rows, for the selected variable values.
-type Model = fn(&Spec, &Scenario, &[Row], &BTreeMap<String, Vec<String>>) -> Result;
+type Model = fn(&Spec, &Scenario, &[Row], &BTreeMap<String, Vec<String>>) -> Answer;
 
 /// How one kind of data source is asked: its variable queries and its panel queries.
 struct Backend<'a> {
@@ -870,7 +870,7 @@ struct Backend<'a> {
     /// Runs a variable query; returns the values.
     variable: &'a dyn Fn(&str) -> Vec<String>,
     /// Runs a substituted panel query in a scenario.
-    run: &'a dyn Fn(&str, &Scenario) -> Result,
+    run: &'a dyn Fn(&str, &Scenario) -> Answer,
     model: Model,
 }
 
@@ -1141,10 +1141,10 @@ fn expected_vm(
     sc: &Scenario,
     rows: &[Row],
     vars: &BTreeMap<String, Vec<String>>,
-) -> Result {
+) -> Answer {
     let (start, end) = aligned(sc);
     let iv = sc.interval_ms;
-    let mut out = Result::new();
+    let mut out = Answer::new();
     let mut t = start;
     while t <= end {
         let mut groups: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
@@ -1175,7 +1175,7 @@ fn expected_vm(
     out
 }
 
-fn run_vm(url: &str, q: &str, sc: &Scenario) -> Result {
+fn run_vm(url: &str, q: &str, sc: &Scenario) -> Answer {
     let (start, end) = aligned(sc);
     let (code, body) = common::http(
         "POST",
@@ -1190,7 +1190,7 @@ fn run_vm(url: &str, q: &str, sc: &Scenario) -> Result {
     );
     assert_eq!(code, 200, "{q}: {body}");
     let json: Value = serde_json::from_str(&body).expect("json");
-    let mut out = Result::new();
+    let mut out = Answer::new();
     for serie in json["data"]["result"].as_array().expect("result") {
         let key = serie["metric"]
             .as_object()
