@@ -261,7 +261,9 @@ struct Scenario {
 /// Grafana's text form of `$__interval` (its `secondsToHms`-style rounding gives whole
 /// units; bittap's panels never go below a minute).
 fn interval_text(ms: i64) -> String {
-    if ms % 3_600_000 == 0 {
+    if ms % 86_400_000 == 0 {
+        format!("{}d", ms / 86_400_000)
+    } else if ms % 3_600_000 == 0 {
         format!("{}h", ms / 3_600_000)
     } else if ms % MIN == 0 {
         format!("{}m", ms / MIN)
@@ -1042,6 +1044,48 @@ fn every_influxql_dashboard_query_returns_the_numbers_of_the_csv() {
         },
     );
     assert_eq!(checked, 3 + 35 * scenarios().len());
+
+    // Grafana writes a relative range (the dashboards' default, now-6h) as now() arithmetic:
+    // `time >= now() - 6h and time <= now()`. Every query must take that form too; over the
+    // last ten years (all the data, whenever this runs) the whole-range panels give the
+    // numbers of all rows, the others data.
+    let all = Scenario {
+        name: "relative: now-10y to now, 7d",
+        from: 0,
+        to: i64::MAX / 2,
+        interval_ms: 7 * 24 * 60 * MIN,
+        probe: None,
+        direction: None,
+    };
+    let vars = BTreeMap::from([
+        ("probe".to_string(), distinct(&rows, "bittap", "probe")),
+        (
+            "direction".to_string(),
+            distinct(&rows, "bittap", "direction"),
+        ),
+    ]);
+    for q in queries.iter().filter(|q| !q.ref_id.is_empty()) {
+        let relative = q
+            .text
+            .replace("$timeFilter", "time >= now() - 3650d and time <= now()");
+        let text = interpolate(&relative, &all, &vars, regex_escape);
+        let got = run_query(&db, &text);
+        assert!(!got.is_empty(), "{text}: nothing");
+        let spec = SPECS
+            .iter()
+            .find(|s| s.dash == q.dash && s.panel == q.panel && s.ref_id == q.ref_id)
+            .expect("spec");
+        if !spec.time {
+            let want = expected(spec, &all, &rows, &vars);
+            let strip = |a: &Answer| -> Answer {
+                a.iter()
+                    .map(|(k, v)| (k.clone(), v.iter().map(|p| (0, p.1)).collect()))
+                    .collect()
+            };
+            let (got, want) = (strip(&got), strip(&want));
+            assert!(same(&got, &want), "{text}\ngot  {got:?}\nwant {want:?}");
+        }
+    }
 }
 
 /// A real VictoriaMetrics on a free loopback port, in a temporary directory; killed when
