@@ -38,13 +38,7 @@ enum Command {
     Analyze(Box<AnalyzeArgs>),
     /// Send a line-protocol file written earlier (`analyze --line-protocol`) to a database,
     /// e.g. from a machine that had no route to it.
-    Send {
-        /// The line-protocol file (with --spool: optional; without a file, what the spool
-        /// holds is sent).
-        file: Option<PathBuf>,
-        #[command(flatten)]
-        influx: InfluxArgs,
-    },
+    Send(Box<SendArgs>),
     /// Rule files.
     Rules {
         #[command(subcommand)]
@@ -59,6 +53,15 @@ enum RulesCommand {
         /// Directory with ports.toml and signatures.toml (default: the built-in rules).
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The line-protocol file (with --spool: optional; without a file, what the spool holds
+    /// is sent).
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    influx: InfluxArgs,
 }
 
 #[derive(Args)]
@@ -470,7 +473,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(a) => analyze_cmd(*a),
-        Command::Send { file, influx } => send_cmd(file, influx),
+        Command::Send(a) => send_cmd(a.file, a.influx),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),
