@@ -485,9 +485,9 @@ impl Sender {
                     if !outage_reported {
                         outage_reported = true;
                         eprintln!(
-                            "bittap: database write failed: {m}; the batches stay in the spool {} and are retried (every {} s at most)",
+                            "bittap: database write failed: {m}; a temporary failure: the batches stay in the spool {} and are retried (every {:?} at most)",
                             self.dir.display(),
-                            self.cfg.backoff_max.as_secs()
+                            self.cfg.backoff_max
                         );
                     }
                     st.stats.last_error = Some(m);
