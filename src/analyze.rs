@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::capture::{expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
+use crate::sink::influx::Client;
+use crate::sink::spool::Spooler;
 use crate::sink::{self, FlowWriter};
 
 /// What to read and where to write.
@@ -30,6 +32,11 @@ pub struct Options {
     pub probe: String,
     /// A database to push the series to.
     pub influx: Option<crate::sink::influx::Target>,
+    /// Timeout, gzip and CA of the database requests.
+    pub http: crate::sink::influx::HttpOptions,
+    /// Write through this spool directory (replaying what it holds), so lines a failure that
+    /// can pass left are kept for later.
+    pub spool: Option<(PathBuf, crate::sink::spool::SpoolConfig)>,
 }
 
 /// How a run went.
@@ -44,6 +51,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Lines written to the database, or why that failed (the files were written anyway).
     pub influx: Option<Result<usize, crate::sink::influx::WriteError>>,
+    /// With a spool: what it holds and did, after draining for up to the request timeout.
+    pub spool: Option<crate::sink::spool::SpoolStats>,
 }
 
 /// Counts BitTorrent flows on their way to the real sink.
@@ -75,6 +84,11 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     if files.is_empty() {
         anyhow::bail!("no capture files given");
     }
+    // Started first: leftovers of an earlier run are replayed while this one is analysed.
+    let spooler = match (&opts.influx, &opts.spool) {
+        (Some(t), Some((dir, cfg))) => Some(Spooler::start(t.clone(), dir.clone(), cfg.clone())?),
+        _ => None,
+    };
     let learned = if opts.look_ahead {
         let mut reader = MergedReader::new(&files)?;
         let mut first = Pipeline::new(cfg.clone(), rules.clone());
@@ -137,14 +151,17 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     if let Some(p) = &opts.health {
         sink::write_health(p, &agg.health_rows())?;
     }
-    let mut influx = None;
+    let (mut influx, mut spool) = (None, None);
     if opts.line_protocol.is_some() || opts.influx.is_some() {
         let text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
         if let Some(p) = &opts.line_protocol {
             sink::line::write_file(p, &text)?;
         }
-        if let Some(t) = &opts.influx {
-            influx = Some(sink::influx::write(t, &text));
+        if let Some(s) = spooler {
+            s.submit_text(&text)?;
+            spool = Some(s.close(opts.http.timeout));
+        } else if let Some(t) = &opts.influx {
+            influx = Some(Client::new(t, &opts.http).and_then(|c| c.write(&text)));
         }
     }
     let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
@@ -165,6 +182,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         errors,
         warnings,
         influx,
+        spool,
     })
 }
 

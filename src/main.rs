@@ -38,12 +38,7 @@ enum Command {
     Analyze(Box<AnalyzeArgs>),
     /// Send a line-protocol file written earlier (`analyze --line-protocol`) to a database,
     /// e.g. from a machine that had no route to it.
-    Send {
-        /// The line-protocol file.
-        file: PathBuf,
-        #[command(flatten)]
-        influx: InfluxArgs,
-    },
+    Send(Box<SendArgs>),
     /// Rule files.
     Rules {
         #[command(subcommand)]
@@ -58,6 +53,15 @@ enum RulesCommand {
         /// Directory with ports.toml and signatures.toml (default: the built-in rules).
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The line-protocol file (with --spool: optional; without a file, what the spool holds
+    /// is sent).
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    influx: InfluxArgs,
 }
 
 #[derive(Args)]
@@ -86,6 +90,22 @@ struct InfluxArgs {
     influx_bucket: Option<String>,
     #[arg(long, value_name = "FILE")]
     influx_token_file: Option<PathBuf>,
+    /// Seconds a request may take, connection included.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    influx_timeout: u64,
+    /// Send plain request bodies instead of gzip.
+    #[arg(long)]
+    influx_no_gzip: bool,
+    /// PEM file of the CA(s) to trust for an https:// URL instead of the public web roots.
+    #[arg(long, value_name = "FILE")]
+    influx_ca: Option<PathBuf>,
+    /// Spool directory: lines are kept on disk until the database has them; what a failure
+    /// that can pass leaves is sent by the next run or `bittap send --spool DIR`.
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// Most megabytes the spool holds; beyond it the oldest batches are dropped.
+    #[arg(long, value_name = "MB", default_value_t = 256)]
+    spool_max_mb: u64,
 }
 
 #[derive(Args)]
@@ -164,14 +184,17 @@ fn secret(file: Option<&PathBuf>, var: &str) -> Result<Option<String>, String> {
 fn influx_target(a: &InfluxArgs) -> Result<Option<bittap::sink::influx::Target>, String> {
     use bittap::sink::influx::Target;
     let Some(url) = a.influx_url.clone() else {
+        if a.spool.is_some() {
+            return Err("--spool needs --influx-url".into());
+        }
         return Ok(None);
     };
-    if !url.starts_with("http://") {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(format!(
-            "--influx-url {url}: only http:// is supported in this version"
+            "--influx-url {url}: must start with http:// or https://"
         ));
     }
-    match (&a.influx_bucket, &a.influx_db) {
+    let target: Result<Option<Target>, String> = match (&a.influx_bucket, &a.influx_db) {
         (Some(bucket), None) => Ok(Some(Target::V2 {
             url,
             org: a.influx_org.clone().unwrap_or_default(),
@@ -188,6 +211,53 @@ fn influx_target(a: &InfluxArgs) -> Result<Option<bittap::sink::influx::Target>,
         _ => Err(
             "--influx-url needs exactly one of --influx-db (1.x) or --influx-bucket (v2)".into(),
         ),
+    };
+    let target = target?;
+    // A bad CA file or URL is an argument error, found before anything is counted.
+    if let Some(t) = &target {
+        bittap::sink::influx::Client::new(t, &http_options(a)).map_err(|e| e.to_string())?;
+    }
+    Ok(target)
+}
+
+fn http_options(a: &InfluxArgs) -> bittap::sink::influx::HttpOptions {
+    bittap::sink::influx::HttpOptions {
+        timeout: std::time::Duration::from_secs(a.influx_timeout.max(1)),
+        gzip: !a.influx_no_gzip,
+        ca_file: a.influx_ca.clone(),
+    }
+}
+
+fn spool_options(a: &InfluxArgs) -> Option<(PathBuf, bittap::sink::spool::SpoolConfig)> {
+    let cfg = bittap::sink::spool::SpoolConfig {
+        max_bytes: a.spool_max_mb.saturating_mul(1 << 20),
+        http: http_options(a),
+        ..Default::default()
+    };
+    a.spool.clone().map(|d| (d, cfg))
+}
+
+/// Exit status after a one-shot run through the spool; the sender already reported errors.
+fn spool_exit(dir: &std::path::Path, st: &bittap::sink::spool::SpoolStats) -> u8 {
+    if st.pending_batches > 0 {
+        eprintln!(
+            "bittap: {} batches ({} bytes) not yet in the database are kept in the spool {}: `bittap send --spool {}` sends them",
+            st.pending_batches,
+            st.pending_bytes,
+            dir.display(),
+            dir.display()
+        );
+    }
+    if st.dropped_batches > 0 {
+        eprintln!(
+            "bittap: {} batches were dropped: the spool was full",
+            st.dropped_batches
+        );
+    }
+    if st.pending_batches > 0 || st.rejected_batches > 0 || st.dropped_batches > 0 {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
     }
 }
 
@@ -235,6 +305,8 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         look_ahead: a.look_ahead,
         line_protocol: a.line_protocol,
         probe: a.probe.unwrap_or_else(default_probe),
+        http: http_options(&a.influx),
+        spool: spool_options(&a.influx),
         influx,
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
@@ -261,6 +333,11 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         eprintln!("bittap: database write failed: {e}; the output files were written");
         return ExitCode::from(EXIT_FAILURE);
     }
+    if let (Some(st), Some(dir)) = (&outcome.spool, &a.influx.spool) {
+        if spool_exit(dir, st) != EXIT_OK {
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
     if outcome.errors.is_empty() {
         ExitCode::from(EXIT_OK)
     } else {
@@ -280,7 +357,7 @@ fn default_probe() -> String {
         .unwrap_or_else(|| "bittap".to_string())
 }
 
-fn send_cmd(file: PathBuf, influx: InfluxArgs) -> ExitCode {
+fn send_cmd(file: Option<PathBuf>, influx: InfluxArgs) -> ExitCode {
     let target = match influx_target(&influx) {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -292,14 +369,44 @@ fn send_cmd(file: PathBuf, influx: InfluxArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("bittap: {}: {e}", file.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let text = match &file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("bittap: {}: {e}", f.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
     };
-    match bittap::sink::influx::write(&target, &text) {
+    let http = http_options(&influx);
+    if let Some((dir, cfg)) = spool_options(&influx) {
+        let spool = match bittap::sink::spool::Spooler::start(target.clone(), dir.clone(), cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("bittap: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
+        if let Some(t) = &text {
+            if let Err(e) = spool.submit_text(t) {
+                eprintln!("bittap: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+        let st = spool.close(http.timeout);
+        println!(
+            "sent {} batches ({} lines) to {target:?}",
+            st.sent_batches, st.sent_lines
+        );
+        return ExitCode::from(spool_exit(&dir, &st));
+    }
+    let Some(text) = text else {
+        eprintln!("bittap: send needs a FILE or --spool DIR");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let sent = bittap::sink::influx::Client::new(&target, &http).and_then(|c| c.write(&text));
+    match sent {
         Ok(n) => {
             println!("sent {n} lines to {target:?}");
             ExitCode::from(EXIT_OK)
@@ -366,7 +473,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(a) => analyze_cmd(*a),
-        Command::Send { file, influx } => send_cmd(file, influx),
+        Command::Send(a) => send_cmd(a.file, a.influx),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),

@@ -8,7 +8,13 @@
 //! bucket, rejected data). Secrets are never printed.
 
 use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
 
 /// Where and how to write.
 #[derive(Clone)]
@@ -43,10 +49,21 @@ impl fmt::Debug for Target {
 /// Why a write failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteError {
-    /// May pass: the database is down, slow or overloaded.
+    /// May pass: the database is down, slow or overloaded (refused connection, timeout, DNS,
+    /// HTTP 5xx or 429).
     Transient(String),
-    /// Retrying cannot fix it: credentials, unknown database, rejected data.
+    /// Retrying cannot fix it until the operator does: bad credentials (401/403), unknown
+    /// database or bucket (404), an untrusted certificate, a bad URL or CA file.
     Permanent(String),
+    /// The server refused this data (HTTP 400 and other 4xx): resending the same lines cannot
+    /// help, other lines may pass.
+    Rejected(String),
+}
+
+impl WriteError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, WriteError::Transient(_))
+    }
 }
 
 impl fmt::Display for WriteError {
@@ -54,6 +71,7 @@ impl fmt::Display for WriteError {
         match self {
             WriteError::Transient(m) => write!(f, "{m} (temporary: retry later)"),
             WriteError::Permanent(m) => write!(f, "{m}"),
+            WriteError::Rejected(m) => write!(f, "{m} (data rejected)"),
         }
     }
 }
@@ -61,66 +79,252 @@ impl fmt::Display for WriteError {
 impl std::error::Error for WriteError {}
 
 /// Lines per request.
-const BATCH_LINES: usize = 5000;
+pub const BATCH_LINES: usize = 5000;
 
-fn endpoint(target: &Target) -> (String, Vec<(&'static str, String)>, Option<String>) {
-    match target {
-        Target::V1 {
-            url,
-            db,
-            rp,
-            user,
-            password,
-        } => {
-            let mut q = vec![("db", db.clone()), ("precision", "ns".to_string())];
-            if let Some(rp) = rp {
-                q.push(("rp", rp.clone()));
-            }
-            if let (Some(u), Some(p)) = (user, password) {
-                q.push(("u", u.clone()));
-                q.push(("p", p.clone()));
-            }
-            (format!("{}/write", url.trim_end_matches('/')), q, None)
+/// How requests are made.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Whole request, connection included.
+    pub timeout: Duration,
+    /// `Content-Encoding: gzip` request bodies (InfluxDB 1.x/2.x and VictoriaMetrics accept
+    /// them); line protocol shrinks about tenfold.
+    pub gzip: bool,
+    /// PEM file of the certificate authorities to trust for https:// instead of the public
+    /// web roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            timeout: Duration::from_secs(30),
+            gzip: true,
+            ca_file: None,
         }
-        Target::V2 {
-            url,
-            org,
-            bucket,
-            token,
-        } => (
-            format!("{}/api/v2/write", url.trim_end_matches('/')),
-            vec![
-                ("org", org.clone()),
-                ("bucket", bucket.clone()),
-                ("precision", "ns".to_string()),
-            ],
-            token.as_ref().map(|t| format!("Token {t}")),
-        ),
     }
 }
 
-/// Sends line protocol in batches; stops at the first failure.
-pub fn write(target: &Target, text: &str) -> Result<usize, WriteError> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .build();
-    let (url, query, auth) = endpoint(target);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-    let mut sent = 0;
-    for batch in lines.chunks(BATCH_LINES) {
-        let body = batch.join("\n") + "\n";
-        let mut req = agent
-            .post(&url)
+/// A connection to one database, reused across writes.
+pub struct Client {
+    agent: ureq::Agent,
+    url: String,
+    query: Vec<(&'static str, String)>,
+    auth: Option<String>,
+    what: String,
+    opts: HttpOptions,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+/// Standard base64 (RFC 4648) for the Basic authorization header.
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(A[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, WriteError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let bad = |e: String| WriteError::Permanent(format!("--influx-ca {}: {e}", ca_file.display()));
+    let pem = std::fs::read(ca_file).map_err(|e| bad(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("unusable certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in the file".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// The TLS error under a transport error, if any (rustls wraps it in an io::Error).
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(t) = inner.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Classifies a transport failure. The URL is left out of the message: for 1.x it used to
+/// carry the password, and the target already names the server.
+fn transport_error(what: &str, t: &ureq::Transport) -> WriteError {
+    use ureq::ErrorKind as K;
+    let mut msg = format!("{what}: {}", t.kind());
+    if let Some(m) = t.message() {
+        msg.push_str(": ");
+        msg.push_str(m);
+    }
+    let tls = std::error::Error::source(t).and_then(tls_error);
+    if let Some(e) = tls {
+        msg.push_str(&format!(": {e}"));
+    } else if let Some(src) = std::error::Error::source(t) {
+        msg.push_str(&format!(": {src}"));
+    }
+    match (t.kind(), tls) {
+        (_, Some(rustls::Error::InvalidCertificate(_))) => WriteError::Permanent(format!(
+            "{msg} (the server's certificate is not trusted: give its CA with --influx-ca)"
+        )),
+        (
+            _,
+            Some(
+                rustls::Error::NoCertificatesPresented
+                | rustls::Error::PeerIncompatible(_)
+                | rustls::Error::UnsupportedNameType,
+            ),
+        ) => WriteError::Permanent(format!("{msg} (TLS handshake impossible)")),
+        (K::InvalidUrl | K::UnknownScheme | K::InsecureRequestHttpsOnly, _) => {
+            WriteError::Permanent(msg)
+        }
+        _ => WriteError::Transient(msg),
+    }
+}
+
+impl Client {
+    pub fn new(target: &Target, opts: &HttpOptions) -> Result<Client, WriteError> {
+        let what = format!("{target:?}");
+        let (base, url, query, auth) = match target {
+            Target::V1 {
+                url,
+                db,
+                rp,
+                user,
+                password,
+            } => {
+                let mut q = vec![("db", db.clone()), ("precision", "ns".to_string())];
+                if let Some(rp) = rp {
+                    q.push(("rp", rp.clone()));
+                }
+                // Basic authentication rather than u=/p= in the query string, so the password
+                // is in no URL (server access logs, error messages).
+                let auth = user.as_ref().map(|u| {
+                    let pair = format!("{u}:{}", password.as_deref().unwrap_or_default());
+                    format!("Basic {}", base64(pair.as_bytes()))
+                });
+                let w = format!("{}/write", url.trim_end_matches('/'));
+                (url, w, q, auth)
+            }
+            Target::V2 {
+                url,
+                org,
+                bucket,
+                token,
+            } => (
+                url,
+                format!("{}/api/v2/write", url.trim_end_matches('/')),
+                vec![
+                    ("org", org.clone()),
+                    ("bucket", bucket.clone()),
+                    ("precision", "ns".to_string()),
+                ],
+                token.as_ref().map(|t| format!("Token {t}")),
+            ),
+        };
+        let https = base.starts_with("https://");
+        if !https && !base.starts_with("http://") {
+            return Err(WriteError::Permanent(format!(
+                "{what}: the URL must start with http:// or https://"
+            )));
+        }
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout_connect(opts.timeout.min(Duration::from_secs(10)))
+            .timeout(opts.timeout);
+        if let Some(ca) = &opts.ca_file {
+            builder = builder.tls_config(tls_config(ca)?);
+        }
+        Ok(Client {
+            agent: builder.build(),
+            url,
+            query,
+            auth,
+            what,
+            opts: opts.clone(),
+        })
+    }
+
+    /// Sends line protocol in requests of at most [`BATCH_LINES`] lines; stops at the first
+    /// failure. Returns the lines sent.
+    pub fn write(&self, text: &str) -> Result<usize, WriteError> {
+        self.write_within(text, self.opts.timeout)
+    }
+
+    /// As [`Client::write`], each request given at most `timeout` (for draining before a
+    /// deadline).
+    pub fn write_within(&self, text: &str, timeout: Duration) -> Result<usize, WriteError> {
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        let mut sent = 0;
+        for batch in lines.chunks(BATCH_LINES) {
+            let body = batch.join("\n") + "\n";
+            self.post(body.as_bytes(), timeout.min(self.opts.timeout))?;
+            sent += batch.len();
+        }
+        Ok(sent)
+    }
+
+    fn post(&self, body: &[u8], timeout: Duration) -> Result<(), WriteError> {
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .timeout(timeout)
             .set("Content-Type", "text/plain; charset=utf-8");
-        for (k, v) in &query {
+        for (k, v) in &self.query {
             req = req.query(k, v);
         }
-        if let Some(a) = &auth {
+        if let Some(a) = &self.auth {
             req = req.set("Authorization", a);
         }
-        match req.send_string(&body) {
-            Ok(_) => sent += batch.len(),
+        let result = if self.opts.gzip {
+            let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::default());
+            let gz = gz
+                .write_all(body)
+                .and_then(|()| gz.finish())
+                .map_err(|e| WriteError::Transient(format!("{}: gzip: {e}", self.what)))?;
+            req.set("Content-Encoding", "gzip").send_bytes(&gz)
+        } else {
+            req.send_bytes(body)
+        };
+        match result {
+            Ok(_) => Ok(()),
             Err(ureq::Error::Status(code, resp)) => {
                 let detail: String = resp
                     .into_string()
@@ -128,20 +332,24 @@ pub fn write(target: &Target, text: &str) -> Result<usize, WriteError> {
                     .chars()
                     .take(300)
                     .collect();
-                let what = format!("{target:?}: HTTP {code}: {}", detail.trim());
-                return Err(match code {
+                let what = format!("{}: HTTP {code}: {}", self.what, detail.trim());
+                Err(match code {
                     429 | 500..=599 => WriteError::Transient(what),
                     401 | 403 => WriteError::Permanent(format!("{what} (bad credentials)")),
                     404 => WriteError::Permanent(format!("{what} (unknown database or bucket)")),
+                    400..=499 => WriteError::Rejected(what),
                     _ => WriteError::Permanent(what),
-                });
+                })
             }
-            Err(ureq::Error::Transport(t)) => {
-                return Err(WriteError::Transient(format!("{target:?}: {t}")));
-            }
+            Err(ureq::Error::Transport(t)) => Err(transport_error(&self.what, &t)),
         }
     }
-    Ok(sent)
+}
+
+/// Sends line protocol once with the default options (gzip, 30 s timeout, public roots);
+/// stops at the first failure.
+pub fn write(target: &Target, text: &str) -> Result<usize, WriteError> {
+    Client::new(target, &HttpOptions::default())?.write(text)
 }
 
 #[cfg(test)]
@@ -168,17 +376,34 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_database_is_transient() {
+    fn base64_per_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("admin:adminpw", "YWRtaW46YWRtaW5wdw=="),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o, "{i}");
+        }
+    }
+
+    #[test]
+    fn unreachable_database_is_transient_and_names_no_secret() {
         // Port 9 on loopback: nothing listens (discard is not run here).
         let t = Target::V1 {
             url: "http://127.0.0.1:9".into(),
             db: "bt".into(),
             rp: None,
-            user: None,
-            password: None,
+            user: Some("probe".into()),
+            password: Some("s3cret".into()),
         };
         match write(&t, "m f=1i 0\n") {
-            Err(WriteError::Transient(m)) => assert!(m.contains("127.0.0.1:9"), "{m}"),
+            Err(WriteError::Transient(m)) => {
+                assert!(m.contains("127.0.0.1:9"), "{m}");
+                assert!(!m.contains("s3cret"), "{m}");
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod influx;
 pub mod line;
+pub mod spool;
 
 use std::fmt::Write as _;
 use std::fs::File;

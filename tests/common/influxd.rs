@@ -1,12 +1,14 @@
 //! A real InfluxDB 1.x (Debian's `influxd`) on free loopback ports, in a temporary directory,
 //! with authentication on and an admin user `admin`/`adminpw` and a database `bt`. It can be
 //! stopped and started again on the same port and data (outage tests); dropped, it is killed.
+//! `start_with` can serve https with a certificate from `tls::TestCa`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, http};
+use super::tls::TestCa;
+use super::{free_port, http_with};
 
 pub const USER: &str = "admin";
 pub const PASSWORD: &str = "adminpw";
@@ -16,7 +18,17 @@ pub struct Influxd {
     child: Option<Child>,
     pub port: u16,
     config: PathBuf,
+    /// Trusts the server's certificate when it serves https.
+    agent: ureq::Agent,
+    https: bool,
     _dir: tempfile::TempDir,
+}
+
+/// How to run the server.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Serve https (only) with a certificate of this CA for 127.0.0.1.
+    pub tls: Option<&'a TestCa>,
 }
 
 impl Drop for Influxd {
@@ -29,6 +41,10 @@ impl Influxd {
     /// Starts influxd; `None` when influxd is not installed and this is not CI (CI installs
     /// it: there the test must run).
     pub fn start() -> Option<Influxd> {
+        Influxd::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options<'_>) -> Option<Influxd> {
         if Command::new("influxd").arg("version").output().is_err() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -40,20 +56,34 @@ impl Influxd {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, rpc) = (free_port(), free_port());
         let d = dir.path().display();
-        let conf = format!(
+        let mut conf = format!(
             "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  auth-enabled = true\n  log-enabled = false\n"
         );
+        if let Some(ca) = opts.tls {
+            conf.push_str(&format!(
+                "  https-enabled = true\n  https-certificate = \"{}\"\n  https-private-key = \"{}\"\n",
+                ca.server_cert.display(),
+                ca.server_key.display()
+            ));
+        }
+        let agent = match opts.tls {
+            Some(ca) => ca.agent(),
+            None => ureq::agent(),
+        };
         let config = dir.path().join("influxdb.conf");
         std::fs::write(&config, conf).expect("write config");
         let mut server = Influxd {
             child: None,
             port,
             config,
+            agent,
+            https: opts.tls.is_some(),
             _dir: dir,
         };
         server.resume();
         let q = format!("{}/query", server.url());
-        let (code, body) = http(
+        let (code, body) = http_with(
+            &server.agent,
             "POST",
             &q,
             &[(
@@ -68,7 +98,8 @@ impl Influxd {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (an outage); its data stays for `resume`.
@@ -91,7 +122,7 @@ impl Influxd {
             .expect("start influxd");
         self.child = Some(child);
         let started = Instant::now();
-        while http("GET", &format!("{}/ping", self.url()), &[]).0 != 204 {
+        while http_with(&self.agent, "GET", &format!("{}/ping", self.url()), &[]).0 != 204 {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "influxd did not start"
@@ -102,7 +133,8 @@ impl Influxd {
 
     /// An InfluxQL query as the admin user on database `bt`: status and JSON body.
     pub fn query(&self, q: &str) -> (u16, String) {
-        http(
+        http_with(
+            &self.agent,
             "POST",
             &format!("{}/query?db={DB}&u={USER}&p={PASSWORD}", self.url()),
             &[("q", q)],

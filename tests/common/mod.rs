@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod influxd;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -114,7 +115,17 @@ pub fn free_port() -> u16 {
 
 /// An HTTP request to a test server: status (0 when unreachable) and body.
 pub fn http(method: &str, url: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let req = ureq::request(method, url);
+    http_with(&ureq::agent(), method, url, form)
+}
+
+/// As `http`, through this agent (e.g. one that trusts a test CA).
+pub fn http_with(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let req = agent.request(method, url);
     let resp = if form.is_empty() {
         req.call()
     } else {
