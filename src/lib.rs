@@ -12,3 +12,4 @@ pub mod decode;
 pub mod flow;
 pub mod pipeline;
 pub mod sink;
+pub mod workers;

@@ -136,6 +136,10 @@ struct AnalyzeArgs {
     /// Minutes a learned BitTorrent endpoint is trusted.
     #[arg(long, default_value_t = 30)]
     endpoint_ttl: u32,
+    /// Worker threads (flows spread by address pair). 1 gives reproducible output; more is
+    /// faster, with flow records in end order rather than sorted.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// No summary on stdout.
     #[arg(short, long)]
     quiet: bool,
@@ -236,6 +240,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         line_protocol: a.line_protocol,
         probe: a.probe.unwrap_or_else(default_probe),
         influx,
+        threads: a.threads,
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,
