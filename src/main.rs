@@ -36,6 +36,9 @@ struct Cli {
 enum Command {
     /// Analyse capture files (pcap, pcapng, gzip) as one stream in time order.
     Analyze(Box<AnalyzeArgs>),
+    /// Capture live from network interfaces (libpcap); every minute is appended to the
+    /// outputs a few seconds after it ends. SIGTERM/SIGINT flush and exit, SIGHUP reloads rules.
+    Live(Box<LiveArgs>),
     /// Send a line-protocol file written earlier (`analyze --line-protocol`) to a database,
     /// e.g. from a machine that had no route to it.
     Send {
@@ -60,7 +63,8 @@ enum RulesCommand {
     },
 }
 
-#[derive(Args)]
+#[derive(Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct InfluxArgs {
     /// Push the series to this database URL (http://host:port): InfluxDB 1.x `/write` with
     /// --influx-db, or the v2 write API with --influx-bucket.
@@ -146,6 +150,234 @@ struct AnalyzeArgs {
     /// Never show the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// `bittap live` flags; each may also come from the `--config` file (flags win).
+#[derive(Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LiveArgs {
+    /// TOML file with any of these settings (keys as the flags without `--`, e.g.
+    /// `interface = ["eth1"]`, `buffer-size = 134217728`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Interface to capture on (repeat for several).
+    #[arg(short, long = "interface", value_name = "IFACE")]
+    #[serde(default)]
+    interface: Vec<String>,
+    /// Bytes captured per frame (default 262144: whole frames, even GRO super-frames).
+    #[arg(long)]
+    snaplen: Option<u32>,
+    /// Kernel capture buffer per interface, in bytes (default 64 MiB).
+    #[arg(long, value_name = "BYTES")]
+    buffer_size: Option<u32>,
+    /// BPF filter expression (tcpdump syntax), applied in the kernel.
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    #[serde(default)]
+    no_promisc: bool,
+    /// Worker threads (default: one per core, less one).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds after a minute ends before it is flushed (default 5).
+    #[arg(long, value_name = "SECS")]
+    flush_delay: Option<u32>,
+    /// Switch to this user once the interfaces and outputs are open.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Per-minute series, appended (CSV; NDJSON for .json/.ndjson/.jsonl).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Per-flow verdicts, appended. Holds addresses: keep it local.
+    #[arg(long, value_name = "FILE")]
+    flows: Option<PathBuf>,
+    /// Port view per minute, appended.
+    #[arg(long, value_name = "FILE")]
+    port_series: Option<PathBuf>,
+    /// Capture health per minute (with kernel, interface and queue drops), appended.
+    #[arg(long, value_name = "FILE")]
+    health: Option<PathBuf>,
+    /// InfluxDB line protocol, appended.
+    #[arg(long, value_name = "FILE")]
+    line_protocol: Option<PathBuf>,
+    /// Value of the `probe` tag (default: the host name).
+    #[arg(long)]
+    probe: Option<String>,
+    /// Home network CIDRs, comma-separated, for the up/down direction tag.
+    #[arg(long, value_name = "CIDR,...")]
+    home_net: Option<String>,
+    /// Rule directory (default: built-in rules); SIGHUP reloads it.
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// Idle timeout of TCP flows, in seconds (default 300).
+    #[arg(long)]
+    tcp_timeout: Option<u32>,
+    /// Idle timeout of UDP flows, in seconds (default 120).
+    #[arg(long)]
+    udp_timeout: Option<u32>,
+    /// Most flows tracked at once, over all workers.
+    #[arg(long)]
+    max_flows: Option<usize>,
+    /// Minutes a learned BitTorrent endpoint is trusted (default 30).
+    #[arg(long)]
+    endpoint_ttl: Option<u32>,
+    /// No line per minute on stdout.
+    #[arg(short, long)]
+    #[serde(default)]
+    quiet: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    influx: InfluxArgs,
+}
+
+impl LiveArgs {
+    /// Fills what the flags left unset from the config file.
+    fn merge(mut self, f: LiveArgs) -> LiveArgs {
+        if self.interface.is_empty() {
+            self.interface = f.interface;
+        }
+        macro_rules! or {
+            ($($x:ident).+) => { if self.$($x).+.is_none() { self.$($x).+ = f.$($x).+; } };
+        }
+        or!(snaplen);
+        or!(buffer_size);
+        or!(filter);
+        or!(threads);
+        or!(flush_delay);
+        or!(user);
+        or!(series);
+        or!(flows);
+        or!(port_series);
+        or!(health);
+        or!(line_protocol);
+        or!(probe);
+        or!(home_net);
+        or!(rules);
+        or!(tcp_timeout);
+        or!(udp_timeout);
+        or!(max_flows);
+        or!(endpoint_ttl);
+        or!(influx.influx_url);
+        or!(influx.influx_db);
+        or!(influx.influx_rp);
+        or!(influx.influx_user);
+        or!(influx.influx_password_file);
+        or!(influx.influx_org);
+        or!(influx.influx_bucket);
+        or!(influx.influx_token_file);
+        self.no_promisc |= f.no_promisc;
+        self.quiet |= f.quiet;
+        self
+    }
+}
+
+fn live_cmd(a: LiveArgs) -> ExitCode {
+    let a = match &a.config {
+        Some(path) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| toml::from_str::<LiveArgs>(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(f) => a.merge(f),
+                Err(e) => {
+                    eprintln!("bittap: {}: {e}", path.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+        }
+        None => a,
+    };
+    if a.interface.is_empty() {
+        eprintln!("bittap: live needs at least one --interface (or `interface` in --config)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let influx = match influx_target(&a.influx) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let rules = match load_rules(a.rules.as_ref()) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("bittap: invalid rules: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let home_net = match a.home_net.as_deref().map(HomeNet::parse).transpose() {
+        Ok(h) => h.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("bittap: --home-net: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let defaults = Config::default();
+    let cfg = Config {
+        home_net,
+        tcp_idle_ns: a
+            .tcp_timeout
+            .map_or(defaults.tcp_idle_ns, |s| i64::from(s) * 1_000_000_000),
+        udp_idle_ns: a
+            .udp_timeout
+            .map_or(defaults.udp_idle_ns, |s| i64::from(s) * 1_000_000_000),
+        max_flows: a.max_flows.unwrap_or(defaults.max_flows).max(1),
+        endpoint_ttl_ns: a
+            .endpoint_ttl
+            .map_or(defaults.endpoint_ttl_ns, |m| i64::from(m) * 60_000_000_000),
+        ..defaults
+    };
+    use bittap::capture::live::{LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN};
+    let opts = bittap::live::Options {
+        capture: LiveOptions {
+            interfaces: a.interface,
+            snaplen: a.snaplen.unwrap_or(DEFAULT_SNAPLEN).max(64),
+            buffer_bytes: a.buffer_size.unwrap_or(DEFAULT_BUFFER_BYTES),
+            promisc: !a.no_promisc,
+            filter: a.filter,
+        },
+        threads: a
+            .threads
+            .unwrap_or_else(bittap::workers::default_threads)
+            .max(1),
+        series: a.series,
+        port_series: a.port_series,
+        health: a.health,
+        line_protocol: a.line_protocol,
+        flows: a.flows,
+        probe: a.probe.unwrap_or_else(default_probe),
+        influx,
+        user: a.user,
+        rules_dir: a.rules,
+        flush_delay_secs: a.flush_delay.unwrap_or(5),
+        quiet: a.quiet,
+    };
+    let signals = match bittap::live::Signals::register() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bittap: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match bittap::live::run(&opts, cfg, rules, &signals) {
+        Ok(o) => {
+            eprintln!(
+                "bittap: stopped: read {} packets, counted {} in {} minute(s) ({} in the series written); dropped: kernel {}, interface {}, queue {}; pcap received {}",
+                o.read, o.counted, o.minutes, o.in_series, o.drops.kernel, o.drops.interface, o.queue_drops, o.drops.received
+            );
+            if o.errors.is_empty() {
+                ExitCode::from(EXIT_OK)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Err(e) => {
+            eprintln!("bittap: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn load_rules(dir: Option<&PathBuf>) -> Result<Rules, bittap::classify::RuleError> {
@@ -371,6 +603,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(a) => analyze_cmd(*a),
+        Command::Live(a) => live_cmd(*a),
         Command::Send { file, influx } => send_cmd(file, influx),
         Command::Rules {
             command: RulesCommand::Check { dir },
