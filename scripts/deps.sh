@@ -3,12 +3,13 @@
 # sudo. Installs nothing that is already there.
 #   pkg-config, libpcap-dev   live capture (libpcap)
 #   tshark (capinfos), tcpdump  conservation check and the tcpdump bench comparison
+#   tcpreplay                  tests/live.rs and scripts/bench-live.sh replay captures onto a veth pair
 #   influxdb, victoria-metrics  real databases for tests/influx.rs, tests/victoria.rs, tests/spool.rs
 #   openssl                    a throw-away CA and server certificate for the https tests
 #   the lab's packages         real BitTorrent clients for lab/ci-smoke.sh (lab/deps.sh --minimal)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(ca-certificates pkg-config libpcap-dev tcpdump tshark iproute2 python3 influxdb victoria-metrics openssl)
+pkgs=(ca-certificates pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "$(id -u)" -eq 0 ]; then

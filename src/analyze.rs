@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::aggregate::Aggregator;
 use crate::capture::{expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
 use crate::sink::influx::Client;
 use crate::sink::spool::Spooler;
 use crate::sink::{self, FlowWriter};
+use crate::workers::Workers;
 
 /// What to read and where to write.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +39,8 @@ pub struct Options {
     /// Write through this spool directory (replaying what it holds), so lines a failure that
     /// can pass left are kept for later.
     pub spool: Option<(PathBuf, crate::sink::spool::SpoolConfig)>,
+    /// Worker threads; 1 (or 0) runs the single pipeline on this thread.
+    pub threads: usize,
 }
 
 /// How a run went.
@@ -103,29 +107,20 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         None
     };
     let mut reader = MergedReader::new(&files)?;
-    let mut pipeline = Pipeline::new(cfg, rules.clone());
-    if let Some(t) = learned {
-        pipeline.set_endpoints(t);
-    }
     let counts = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
     let inner: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::create(p)?)),
         None => None,
     };
-    pipeline.set_flow_sink(Box::new(CountingSink {
+    let flow_sink = Box::new(CountingSink {
         inner,
         counts: counts.clone(),
-    }));
-
+    });
     let bar = progress_bar(opts.progress, reader.total_bytes());
     let counter = reader.progress_counter();
     let started = Instant::now();
     let mut n: u64 = 0;
-    while reader.advance() {
-        if let Some(pkt) = reader.packet() {
-            pipeline.process(&pkt);
-        }
-        n += 1;
+    let tick = |n: u64| {
         if n & 0xffff == 0 {
             if let Some(bar) = &bar {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -133,13 +128,53 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
                 bar.set_message(format!("{:.2} Mpkt/s", n as f64 / secs / 1e6));
             }
         }
-    }
+    };
+    let (mut agg, totals, mut warnings) = if opts.threads <= 1 {
+        let mut pipeline = Pipeline::new(cfg, rules.clone());
+        if let Some(t) = learned {
+            pipeline.set_endpoints(t);
+        }
+        pipeline.set_flow_sink(flow_sink);
+        while reader.advance() {
+            if let Some(pkt) = reader.packet() {
+                pipeline.process(&pkt);
+            }
+            n += 1;
+            tick(n);
+        }
+        pipeline.finish()?;
+        let mut agg = Aggregator::new(rules.ports.len());
+        for (m, b) in pipeline.aggregator().take_all() {
+            agg.absorb(m, &b);
+        }
+        (agg, pipeline.totals(), pipeline.warnings.clone())
+    } else {
+        let mut workers = Workers::start(
+            opts.threads,
+            &cfg,
+            rules.clone(),
+            learned,
+            Some(flow_sink),
+            true,
+        )?;
+        while reader.advance() {
+            if let Some(pkt) = reader.packet() {
+                workers.dispatch(&pkt);
+            }
+            n += 1;
+            tick(n);
+        }
+        let done = workers.finish();
+        if let Some(e) = done.error {
+            return Err(e.into());
+        }
+        (done.agg, done.totals, done.warnings)
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    pipeline.finish()?;
 
-    let agg = pipeline.aggregator();
+    let agg = &mut agg;
     let series = agg.series_rows();
     let ports = agg.port_rows();
     if let Some(p) = &opts.series {
@@ -165,8 +200,6 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         }
     }
     let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
-    let totals = pipeline.totals();
-    let mut warnings = pipeline.warnings.clone();
     let mut errors = Vec::new();
     for p in reader.problems.drain(..) {
         if p.is_truncation() {

@@ -10,5 +10,7 @@ pub mod capture;
 pub mod classify;
 pub mod decode;
 pub mod flow;
+pub mod live;
 pub mod pipeline;
 pub mod sink;
+pub mod workers;

@@ -36,6 +36,9 @@ struct Cli {
 enum Command {
     /// Analyse capture files (pcap, pcapng, gzip) as one stream in time order.
     Analyze(Box<AnalyzeArgs>),
+    /// Capture live from network interfaces (libpcap); every minute is appended to the
+    /// outputs a few seconds after it ends. SIGTERM/SIGINT flush and exit, SIGHUP reloads rules.
+    Live(Box<LiveArgs>),
     /// Send a line-protocol file written earlier (`analyze --line-protocol`) to a database,
     /// e.g. from a machine that had no route to it.
     Send(Box<SendArgs>),
@@ -64,7 +67,8 @@ struct SendArgs {
     influx: InfluxArgs,
 }
 
-#[derive(Args)]
+#[derive(Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct InfluxArgs {
     /// Push the series to this database URL (http://host:port): InfluxDB 1.x `/write` with
     /// --influx-db, or the v2 write API with --influx-bucket.
@@ -90,11 +94,12 @@ struct InfluxArgs {
     influx_bucket: Option<String>,
     #[arg(long, value_name = "FILE")]
     influx_token_file: Option<PathBuf>,
-    /// Seconds a request may take, connection included.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    influx_timeout: u64,
+    /// Seconds a request may take, connection included (default 30).
+    #[arg(long, value_name = "SECS")]
+    influx_timeout: Option<u64>,
     /// Send plain request bodies instead of gzip.
     #[arg(long)]
+    #[serde(default)]
     influx_no_gzip: bool,
     /// PEM file of the CA(s) to trust for an https:// URL instead of the public web roots.
     #[arg(long, value_name = "FILE")]
@@ -103,9 +108,9 @@ struct InfluxArgs {
     /// that can pass leaves is sent by the next run or `bittap send --spool DIR`.
     #[arg(long, value_name = "DIR")]
     spool: Option<PathBuf>,
-    /// Most megabytes the spool holds; beyond it the oldest batches are dropped.
-    #[arg(long, value_name = "MB", default_value_t = 256)]
-    spool_max_mb: u64,
+    /// Most megabytes the spool holds (default 256); beyond it the oldest batches are dropped.
+    #[arg(long, value_name = "MB")]
+    spool_max_mb: Option<u64>,
 }
 
 #[derive(Args)]
@@ -156,12 +161,249 @@ struct AnalyzeArgs {
     /// Minutes a learned BitTorrent endpoint is trusted.
     #[arg(long, default_value_t = 30)]
     endpoint_ttl: u32,
+    /// Worker threads (flows spread by address pair). 1 gives reproducible output; more is
+    /// faster, with flow records in end order rather than sorted.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// No summary on stdout.
     #[arg(short, long)]
     quiet: bool,
     /// Never show the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// `bittap live` flags; each may also come from the `--config` file (flags win).
+#[derive(Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LiveArgs {
+    /// TOML file with any of these settings (keys as the flags without `--`, e.g.
+    /// `interface = ["eth1"]`, `buffer-size = 134217728`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Interface to capture on (repeat for several).
+    #[arg(short, long = "interface", value_name = "IFACE")]
+    #[serde(default)]
+    interface: Vec<String>,
+    /// Bytes captured per frame (default 262144: whole frames, even GRO super-frames).
+    #[arg(long)]
+    snaplen: Option<u32>,
+    /// Kernel capture buffer per interface, in bytes (default 64 MiB).
+    #[arg(long, value_name = "BYTES")]
+    buffer_size: Option<u32>,
+    /// BPF filter expression (tcpdump syntax), applied in the kernel.
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    #[serde(default)]
+    no_promisc: bool,
+    /// Worker threads (default: one per core, less one).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds after a minute ends before it is flushed (default 5).
+    #[arg(long, value_name = "SECS")]
+    flush_delay: Option<u32>,
+    /// Switch to this user once the interfaces and outputs are open.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Per-minute series, appended (CSV; NDJSON for .json/.ndjson/.jsonl).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Per-flow verdicts, appended. Holds addresses: keep it local.
+    #[arg(long, value_name = "FILE")]
+    flows: Option<PathBuf>,
+    /// Port view per minute, appended.
+    #[arg(long, value_name = "FILE")]
+    port_series: Option<PathBuf>,
+    /// Capture health per minute (with kernel, interface and queue drops), appended.
+    #[arg(long, value_name = "FILE")]
+    health: Option<PathBuf>,
+    /// InfluxDB line protocol, appended.
+    #[arg(long, value_name = "FILE")]
+    line_protocol: Option<PathBuf>,
+    /// Value of the `probe` tag (default: the host name).
+    #[arg(long)]
+    probe: Option<String>,
+    /// Home network CIDRs, comma-separated, for the up/down direction tag.
+    #[arg(long, value_name = "CIDR,...")]
+    home_net: Option<String>,
+    /// Rule directory (default: built-in rules); SIGHUP reloads it.
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// Idle timeout of TCP flows, in seconds (default 300).
+    #[arg(long)]
+    tcp_timeout: Option<u32>,
+    /// Idle timeout of UDP flows, in seconds (default 120).
+    #[arg(long)]
+    udp_timeout: Option<u32>,
+    /// Most flows tracked at once, over all workers.
+    #[arg(long)]
+    max_flows: Option<usize>,
+    /// Minutes a learned BitTorrent endpoint is trusted (default 30).
+    #[arg(long)]
+    endpoint_ttl: Option<u32>,
+    /// No line per minute on stdout.
+    #[arg(short, long)]
+    #[serde(default)]
+    quiet: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    influx: InfluxArgs,
+}
+
+impl LiveArgs {
+    /// Fills what the flags left unset from the config file.
+    fn merge(mut self, f: LiveArgs) -> LiveArgs {
+        if self.interface.is_empty() {
+            self.interface = f.interface;
+        }
+        macro_rules! or {
+            ($($x:ident).+) => { if self.$($x).+.is_none() { self.$($x).+ = f.$($x).+; } };
+        }
+        or!(snaplen);
+        or!(buffer_size);
+        or!(filter);
+        or!(threads);
+        or!(flush_delay);
+        or!(user);
+        or!(series);
+        or!(flows);
+        or!(port_series);
+        or!(health);
+        or!(line_protocol);
+        or!(probe);
+        or!(home_net);
+        or!(rules);
+        or!(tcp_timeout);
+        or!(udp_timeout);
+        or!(max_flows);
+        or!(endpoint_ttl);
+        or!(influx.influx_url);
+        or!(influx.influx_db);
+        or!(influx.influx_rp);
+        or!(influx.influx_user);
+        or!(influx.influx_password_file);
+        or!(influx.influx_org);
+        or!(influx.influx_bucket);
+        or!(influx.influx_token_file);
+        or!(influx.influx_timeout);
+        or!(influx.influx_ca);
+        or!(influx.spool);
+        or!(influx.spool_max_mb);
+        self.influx.influx_no_gzip |= f.influx.influx_no_gzip;
+        self.no_promisc |= f.no_promisc;
+        self.quiet |= f.quiet;
+        self
+    }
+}
+
+fn live_cmd(a: LiveArgs) -> ExitCode {
+    let a = match &a.config {
+        Some(path) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| toml::from_str::<LiveArgs>(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(f) => a.merge(f),
+                Err(e) => {
+                    eprintln!("bittap: {}: {e}", path.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+        }
+        None => a,
+    };
+    if a.interface.is_empty() {
+        eprintln!("bittap: live needs at least one --interface (or `interface` in --config)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let influx = match influx_target(&a.influx) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let rules = match load_rules(a.rules.as_ref()) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("bittap: invalid rules: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let home_net = match a.home_net.as_deref().map(HomeNet::parse).transpose() {
+        Ok(h) => h.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("bittap: --home-net: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let defaults = Config::default();
+    let cfg = Config {
+        home_net,
+        tcp_idle_ns: a
+            .tcp_timeout
+            .map_or(defaults.tcp_idle_ns, |s| i64::from(s) * 1_000_000_000),
+        udp_idle_ns: a
+            .udp_timeout
+            .map_or(defaults.udp_idle_ns, |s| i64::from(s) * 1_000_000_000),
+        max_flows: a.max_flows.unwrap_or(defaults.max_flows).max(1),
+        endpoint_ttl_ns: a
+            .endpoint_ttl
+            .map_or(defaults.endpoint_ttl_ns, |m| i64::from(m) * 60_000_000_000),
+        ..defaults
+    };
+    use bittap::capture::live::{LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN};
+    let opts = bittap::live::Options {
+        capture: LiveOptions {
+            interfaces: a.interface,
+            snaplen: a.snaplen.unwrap_or(DEFAULT_SNAPLEN).max(64),
+            buffer_bytes: a.buffer_size.unwrap_or(DEFAULT_BUFFER_BYTES),
+            promisc: !a.no_promisc,
+            filter: a.filter,
+        },
+        threads: a
+            .threads
+            .unwrap_or_else(bittap::workers::default_threads)
+            .max(1),
+        series: a.series,
+        port_series: a.port_series,
+        health: a.health,
+        line_protocol: a.line_protocol,
+        flows: a.flows,
+        probe: a.probe.unwrap_or_else(default_probe),
+        influx,
+        user: a.user,
+        rules_dir: a.rules,
+        flush_delay_secs: a.flush_delay.unwrap_or(5),
+        quiet: a.quiet,
+    };
+    let signals = match bittap::live::Signals::register() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bittap: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match bittap::live::run(&opts, cfg, rules, &signals) {
+        Ok(o) => {
+            eprintln!(
+                "bittap: stopped: read {} packets, counted {} in {} minute(s) ({} in the series written); dropped: kernel {}, interface {}, queue {}; pcap received {}",
+                o.read, o.counted, o.minutes, o.in_series, o.drops.kernel, o.drops.interface, o.queue_drops, o.drops.received
+            );
+            if o.errors.is_empty() {
+                ExitCode::from(EXIT_OK)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Err(e) => {
+            eprintln!("bittap: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn load_rules(dir: Option<&PathBuf>) -> Result<Rules, bittap::classify::RuleError> {
@@ -222,7 +464,7 @@ fn influx_target(a: &InfluxArgs) -> Result<Option<bittap::sink::influx::Target>,
 
 fn http_options(a: &InfluxArgs) -> bittap::sink::influx::HttpOptions {
     bittap::sink::influx::HttpOptions {
-        timeout: std::time::Duration::from_secs(a.influx_timeout.max(1)),
+        timeout: std::time::Duration::from_secs(a.influx_timeout.unwrap_or(30).max(1)),
         gzip: !a.influx_no_gzip,
         ca_file: a.influx_ca.clone(),
     }
@@ -230,7 +472,7 @@ fn http_options(a: &InfluxArgs) -> bittap::sink::influx::HttpOptions {
 
 fn spool_options(a: &InfluxArgs) -> Option<(PathBuf, bittap::sink::spool::SpoolConfig)> {
     let cfg = bittap::sink::spool::SpoolConfig {
-        max_bytes: a.spool_max_mb.saturating_mul(1 << 20),
+        max_bytes: a.spool_max_mb.unwrap_or(256).saturating_mul(1 << 20),
         http: http_options(a),
         ..Default::default()
     };
@@ -308,6 +550,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         http: http_options(&a.influx),
         spool: spool_options(&a.influx),
         influx,
+        threads: a.threads,
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,
@@ -473,6 +716,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(a) => analyze_cmd(*a),
+        Command::Live(a) => live_cmd(*a),
         Command::Send(a) => send_cmd(a.file, a.influx),
         Command::Rules {
             command: RulesCommand::Check { dir },

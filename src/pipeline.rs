@@ -12,7 +12,7 @@ use hashbrown::HashMap;
 
 use crate::aggregate::{minute_of, Aggregator, Counts, Direction, HomeNet};
 use crate::capture::RawPacket;
-use crate::classify::endpoints::{self, Endpoint, EndpointTable};
+use crate::classify::endpoints::{self, Endpoint, EndpointTable, SharedEndpoints};
 use crate::classify::{krpc, Answer, Method, ProbePool, Proto, Rules, Transport, Verdict};
 use crate::decode::{self, Addr, Decoded, Fragment, IpPacket, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{
@@ -132,7 +132,7 @@ pub struct Pipeline {
     flow_sink: Option<Box<dyn FlowSink + Send>>,
     sink_error: Option<io::Error>,
     warned_links: Vec<u32>,
-    endpoints: EndpointTable,
+    endpoints: SharedEndpoints,
     /// Warnings met while processing (each kind once).
     pub warnings: Vec<String>,
     totals: Counts,
@@ -141,7 +141,8 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(cfg: Config, rules: Arc<Rules>) -> Self {
         let agg = Aggregator::new(rules.ports.len());
-        let endpoints = EndpointTable::new(cfg.endpoint_ttl_ns, cfg.max_endpoints);
+        let endpoints =
+            SharedEndpoints::from_table(EndpointTable::new(cfg.endpoint_ttl_ns, cfg.max_endpoints));
         Pipeline {
             flows: Map::with_capacity_and_hasher(cfg.max_flows.min(1 << 16), FixedState::default()),
             frags: Map::with_capacity_and_hasher(1024, FixedState::default()),
@@ -171,20 +172,46 @@ impl Pipeline {
         &self.rules
     }
 
-    /// Replaces the learned endpoints, e.g. with those of a look-ahead pass over the same input.
-    pub fn set_endpoints(&mut self, table: EndpointTable) {
+    /// Replaces the learned endpoints, e.g. with those of a look-ahead pass over the same
+    /// input, or with a table shared by several workers.
+    pub fn set_endpoints(&mut self, table: SharedEndpoints) {
         self.endpoints = table;
     }
 
     /// The learned endpoints.
-    pub fn endpoints(&self) -> &EndpointTable {
+    pub fn endpoints(&self) -> &SharedEndpoints {
         &self.endpoints
     }
 
     /// Takes the learned endpoints out (leaving an empty table).
-    pub fn take_endpoints(&mut self) -> EndpointTable {
-        let empty = EndpointTable::new(self.cfg.endpoint_ttl_ns, self.cfg.max_endpoints);
+    pub fn take_endpoints(&mut self) -> SharedEndpoints {
+        let empty = SharedEndpoints::from_table(EndpointTable::new(
+            self.cfg.endpoint_ttl_ns,
+            self.cfg.max_endpoints,
+        ));
         std::mem::replace(&mut self.endpoints, empty)
+    }
+
+    /// Switches to a reloaded rule set between packets. Flows keep their verdicts; a flow's
+    /// port rule and the open minutes' port view follow the rule id into the new set (a rule
+    /// that is gone drops out of the port view).
+    pub fn set_rules(&mut self, rules: Arc<Rules>) {
+        let map: Vec<Option<usize>> = self
+            .rules
+            .ports
+            .iter()
+            .map(|old| rules.ports.iter().position(|n| n.id == old.id))
+            .collect();
+        for f in self.flows.values_mut() {
+            f.port_rule = f
+                .port_rule
+                .checked_sub(1)
+                .and_then(|i| map.get(usize::from(i)).copied().flatten())
+                .and_then(|n| u8::try_from(n + 1).ok())
+                .unwrap_or(0);
+        }
+        self.agg.remap_ports(&map, rules.ports.len());
+        self.rules = rules;
     }
 
     /// Packets and wire bytes fed in so far.
@@ -204,6 +231,21 @@ impl Pipeline {
 
     pub fn aggregator(&mut self) -> &mut Aggregator {
         &mut self.agg
+    }
+
+    /// Moves packet time forward without a packet (a worker whose share of the link is quiet
+    /// hears the time from the dispatcher), ending flows idle past their timeout.
+    pub fn advance_clock(&mut self, ts: i64) {
+        if ts <= self.now {
+            return;
+        }
+        self.now = ts;
+        if self.last_sweep == i64::MIN {
+            self.last_sweep = ts;
+        }
+        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+            self.sweep(false);
+        }
     }
 
     /// Counts and classifies one captured frame.
@@ -789,7 +831,7 @@ fn orphan_fragments(agg: &mut Aggregator, early: &PendingCount) {
 /// speaks from an ephemeral port, so only the side it connected to is learned (for TCP and
 /// UDP: clients take uTP and DHT on their TCP listen port); both ends of a UDP flow are
 /// listening sockets.
-fn learn_flow(endpoints: &mut EndpointTable, ip: &IpPacket<'_>, from_src: bool, ts: i64) {
+fn learn_flow(endpoints: &SharedEndpoints, ip: &IpPacket<'_>, from_src: bool, ts: i64) {
     let (responder, initiator) = if from_src {
         ((ip.dst, ip.dport), (ip.src, ip.sport))
     } else {
@@ -802,7 +844,7 @@ fn learn_flow(endpoints: &mut EndpointTable, ip: &IpPacket<'_>, from_src: bool, 
 }
 
 /// Learns the peers and nodes advertised in DHT messages and tracker replies.
-fn learn_advertised(endpoints: &mut EndpointTable, proto: Proto, ip: &IpPacket<'_>, ts: i64) {
+fn learn_advertised(endpoints: &SharedEndpoints, proto: Proto, ip: &IpPacket<'_>, ts: i64) {
     let mut learn =
         |addr: [u8; 16], port: u16| endpoints.learn_peer(u128::from_be_bytes(addr), port, ts);
     let p = ip.payload;

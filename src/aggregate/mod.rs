@@ -176,6 +176,29 @@ impl Health {
         "spool_age_seconds",
     ];
 
+    /// Adds another worker's health for the same minute. Counts add up; `flows_tracked` (a
+    /// per-worker peak) adds up to the peak of the whole table at worst; spool figures are
+    /// levels, not counts, so the larger is kept.
+    pub fn merge(&mut self, o: &Health) {
+        let a = self;
+        a.packets += o.packets;
+        a.bytes += o.bytes;
+        a.non_ip += o.non_ip;
+        a.undecodable += o.undecodable;
+        a.unknown_link += o.unknown_link;
+        a.flows_created += o.flows_created;
+        a.flows_ended += o.flows_ended;
+        a.flows_evicted += o.flows_evicted;
+        a.flows_unclassified += o.flows_unclassified;
+        a.flows_tracked += o.flows_tracked;
+        a.fragments_orphaned += o.fragments_orphaned;
+        a.kernel_drops += o.kernel_drops;
+        a.interface_drops += o.interface_drops;
+        a.queue_drops += o.queue_drops;
+        a.spool_bytes = a.spool_bytes.max(o.spool_bytes);
+        a.spool_age_seconds = a.spool_age_seconds.max(o.spool_age_seconds);
+    }
+
     pub fn values(&self) -> [u64; 16] {
         [
             self.packets,
@@ -217,7 +240,7 @@ pub struct MinuteBucket {
 }
 
 impl MinuteBucket {
-    fn new(port_rules: usize) -> Box<Self> {
+    pub fn new(port_rules: usize) -> Box<Self> {
         Box::new(MinuteBucket {
             series: [Counts::default(); SLOTS],
             port: vec![Counts::default(); port_rules * N_DIR],
@@ -228,6 +251,42 @@ impl MinuteBucket {
     #[inline]
     pub fn add(&mut self, proto: Proto, method: Method, dir: Direction, packets: u64, bytes: u64) {
         self.series[slot(proto, method, dir)].add(packets, bytes);
+    }
+
+    /// Adds everything another worker counted for the same minute (same rule set). A new
+    /// field of the bucket needs one line here.
+    pub fn merge(&mut self, o: &MinuteBucket) {
+        for (a, b) in self.series.iter_mut().zip(o.series.iter()) {
+            a.add(b.packets, b.bytes);
+        }
+        for (a, b) in self.port.iter_mut().zip(o.port.iter()) {
+            a.add(b.packets, b.bytes);
+        }
+        self.health.merge(&o.health);
+    }
+
+    /// Packets and wire bytes in the series (each packet is in exactly one series counter).
+    pub fn series_total(&self) -> Counts {
+        let mut t = Counts::default();
+        for c in &self.series {
+            t.add(c.packets, c.bytes);
+        }
+        t
+    }
+
+    /// Moves the port view to a new rule set: `map[old]` is the new index of old rule `old`
+    /// (None when the rule is gone; its counts are dropped from the port view, which is a
+    /// view, not a partition).
+    pub fn remap_ports(&mut self, map: &[Option<usize>], new_rules: usize) {
+        let mut port = vec![Counts::default(); new_rules * N_DIR];
+        for (i, c) in self.port.iter().enumerate() {
+            if let Some(Some(n)) = map.get(i / N_DIR) {
+                if let Some(dst) = port.get_mut(n * N_DIR + i % N_DIR) {
+                    dst.add(c.packets, c.bytes);
+                }
+            }
+        }
+        self.port = port;
     }
 
     #[inline]
@@ -262,10 +321,17 @@ pub struct PortRow {
 /// Minutes are kept sorted in a vector: packets mostly arrive in time order, so finding a
 /// minute is a comparison with the current one, a new minute is a push, and switching between
 /// minutes (a late verdict crediting an earlier minute) allocates nothing.
+///
+/// Live capture takes finished minutes out ([`Aggregator::take_before`]); anything counted
+/// later for a minute already taken (a verdict reached late for packets held in a flow, a
+/// flow ending, a packet arriving late) is credited to the oldest minute still open, so
+/// nothing counted is lost or counted twice.
 pub struct Aggregator {
     minutes: Vec<(i64, Box<MinuteBucket>)>,
     cur: usize,
     port_rules: usize,
+    /// The oldest minute still open: minutes before it were taken out.
+    floor: i64,
 }
 
 impl Aggregator {
@@ -274,12 +340,15 @@ impl Aggregator {
             minutes: Vec::new(),
             cur: 0,
             port_rules,
+            floor: i64::MIN,
         }
     }
 
-    /// The bucket of one minute, created when first needed.
+    /// The bucket of one minute, created when first needed. A minute already taken out
+    /// stands for the oldest open one.
     #[inline]
     pub fn bucket(&mut self, minute: i64) -> &mut MinuteBucket {
+        let minute = minute.max(self.floor);
         if self.minutes.get(self.cur).map(|m| m.0) != Some(minute) {
             self.cur = self.find_or_insert(minute);
         }
@@ -296,6 +365,39 @@ impl Aggregator {
                 i
             }
         }
+    }
+
+    /// Takes out every minute before `minute` (in order) and closes them: later counts for
+    /// them go to the oldest open minute.
+    pub fn take_before(&mut self, minute: i64) -> Vec<(i64, Box<MinuteBucket>)> {
+        self.floor = self.floor.max(minute);
+        let n = self.minutes.partition_point(|m| m.0 < minute);
+        self.cur = 0;
+        self.minutes.drain(..n).collect()
+    }
+
+    /// Takes out every minute (end of input).
+    pub fn take_all(&mut self) -> Vec<(i64, Box<MinuteBucket>)> {
+        self.cur = 0;
+        std::mem::take(&mut self.minutes)
+    }
+
+    /// Adds a minute counted elsewhere (another worker) into this one.
+    pub fn absorb(&mut self, minute: i64, b: &MinuteBucket) {
+        self.bucket(minute).merge(b);
+    }
+
+    /// Moves every open minute's port view to a new rule set (see [`MinuteBucket::remap_ports`]).
+    pub fn remap_ports(&mut self, map: &[Option<usize>], new_rules: usize) {
+        self.port_rules = new_rules;
+        for (_, b) in &mut self.minutes {
+            b.remap_ports(map, new_rules);
+        }
+    }
+
+    /// Whether no minute is held.
+    pub fn is_empty(&self) -> bool {
+        self.minutes.is_empty()
     }
 
     /// All minutes, in order.
@@ -453,6 +555,63 @@ mod tests {
         assert_eq!(
             HomeNet::default().direction(a("10.0.0.1"), a("1.1.1.1")),
             Direction::Unknown
+        );
+    }
+
+    #[test]
+    fn taken_minutes_are_closed_and_merge_adds_up() {
+        let mut agg = Aggregator::new(1);
+        agg.bucket(1)
+            .add(Proto::Dht, Method::Signature, Direction::Up, 1, 10);
+        agg.bucket(2)
+            .add(Proto::Dht, Method::Signature, Direction::Up, 2, 20);
+        let taken = agg.take_before(2);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, 1);
+        // A late count for minute 1 goes to minute 2, the oldest open one.
+        agg.bucket(1)
+            .add(Proto::Dht, Method::Signature, Direction::Up, 4, 40);
+        agg.bucket(0).health.flows_ended += 1;
+        let rest = agg.take_all();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0, 2);
+        assert_eq!(
+            rest[0].1.series_total(),
+            Counts {
+                packets: 6,
+                bytes: 60
+            }
+        );
+        assert_eq!(rest[0].1.health.flows_ended, 1);
+        let mut merged = Aggregator::new(1);
+        merged.absorb(1, &taken[0].1);
+        merged.absorb(1, &rest[0].1);
+        merged.bucket(1).health.flows_tracked = 3;
+        let mut other = MinuteBucket::new(1);
+        other.health.flows_tracked = 4;
+        other.health.spool_bytes = 9;
+        other.add_port(0, Direction::Up, 1, 5);
+        merged.absorb(1, &other);
+        let b = merged.minutes().next().expect("minute").1;
+        assert_eq!(b.series_total().packets, 7);
+        assert_eq!((b.health.flows_tracked, b.health.spool_bytes), (7, 9));
+        assert_eq!(merged.port_rows()[0].counts.bytes, 5);
+    }
+
+    #[test]
+    fn remapped_port_view_follows_rule_ids() {
+        let mut b = MinuteBucket::new(2);
+        b.add_port(0, Direction::Up, 1, 10);
+        b.add_port(1, Direction::Down, 2, 20);
+        // Rule 0 is gone, rule 1 becomes rule 0 of a set of three.
+        b.remap_ports(&[None, Some(0)], 3);
+        let mut agg = Aggregator::new(3);
+        agg.absorb(0, &b);
+        let rows = agg.port_rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].rule, rows[0].direction, rows[0].counts.bytes),
+            (0, Direction::Down, 20)
         );
     }
 

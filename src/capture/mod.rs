@@ -2,6 +2,7 @@
 //! timestamp order.
 
 mod file;
+pub mod live;
 
 pub use file::{sniff, CaptureFile, RawPacket, Sniffed};
 

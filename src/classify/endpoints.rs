@@ -6,6 +6,8 @@
 //! every host behind the same NAT or carrier-grade NAT — and entries expire on packet time.
 //! The table is consulted when a flow starts, never per packet.
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
@@ -108,6 +110,87 @@ impl EndpointTable {
     }
 }
 
+/// The endpoint table shared by the workers of one run, so a peer identified in one worker
+/// correlates flows in another. It is consulted when a flow starts and updated on verdicts
+/// and DHT/tracker payloads, never on every packet; sharding by endpoint keeps the workers
+/// from waiting on each other. One shard behaves exactly like a lone [`EndpointTable`].
+#[derive(Clone)]
+pub struct SharedEndpoints {
+    shards: Arc<[Mutex<EndpointTable>]>,
+}
+
+impl SharedEndpoints {
+    /// `shards` tables, each bounded to its share of `max`.
+    pub fn new(ttl_ns: i64, max: usize, shards: usize) -> Self {
+        let n = shards.max(1);
+        let per = max.div_ceil(n);
+        SharedEndpoints {
+            shards: (0..n)
+                .map(|_| Mutex::new(EndpointTable::new(ttl_ns, per)))
+                .collect(),
+        }
+    }
+
+    /// One shard holding `table`.
+    pub fn from_table(table: EndpointTable) -> Self {
+        SharedEndpoints {
+            shards: Arc::from(vec![Mutex::new(table)]),
+        }
+    }
+
+    fn shard(&self, e: &Endpoint) -> MutexGuard<'_, EndpointTable> {
+        let i = if self.shards.len() == 1 {
+            0
+        } else {
+            let h = ((e.addr as u64) ^ ((e.addr >> 64) as u64) ^ u64::from(e.port))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            ((u128::from(h) * self.shards.len() as u128) >> 64) as usize
+        };
+        // A worker that panicked leaves the table usable: entries are plain values.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn learn(&self, e: Endpoint, now: i64) {
+        self.shard(&e).learn(e, now);
+    }
+
+    /// See [`EndpointTable::learn_peer`].
+    pub fn learn_peer(&self, addr: Addr, port: u16, now: i64) {
+        for proto in [IPPROTO_TCP, IPPROTO_UDP] {
+            self.learn(Endpoint { addr, port, proto }, now);
+        }
+    }
+
+    pub fn knows(&self, e: &Endpoint, now: i64) -> bool {
+        self.shard(e).knows(e, now)
+    }
+
+    fn sum(&self, f: impl Fn(&EndpointTable) -> usize) -> usize {
+        self.shards
+            .iter()
+            .map(|s| f(&s.lock().unwrap_or_else(|p| p.into_inner())))
+            .sum()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sum(EndpointTable::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries dropped to stay within the bound.
+    pub fn evicted(&self) -> u64 {
+        self.sum(|t| t.evicted as usize) as u64
+    }
+
+    /// Most entries the table will hold.
+    pub fn capacity_bound(&self) -> usize {
+        self.sum(EndpointTable::capacity_bound)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +218,20 @@ mod tests {
         assert!(!t.knows(&ep(0xffff_0a00_0001, 51413, 6), 1061 * S));
         t.learn(ep(0xffff_0a00_0001, 0, 6), 0);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn shared_shards_see_each_others_entries_and_stay_bounded() {
+        let t = SharedEndpoints::new(1800 * S, 16_000, 4);
+        let other = t.clone();
+        for i in 1..=100_000u32 {
+            other.learn(ep(0xffff_0000_0000 | u128::from(i), 6881, 6), i64::from(i));
+        }
+        assert!(t.len() <= t.capacity_bound());
+        assert!(t.len() > 14_000, "{}", t.len());
+        assert!(t.knows(&ep(0xffff_0000_0000 | 100_000, 6881, 6), 100_000));
+        assert!(!t.knows(&ep(0xffff_0000_0000 | 100_000, 6881, 17), 100_000));
+        assert_eq!(t.len() as u64 + t.evicted(), 100_000);
     }
 
     #[test]

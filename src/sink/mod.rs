@@ -44,11 +44,33 @@ fn create(path: &Path) -> io::Result<BufWriter<File>> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
+/// Opens a file for appending (created if missing); true when it was empty, so a CSV header
+/// is due.
+pub fn open_append(path: &Path) -> io::Result<(BufWriter<File>, bool)> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
+    Ok((BufWriter::with_capacity(1 << 16, f), empty))
+}
+
 /// Writes the series: one row per minute and tag set with packets.
 pub fn write_series(path: &Path, rows: &[SeriesRow]) -> io::Result<()> {
     let mut w = create(path)?;
-    let fmt = Format::for_path(path);
-    if fmt == Format::Csv {
+    write_series_to(&mut w, Format::for_path(path), rows, true)?;
+    w.flush()
+}
+
+/// Writes series rows to `w`, with the CSV header if `header` (live appends minute by minute).
+pub fn write_series_to<W: Write>(
+    w: &mut W,
+    fmt: Format,
+    rows: &[SeriesRow],
+    header: bool,
+) -> io::Result<()> {
+    if header && fmt == Format::Csv {
         writeln!(w, "time,class,proto,method,direction,packets,bytes")?;
     }
     for r in rows {
@@ -68,14 +90,25 @@ pub fn write_series(path: &Path, rows: &[SeriesRow]) -> io::Result<()> {
             )?,
         }
     }
-    w.flush()
+    Ok(())
 }
 
 /// Writes the port view: bytes on the classic BitTorrent ports, whatever the verdict.
 pub fn write_port_series(path: &Path, rows: &[PortRow], rules: &Rules) -> io::Result<()> {
     let mut w = create(path)?;
-    let fmt = Format::for_path(path);
-    if fmt == Format::Csv {
+    write_port_series_to(&mut w, Format::for_path(path), rows, rules, true)?;
+    w.flush()
+}
+
+/// Writes port-view rows to `w`, with the CSV header if `header`.
+pub fn write_port_series_to<W: Write>(
+    w: &mut W,
+    fmt: Format,
+    rows: &[PortRow],
+    rules: &Rules,
+    header: bool,
+) -> io::Result<()> {
+    if header && fmt == Format::Csv {
         writeln!(w, "time,rule,l4,proto,direction,packets,bytes")?;
     }
     for r in rows {
@@ -98,14 +131,24 @@ pub fn write_port_series(path: &Path, rows: &[PortRow], rules: &Rules) -> io::Re
             )?,
         }
     }
-    w.flush()
+    Ok(())
 }
 
 /// Writes capture health per minute.
 pub fn write_health(path: &Path, rows: &[(i64, Health)]) -> io::Result<()> {
     let mut w = create(path)?;
-    let fmt = Format::for_path(path);
-    if fmt == Format::Csv {
+    write_health_to(&mut w, Format::for_path(path), rows, true)?;
+    w.flush()
+}
+
+/// Writes health rows to `w`, with the CSV header if `header`.
+pub fn write_health_to<W: Write>(
+    w: &mut W,
+    fmt: Format,
+    rows: &[(i64, Health)],
+    header: bool,
+) -> io::Result<()> {
+    if header && fmt == Format::Csv {
         writeln!(w, "time,{}", Health::FIELDS.join(","))?;
     }
     for (minute, h) in rows {
@@ -128,7 +171,7 @@ pub fn write_health(path: &Path, rows: &[(i64, Health)]) -> io::Result<()> {
         }
         writeln!(w, "{line}")?;
     }
-    w.flush()
+    Ok(())
 }
 
 /// Streams finished flows to a file.
@@ -142,6 +185,20 @@ impl FlowWriter {
         let mut w = create(path)?;
         let fmt = Format::for_path(path);
         if fmt == Format::Csv {
+            writeln!(
+                w,
+                "first_seen,last_seen,l4,src_ip,src_port,dst_ip,dst_port,class,proto,method,packets,bytes,end"
+            )?;
+        }
+        Ok(FlowWriter { w, fmt })
+    }
+
+    /// Appends to a file (live runs restart onto the same file); the CSV header only when
+    /// the file is new.
+    pub fn append(path: &Path) -> io::Result<FlowWriter> {
+        let (mut w, empty) = open_append(path)?;
+        let fmt = Format::for_path(path);
+        if empty && fmt == Format::Csv {
             writeln!(
                 w,
                 "first_seen,last_seen,l4,src_ip,src_port,dst_ip,dst_port,class,proto,method,packets,bytes,end"

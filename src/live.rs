@@ -1,0 +1,415 @@
+//! `bittap live`: interfaces in, the same pipeline as `analyze` spread over worker threads,
+//! and every minute appended to the outputs a few seconds after it ends.
+//!
+//! Threads: this one reads the captures and dispatches packets; N workers count; one sink
+//! thread writes files and the database, so a slow disk or database never stalls capture.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::aggregate::{minute_of, Aggregator, Rfc3339, NS_PER_MIN};
+use crate::capture::live::{Drops, LiveCapture, LiveOptions};
+use crate::classify::{Class, Rules};
+use crate::pipeline::{Config, FlowSink};
+use crate::sink::{self, influx, FlowWriter, Format};
+use crate::workers::Workers;
+
+const NS: i64 = 1_000_000_000;
+
+/// What to capture and where to write.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub capture: LiveOptions,
+    pub threads: usize,
+    pub series: Option<PathBuf>,
+    pub port_series: Option<PathBuf>,
+    pub health: Option<PathBuf>,
+    pub line_protocol: Option<PathBuf>,
+    pub flows: Option<PathBuf>,
+    pub probe: String,
+    pub influx: Option<influx::Target>,
+    /// Switch to this user once the captures and outputs are open.
+    pub user: Option<String>,
+    /// Where SIGHUP reloads rules from (None: the built-in rules).
+    pub rules_dir: Option<PathBuf>,
+    /// Seconds after its end (packet time or wall clock, whichever is later) a minute is
+    /// flushed; packets of a minute arriving later count in the next open minute.
+    pub flush_delay_secs: u32,
+    /// No per-minute line on stdout.
+    pub quiet: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Packets read from the captures.
+    pub read: u64,
+    /// Packets handed to the workers (read less queue drops): all of them are in the series.
+    pub counted: u64,
+    pub queue_drops: u64,
+    pub drops: Drops,
+    /// Packets in the series written (equal to `counted`).
+    pub in_series: u64,
+    pub minutes: u64,
+    /// Failures writing outputs (the run went on).
+    pub errors: Vec<String>,
+}
+
+/// Flags the signal handlers set.
+#[derive(Clone, Default)]
+pub struct Signals {
+    /// SIGTERM or SIGINT: flush and stop.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: reload rules.
+    pub reload: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Registers SIGTERM, SIGINT and SIGHUP.
+    pub fn register() -> std::io::Result<Signals> {
+        let s = Signals::default();
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, s.stop.clone())?;
+        signal_hook::flag::register(signal_hook::consts::SIGINT, s.stop.clone())?;
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, s.reload.clone())?;
+        Ok(s)
+    }
+}
+
+fn wall_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Files appended minute by minute, opened before privileges are dropped.
+struct Out {
+    w: BufWriter<File>,
+    fmt: Format,
+    header: bool,
+    path: PathBuf,
+}
+
+fn open_out(p: &Option<PathBuf>) -> anyhow::Result<Option<Out>> {
+    let Some(p) = p else { return Ok(None) };
+    let (w, empty) = sink::open_append(p)?;
+    Ok(Some(Out {
+        w,
+        fmt: Format::for_path(p),
+        header: empty,
+        path: p.clone(),
+    }))
+}
+
+struct Outputs {
+    series: Option<Out>,
+    ports: Option<Out>,
+    health: Option<Out>,
+    line: Option<Out>,
+    influx: Option<influx::Target>,
+    probe: String,
+    quiet: bool,
+}
+
+/// Minutes ready to be written, with the rule set they were counted under.
+struct Ready {
+    agg: Aggregator,
+    rules: Arc<Rules>,
+}
+
+#[derive(Default)]
+struct SinkReport {
+    in_series: u64,
+    minutes: u64,
+    errors: Vec<String>,
+}
+
+fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
+    let mut rep = SinkReport::default();
+    for Ready { agg, rules } in rx {
+        let series = agg.series_rows();
+        let ports = agg.port_rows();
+        let health = agg.health_rows();
+        rep.minutes += health.len() as u64;
+        rep.in_series += series.iter().map(|r| r.counts.packets).sum::<u64>();
+        let mut fail = |what: &Out, e: std::io::Error| {
+            let msg = format!("{}: {e}", what.path.display());
+            eprintln!("bittap: write failed: {msg}");
+            rep.errors.push(msg);
+        };
+        if let Some(out) = &mut o.series {
+            let r = sink::write_series_to(&mut out.w, out.fmt, &series, out.header)
+                .and_then(|_| out.w.flush());
+            out.header = false;
+            if let Err(e) = r {
+                fail(out, e);
+            }
+        }
+        if let Some(out) = &mut o.ports {
+            let r = sink::write_port_series_to(&mut out.w, out.fmt, &ports, &rules, out.header)
+                .and_then(|_| out.w.flush());
+            out.header = false;
+            if let Err(e) = r {
+                fail(out, e);
+            }
+        }
+        if let Some(out) = &mut o.health {
+            let r = sink::write_health_to(&mut out.w, out.fmt, &health, out.header)
+                .and_then(|_| out.w.flush());
+            out.header = false;
+            if let Err(e) = r {
+                fail(out, e);
+            }
+        }
+        if o.line.is_some() || o.influx.is_some() {
+            let text = sink::line::render(&o.probe, &series, &ports, &health, &rules);
+            if let Some(out) = &mut o.line {
+                let r = out.w.write_all(text.as_bytes()).and_then(|_| out.w.flush());
+                if let Err(e) = r {
+                    fail(out, e);
+                }
+            }
+            if let Some(t) = &o.influx {
+                if let Err(e) = send_to_database(t, &text) {
+                    eprintln!("bittap: database write failed: {e}");
+                    rep.errors.push(format!("database: {e}"));
+                }
+            }
+        }
+        if !o.quiet {
+            for (minute, h) in &health {
+                let (mut bt, mut all) = (0u64, 0u64);
+                for r in series.iter().filter(|r| r.minute == *minute) {
+                    all += r.counts.bytes;
+                    if r.proto.class() == Class::Bittorrent {
+                        bt += r.counts.bytes;
+                    }
+                }
+                let pct = if all == 0 {
+                    0.0
+                } else {
+                    100.0 * bt as f64 / all as f64
+                };
+                println!(
+                    "{} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
+                    Rfc3339 {
+                        ts_ns: minute * NS_PER_MIN,
+                        frac_digits: 0
+                    },
+                    h.packets,
+                    h.bytes,
+                    h.flows_tracked,
+                    h.kernel_drops,
+                    h.interface_drops,
+                    h.queue_drops
+                );
+            }
+            let _ = std::io::stdout().flush();
+        }
+    }
+    rep
+}
+
+/// The one place minutes go to the database (the spool takes over here).
+fn send_to_database(t: &influx::Target, text: &str) -> Result<usize, influx::WriteError> {
+    influx::write(t, text)
+}
+
+/// Switches to `user` (its uid, primary gid, no supplementary groups) for good.
+pub fn drop_privileges(user: &str) -> anyhow::Result<()> {
+    let name = std::ffi::CString::new(user)?;
+    // SAFETY: getpwnam returns a pointer to static storage or null; read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        anyhow::bail!("--user {user}: no such user");
+    }
+    // SAFETY: pw is non-null and points to a valid passwd record.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    // SAFETY: plain system calls with valid arguments.
+    unsafe {
+        if libc::setgroups(1, &gid) != 0 {
+            anyhow::bail!(
+                "--user {user}: setgroups: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if libc::setgid(gid) != 0 {
+            anyhow::bail!("--user {user}: setgid: {}", std::io::Error::last_os_error());
+        }
+        if libc::setuid(uid) != 0 {
+            anyhow::bail!("--user {user}: setuid: {}", std::io::Error::last_os_error());
+        }
+        if uid != 0 && libc::setuid(0) == 0 {
+            anyhow::bail!("--user {user}: root privileges could be regained");
+        }
+    }
+    Ok(())
+}
+
+fn load_rules(dir: &Option<PathBuf>) -> Result<Rules, crate::classify::RuleError> {
+    match dir {
+        Some(d) => Rules::load_dir(d),
+        None => Rules::builtin(),
+    }
+}
+
+/// Captures until a stop signal, then flushes the partial minute and returns.
+pub fn run(
+    opts: &Options,
+    cfg: Config,
+    rules: Arc<Rules>,
+    signals: &Signals,
+) -> anyhow::Result<Outcome> {
+    let outputs = Outputs {
+        series: open_out(&opts.series)?,
+        ports: open_out(&opts.port_series)?,
+        health: open_out(&opts.health)?,
+        line: open_out(&opts.line_protocol)?,
+        influx: opts.influx.clone(),
+        probe: opts.probe.clone(),
+        quiet: opts.quiet,
+    };
+    let flows: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
+        Some(p) => Some(Box::new(FlowWriter::append(p)?)),
+        None => None,
+    };
+    let mut cap = LiveCapture::open(&opts.capture)?;
+    if let Some(u) = &opts.user {
+        drop_privileges(u)?;
+    }
+    let mut workers = Workers::start(opts.threads, &cfg, rules.clone(), None, flows, false)?;
+    let (tx, rx) = sync_channel::<Ready>(64);
+    let sink = std::thread::Builder::new()
+        .name("bittap-sink".into())
+        .spawn(move || run_sink(outputs, rx))?;
+    eprintln!(
+        "bittap: capturing on {} with {} worker(s)",
+        cap.interfaces().collect::<Vec<_>>().join(", "),
+        workers.len()
+    );
+
+    let delay = i64::from(opts.flush_delay_secs) * NS;
+    let mut rules = rules;
+    let mut pending_rules: Option<Arc<Rules>> = None;
+    let mut out = Outcome::default();
+    // Minutes before `open` are flushed.
+    let mut open = minute_of(wall_ns() - delay);
+    let mut last = cap.drops();
+    let mut dropping = false;
+    let mut last_clock = wall_ns();
+    let mut read_error = None;
+    loop {
+        let stopping = signals.stop.load(Ordering::Relaxed);
+        if signals.reload.swap(false, Ordering::Relaxed) {
+            match load_rules(&opts.rules_dir) {
+                Ok(r) => {
+                    eprintln!("bittap: rules reloaded; they apply from the next minute");
+                    pending_rules = Some(Arc::new(r));
+                }
+                Err(e) => eprintln!("bittap: SIGHUP: invalid rules, keeping the old ones: {e}"),
+            }
+        }
+        if !stopping {
+            cap.wait(100);
+        }
+        // On stop, whatever the kernel already holds is read too.
+        let budget = if stopping { usize::MAX } else { 4096 };
+        let mut read = 0u64;
+        let r = cap.read(budget, |pkt| {
+            read += 1;
+            workers.dispatch(pkt);
+        });
+        out.read += read;
+        if let Err(e) = r {
+            read_error = Some(e);
+        }
+        let now = wall_ns().max(workers.watermark());
+        if read == 0 {
+            workers.send_pending();
+            if now - last_clock >= NS {
+                // A quiet link: idle flows still end on time.
+                workers.clock(now);
+                last_clock = now;
+            }
+        }
+        if stopping || read_error.is_some() {
+            break;
+        }
+        let due = minute_of(now - delay);
+        if due > open {
+            let mut f = workers.flush(due);
+            let d = cap.drops();
+            let q = workers.take_queue_drops();
+            out.queue_drops += q;
+            let kernel = d.kernel - last.kernel;
+            let iface = d.interface - last.interface;
+            last = d;
+            // Drops since the last flush are reported in the newest minute flushed; a quiet
+            // minute still gets its health row.
+            let h = &mut f.agg.bucket(due - 1).health;
+            h.kernel_drops += kernel;
+            h.interface_drops += iface;
+            h.queue_drops += q;
+            let now_dropping = kernel + iface + q > 0;
+            if now_dropping && !dropping {
+                eprintln!(
+                    "bittap: warning: packets dropped in the minute to {}: kernel {kernel}, interface {iface}, queue {q}; counts are low by that much (raise --buffer-size or --threads, or narrow --filter)",
+                    Rfc3339 {
+                        ts_ns: due * NS_PER_MIN,
+                        frac_digits: 0
+                    }
+                );
+            }
+            dropping = now_dropping;
+            for w in &f.warnings {
+                eprintln!("bittap: warning: {w}");
+            }
+            if let Some(e) = f.error {
+                out.errors.push(format!("flows: {e}"));
+            }
+            let _ = tx.send(Ready {
+                agg: f.agg,
+                rules: rules.clone(),
+            });
+            if let Some(r) = pending_rules.take() {
+                workers.set_rules(r.clone());
+                rules = r;
+            }
+            open = due;
+        }
+    }
+
+    let q = workers.take_queue_drops();
+    out.queue_drops += q;
+    let mut f = workers.finish();
+    let d = cap.drops();
+    let kernel = d.kernel - last.kernel;
+    let iface = d.interface - last.interface;
+    out.drops = d;
+    out.counted = f.totals.packets;
+    let newest = f.agg.minutes().last().map(|(m, _)| m).unwrap_or(open);
+    let h = &mut f.agg.bucket(newest).health;
+    h.kernel_drops += kernel;
+    h.interface_drops += iface;
+    h.queue_drops += q;
+    if let Some(e) = f.error {
+        out.errors.push(format!("flows: {e}"));
+    }
+    let _ = tx.send(Ready { agg: f.agg, rules });
+    drop(tx);
+    let rep = sink
+        .join()
+        .map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
+    out.in_series = rep.in_series;
+    out.minutes = rep.minutes;
+    out.errors.extend(rep.errors);
+    if let Some(e) = read_error {
+        return Err(e.into());
+    }
+    Ok(out)
+}

@@ -1,0 +1,367 @@
+//! `bittap live` on real packets: each test makes its own network namespace with a veth pair,
+//! replays lab captures onto one end with tcpreplay and captures on the other. Needs root
+//! (skipped with a message otherwise, except in CI, where it must run).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bittap");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the live tests as root"
+        );
+        eprintln!("skipping: live capture tests need root (network namespaces, tcpreplay)");
+    }
+    root
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace with a veth pair `rp` (replay) / `cp` (capture), removed on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "bittap-t{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.exec(&[
+            "ip", "link", "add", "rp", "type", "veth", "peer", "name", "cp",
+        ]);
+        // No IPv6 (router solicitations, MLD) and no addresses: the kernel sends nothing of
+        // its own, so what is captured is exactly what is replayed. A large MTU lets the
+        // captures' GRO super-frames through.
+        for k in ["all", "default", "rp", "cp"] {
+            ns.exec(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{k}.disable_ipv6=1"),
+            ]);
+        }
+        for i in ["rp", "cp"] {
+            ns.exec(&["ip", "link", "set", i, "mtu", "65535", "up"]);
+        }
+        ns
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    fn exec(&self, args: &[&str]) {
+        let out = self.cmd(args).output().expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+struct Live {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Live {
+    /// Starts `bittap live` on `cp` and waits until the capture is open.
+    fn start(ns: &Netns, threads: usize) -> Live {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+        let err = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
+        let child = ns
+            .cmd(&[
+                BIN,
+                "live",
+                "-i",
+                "cp",
+                "--quiet",
+                "--threads",
+                &threads.to_string(),
+                "--buffer-size",
+                "33554432",
+                "--series",
+                &p("series.csv"),
+                "--flows",
+                &p("flows.csv"),
+                "--health",
+                &p("health.csv"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start bittap live");
+        let live = Live { child, dir };
+        let t0 = Instant::now();
+        while !live.stderr().contains("capturing on") {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "bittap live did not start: {}",
+                live.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        live
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status must be success.
+    fn stop(mut self) -> Stopped {
+        // SAFETY: kill with a child's pid; `ip netns exec` execs bittap in place.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "bittap live: {status}: {}", self.stderr());
+        let line = self
+            .stderr()
+            .lines()
+            .find(|l| l.contains("stopped:"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no stop line: {}", self.stderr()));
+        let num = |after: &str| -> u64 {
+            let i = line
+                .find(after)
+                .unwrap_or_else(|| panic!("{after} in {line}"));
+            line[i + after.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{after} in {line}"))
+        };
+        Stopped {
+            read: num("read "),
+            counted: num("counted "),
+            in_series: num("minute(s) ("),
+            kernel: num("kernel "),
+            queue: num("queue "),
+            received: num("pcap received "),
+            dir: self.dir,
+        }
+    }
+}
+
+struct Stopped {
+    read: u64,
+    counted: u64,
+    in_series: u64,
+    kernel: u64,
+    queue: u64,
+    received: u64,
+    dir: tempfile::TempDir,
+}
+
+/// Column sums of a CSV file (`cols` by name).
+fn sums(path: &Path, cols: &[&str]) -> Vec<u64> {
+    let text = std::fs::read_to_string(path).expect("read csv");
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let idx: Vec<usize> = cols
+        .iter()
+        .map(|c| head.iter().position(|h| h == c).expect("column"))
+        .collect();
+    let mut out = vec![0u64; cols.len()];
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        for (o, &i) in out.iter_mut().zip(&idx) {
+            *o += f[i].parse::<u64>().expect("number");
+        }
+    }
+    out
+}
+
+/// Flows keyed by 5-tuple and first packet order: (class, proto, method, packets, bytes).
+/// Times and end reasons are left out: a replay compresses time.
+fn flows(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(path).expect("read flows");
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        m.entry(f[2..7].join(","))
+            .or_default()
+            .push(f[7..12].join(","));
+    }
+    for v in m.values_mut() {
+        v.sort();
+    }
+    m
+}
+
+fn replay(ns: &Netns, file: &Path, extra: &[&str]) -> Child {
+    let f = file.to_string_lossy();
+    let mut args = vec!["tcpreplay", "-q", "-i", "rp"];
+    args.extend_from_slice(extra);
+    args.push(&f);
+    ns.cmd(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpreplay")
+}
+
+fn lab_captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("pcaps/lab"))
+        .expect("pcaps/lab")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 18, "{} lab captures", v.len());
+    v
+}
+
+/// Live equals offline: every lab capture replayed at top speed gives the same flows (same
+/// verdict, method, packets and bytes) and the same packet and byte totals as `analyze`.
+fn live_equals_offline(threads: usize) {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new();
+    for file in lab_captures() {
+        let live = Live::start(&ns, threads);
+        let mut r = replay(&ns, &file, &["--topspeed"]);
+        let out = r.wait().expect("tcpreplay");
+        assert!(out.success(), "tcpreplay {}", file.display());
+        // The last frames travel through the ring before SIGTERM drains it.
+        std::thread::sleep(Duration::from_millis(200));
+        let s = live.stop();
+
+        let off = tempfile::tempdir().expect("tempdir");
+        let st = Command::new(BIN)
+            .arg("analyze")
+            .arg("-q")
+            .arg("--series")
+            .arg(off.path().join("series.csv"))
+            .arg("--flows")
+            .arg(off.path().join("flows.csv"))
+            .arg(&file)
+            .status()
+            .expect("analyze");
+        assert!(st.success());
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        let want = sums(&off.path().join("series.csv"), &["packets", "bytes"]);
+        let got = sums(&s.dir.path().join("series.csv"), &["packets", "bytes"]);
+        assert_eq!((s.kernel, s.queue), (0, 0), "{name}: drops");
+        assert_eq!(got, want, "{name}: packet and byte totals");
+        assert_eq!(
+            (s.read, s.counted, s.in_series),
+            (want[0], want[0], want[0])
+        );
+        let health = sums(&s.dir.path().join("health.csv"), &["packets", "bytes"]);
+        assert_eq!(health, want, "{name}: health totals");
+        let a = flows(&off.path().join("flows.csv"));
+        let b = flows(&s.dir.path().join("flows.csv"));
+        assert_eq!(a.len(), b.len(), "{name}: flow count");
+        for (k, va) in &a {
+            let vb = b
+                .get(k)
+                .unwrap_or_else(|| panic!("{name}: flow {k} missing live"));
+            if threads == 1 {
+                assert_eq!(va, vb, "{name}: flow {k}");
+            } else {
+                // Across workers a correlation may come from a peer another worker learned
+                // ahead of stream order; packets and bytes must still agree.
+                let pb = |v: &Vec<String>| -> Vec<String> {
+                    v.iter()
+                        .map(|s| s.rsplitn(3, ',').take(2).collect::<Vec<_>>().join(","))
+                        .collect()
+                };
+                assert_eq!(pb(va), pb(vb), "{name}: flow {k}");
+                if va != vb {
+                    // Either way: the learning worker may also lag behind the other.
+                    let corr = |v: &Vec<String>| v.iter().any(|s| s.contains("correlation"));
+                    assert!(corr(va) || corr(vb), "{name}: {k}: {va:?} vs {vb:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn live_equals_offline_one_worker() {
+    live_equals_offline(1);
+}
+
+#[test]
+fn live_equals_offline_two_workers() {
+    live_equals_offline(2);
+}
+
+/// SIGTERM in the middle of a replay: bittap exits 0 and every packet it read is in the
+/// series (and the health) written; nothing read is lost in the partial minute.
+#[test]
+fn sigterm_mid_replay_loses_nothing_counted() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new();
+    let live = Live::start(&ns, 2);
+    let file = repo().join("pcaps/lab/bt-mixed.pcap");
+    // 200 loops of 594 packets at 100 Mbit/s: about 5 s of traffic.
+    let mut r = replay(&ns, &file, &["--loop", "200", "--mbps", "100"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = live.stop();
+    let _ = r.kill();
+    let _ = r.wait();
+    let sent_total = 594 * 200;
+    assert!(s.read > 1000, "read {} packets before SIGTERM", s.read);
+    assert!(s.read < sent_total, "SIGTERM came after the replay ended");
+    assert_eq!(s.counted, s.read - s.queue);
+    assert_eq!(s.in_series, s.counted);
+    let series = sums(&s.dir.path().join("series.csv"), &["packets"]);
+    let health = sums(
+        &s.dir.path().join("health.csv"),
+        &["packets", "queue_drops"],
+    );
+    assert_eq!(series[0], s.counted);
+    assert_eq!(health, vec![s.counted, s.queue]);
+    // The kernel saw at least what bittap read (pcap counts its drops in received too).
+    assert!(
+        s.received >= s.read,
+        "received {} < read {}",
+        s.received,
+        s.read
+    );
+}
