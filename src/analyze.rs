@@ -30,6 +30,10 @@ pub struct Options {
     pub probe: String,
     /// A database to push the series to.
     pub influx: Option<crate::sink::influx::Target>,
+    /// Estimated distinct BitTorrent hosts per minute.
+    pub hosts: Option<PathBuf>,
+    /// An SVG chart of the run (`--chart`).
+    pub chart: Option<PathBuf>,
 }
 
 /// How a run went.
@@ -137,9 +141,18 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     if let Some(p) = &opts.health {
         sink::write_health(p, &agg.health_rows())?;
     }
+    let hosts = agg.hosts_rows();
+    if let Some(p) = &opts.hosts {
+        sink::write_hosts(p, &hosts)?;
+    }
+    if let Some(p) = &opts.chart {
+        let data = crate::report::Series::from_rows(&series, &ports, &hosts);
+        crate::report::chart::write(p, &data)?;
+    }
     let mut influx = None;
     if opts.line_protocol.is_some() || opts.influx.is_some() {
-        let text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
+        let mut text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
+        text.push_str(&sink::line::render_hosts(&opts.probe, &hosts));
         if let Some(p) = &opts.line_protocol {
             sink::line::write_file(p, &text)?;
         }

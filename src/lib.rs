@@ -11,4 +11,5 @@ pub mod classify;
 pub mod decode;
 pub mod flow;
 pub mod pipeline;
+pub mod report;
 pub mod sink;

@@ -44,6 +44,9 @@ enum Command {
         #[command(flatten)]
         influx: InfluxArgs,
     },
+    /// Chart, summary and level shifts of series written by `analyze` (CSV) or read from
+    /// InfluxDB 1.x.
+    Report(Box<ReportArgs>),
     /// Rule files.
     Rules {
         #[command(subcommand)]
@@ -86,6 +89,36 @@ struct InfluxArgs {
     influx_bucket: Option<String>,
     #[arg(long, value_name = "FILE")]
     influx_token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Series CSV written by `analyze --series`.
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Port view CSV written by `analyze --port-series`.
+    #[arg(long, value_name = "FILE")]
+    port_series: Option<PathBuf>,
+    /// Distinct-host CSV written by `analyze --hosts`.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// SVG chart to write.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+    /// Markdown summary to write (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    #[command(flatten)]
+    influx: InfluxArgs,
+    /// The probe whose series are read from the database.
+    #[arg(long)]
+    probe: Option<String>,
+    /// Start of the period read from the database (RFC 3339, included).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End of the period read from the database (RFC 3339, excluded).
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
 }
 
 #[derive(Args)]
@@ -136,6 +169,13 @@ struct AnalyzeArgs {
     /// Minutes a learned BitTorrent endpoint is trusted.
     #[arg(long, default_value_t = 30)]
     endpoint_ttl: u32,
+    /// Estimated distinct BitTorrent hosts per minute (CSV `time,bittorrent_hosts`; a
+    /// sketch's estimate, no address is kept).
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// SVG chart of the run (as `bittap report --chart`).
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
     /// No summary on stdout.
     #[arg(short, long)]
     quiet: bool,
@@ -236,6 +276,8 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         line_protocol: a.line_protocol,
         probe: a.probe.unwrap_or_else(default_probe),
         influx,
+        hosts: a.hosts,
+        chart: a.chart,
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,
@@ -311,6 +353,66 @@ fn send_cmd(file: PathBuf, influx: InfluxArgs) -> ExitCode {
     }
 }
 
+fn report_cmd(a: ReportArgs) -> ExitCode {
+    let influx = match &a.influx.influx_url {
+        None => None,
+        Some(url) => {
+            let (Some(db), Some(probe), Some(from), Some(to)) =
+                (&a.influx.influx_db, &a.probe, &a.from, &a.to)
+            else {
+                eprintln!(
+                    "bittap: report from a database needs --influx-db, --probe, --from and --to (InfluxDB 1.x /query)"
+                );
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let password = match secret(
+                a.influx.influx_password_file.as_ref(),
+                "BITTAP_INFLUX_PASSWORD",
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("bittap: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            Some(bittap::report::input::Influx {
+                url: url.clone(),
+                db: db.clone(),
+                user: a.influx.influx_user.clone(),
+                password,
+                probe: probe.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            })
+        }
+    };
+    let opts = bittap::report::Options {
+        series: a.series,
+        port_series: a.port_series,
+        hosts: a.hosts,
+        influx,
+        chart: a.chart,
+        summary: a.summary.clone(),
+        params: Default::default(),
+    };
+    match bittap::report::run(&opts) {
+        Ok(r) => {
+            if a.summary.is_none() {
+                print!("{}", r.summary);
+            }
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            ExitCode::from(match e {
+                bittap::report::Error::Input(bittap::report::input::InputError::Database(_))
+                | bittap::report::Error::Write(_) => EXIT_FAILURE,
+                _ => EXIT_USAGE,
+            })
+        }
+    }
+}
+
 fn rules_check(dir: Option<PathBuf>) -> ExitCode {
     match load_rules(dir.as_ref()) {
         Ok(r) => {
@@ -367,6 +469,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(a) => analyze_cmd(*a),
         Command::Send { file, influx } => send_cmd(file, influx),
+        Command::Report(a) => report_cmd(*a),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),

@@ -1,6 +1,8 @@
 //! Per-minute counters: the series (which partition the input), the port view and capture
 //! health. Minutes are UTC minutes of packet time.
 
+pub mod hll;
+
 use std::fmt;
 
 use crate::classify::{Method, Proto};
@@ -214,6 +216,8 @@ pub struct MinuteBucket {
     /// Port view: index `rule * N_DIR + direction`.
     port: Vec<Counts>,
     pub health: Health,
+    /// Distinct hosts (both ends of BitTorrent flows) seen this minute, as a sketch.
+    pub hosts: hll::Hll,
 }
 
 impl MinuteBucket {
@@ -222,6 +226,7 @@ impl MinuteBucket {
             series: [Counts::default(); SLOTS],
             port: vec![Counts::default(); port_rules * N_DIR],
             health: Health::default(),
+            hosts: hll::Hll::default(),
         })
     }
 
@@ -343,6 +348,11 @@ impl Aggregator {
             }
         }
         out
+    }
+
+    /// Estimated distinct BitTorrent hosts per minute, in order (every minute, 0 included).
+    pub fn hosts_rows(&self) -> Vec<(i64, u64)> {
+        self.minutes().map(|(m, b)| (m, b.hosts.count())).collect()
     }
 
     /// Health per minute, in order.

@@ -130,6 +130,23 @@ pub fn write_health(path: &Path, rows: &[(i64, Health)]) -> io::Result<()> {
     w.flush()
 }
 
+/// Writes the estimated distinct BitTorrent hosts per minute (`time,bittorrent_hosts`).
+pub fn write_hosts(path: &Path, rows: &[(i64, u64)]) -> io::Result<()> {
+    let mut w = create(path)?;
+    let fmt = Format::for_path(path);
+    if fmt == Format::Csv {
+        writeln!(w, "time,bittorrent_hosts")?;
+    }
+    for (minute, n) in rows {
+        let t = minute_time(*minute);
+        match fmt {
+            Format::Csv => writeln!(w, "{t},{n}")?,
+            Format::Ndjson => writeln!(w, "{{\"time\":\"{t}\",\"bittorrent_hosts\":{n}}}")?,
+        }
+    }
+    w.flush()
+}
+
 /// Streams finished flows to a file.
 pub struct FlowWriter {
     w: BufWriter<File>,
