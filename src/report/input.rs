@@ -156,6 +156,25 @@ pub struct Influx {
     pub to: String,
 }
 
+/// Standard base64 with padding (RFC 4648), for the basic authentication header.
+fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut o = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(c.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(c.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= c.len() {
+                o.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                o.push('=');
+            }
+        }
+    }
+    o
+}
+
 /// Quotes an InfluxQL string literal.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
@@ -164,15 +183,18 @@ fn quote(s: &str) -> String {
 impl Influx {
     fn query(&self, q: &str) -> Result<serde_json::Value, InputError> {
         let url = format!("{}/query", self.url.trim_end_matches('/'));
-        // Credentials go in the form body, not the URL, so no error message can show them.
-        let mut form: Vec<(&str, &str)> = vec![("db", &self.db), ("q", q), ("epoch", "s")];
+        let form: [(&str, &str); 3] = [("db", &self.db), ("q", q), ("epoch", "s")];
+        let mut req = ureq::post(&url);
         if let Some(u) = &self.user {
-            form.push(("u", u));
+            // HTTP basic authentication: the password stays out of the URL, so no error
+            // message can show it.
+            let cred = format!("{u}:{}", self.password.as_deref().unwrap_or_default());
+            req = req.set(
+                "Authorization",
+                &format!("Basic {}", base64(cred.as_bytes())),
+            );
         }
-        if let Some(p) = &self.password {
-            form.push(("p", p));
-        }
-        let resp = ureq::post(&url).send_form(&form);
+        let resp = req.send_form(&form);
         let body = match resp {
             Ok(r) => r
                 .into_string()
@@ -317,5 +339,8 @@ mod tests {
         let e = read_series(&p, &mut Builder::default()).expect_err("wrong file");
         assert!(e.to_string().contains(":1: no column `proto`"), "{e}");
         assert_eq!(quote("a'b"), "'a\\'b'");
+        assert_eq!(base64(b"admin:adminpw"), "YWRtaW46YWRtaW5wdw==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
     }
 }

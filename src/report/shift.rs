@@ -129,10 +129,39 @@ pub fn rel_diff(a: f64, b: f64) -> f64 {
 }
 
 /// Change points of a series (indices of the first minute after each), in order, with the
-/// p-value of the test that found each.
+/// p-value of the test that found each. Binary segmentation runs over the whole series and
+/// over windows of `2·window` minutes every `window/2` minutes: on a long series a short
+/// dip moves the ranks of the whole too little to be significant, but not those of a window.
 pub fn change_points(x: &[f64], p: &Params) -> Vec<(usize, f64)> {
+    let mut all = segment(x, 0, x.len(), p);
+    let w = 2 * p.window;
+    if x.len() > w {
+        let step = (p.window / 2).max(1);
+        let mut s = 0;
+        loop {
+            let e = (s + w).min(x.len());
+            all.extend(segment(x, s, e, p));
+            if e == x.len() {
+                break;
+            }
+            s += step;
+        }
+    }
+    // The same step seen from several windows: keep the most significant.
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut kept: Vec<(usize, f64)> = Vec::new();
+    for c in all {
+        if !kept.iter().any(|k| k.0.abs_diff(c.0) < p.min_segment) {
+            kept.push(c);
+        }
+    }
+    kept.sort_by_key(|f| f.0);
+    kept
+}
+
+fn segment(x: &[f64], lo: usize, hi: usize, p: &Params) -> Vec<(usize, f64)> {
     let mut found = Vec::new();
-    let mut stack = vec![(0usize, x.len())];
+    let mut stack = vec![(lo, hi)];
     let mut tests = 0;
     while let Some((lo, hi)) = stack.pop() {
         if tests >= p.max_tests {
@@ -156,7 +185,6 @@ pub fn change_points(x: &[f64], p: &Params) -> Vec<(usize, f64)> {
         stack.push((at, hi));
         stack.push((lo, at));
     }
-    found.sort_by_key(|f| f.0);
     found
 }
 
