@@ -41,6 +41,10 @@ pub struct Options {
     pub spool: Option<(PathBuf, crate::sink::spool::SpoolConfig)>,
     /// Worker threads; 1 (or 0) runs the single pipeline on this thread.
     pub threads: usize,
+    /// Estimated distinct BitTorrent hosts per minute.
+    pub hosts: Option<PathBuf>,
+    /// An SVG chart of the run (`--chart`).
+    pub chart: Option<PathBuf>,
 }
 
 /// How a run went.
@@ -186,9 +190,18 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     if let Some(p) = &opts.health {
         sink::write_health(p, &agg.health_rows())?;
     }
+    let hosts = agg.hosts_rows();
+    if let Some(p) = &opts.hosts {
+        sink::write_hosts(p, &hosts)?;
+    }
+    if let Some(p) = &opts.chart {
+        let data = crate::report::Series::from_rows(&series, &ports, &hosts);
+        crate::report::chart::write(p, &data)?;
+    }
     let (mut influx, mut spool) = (None, None);
     if opts.line_protocol.is_some() || opts.influx.is_some() {
-        let text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
+        let mut text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
+        text.push_str(&sink::line::render_hosts(&opts.probe, &hosts));
         if let Some(p) = &opts.line_protocol {
             sink::line::write_file(p, &text)?;
         }

@@ -12,5 +12,6 @@ pub mod decode;
 pub mod flow;
 pub mod live;
 pub mod pipeline;
+pub mod report;
 pub mod sink;
 pub mod workers;

@@ -42,6 +42,9 @@ enum Command {
     /// Send a line-protocol file written earlier (`analyze --line-protocol`) to a database,
     /// e.g. from a machine that had no route to it.
     Send(Box<SendArgs>),
+    /// Chart, summary and level shifts of series written by `analyze` (CSV) or read from
+    /// InfluxDB 1.x.
+    Report(Box<ReportArgs>),
     /// Rule files.
     Rules {
         #[command(subcommand)]
@@ -114,6 +117,36 @@ struct InfluxArgs {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    /// Series CSV written by `analyze --series`.
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Port view CSV written by `analyze --port-series`.
+    #[arg(long, value_name = "FILE")]
+    port_series: Option<PathBuf>,
+    /// Distinct-host CSV written by `analyze --hosts`.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// SVG chart to write.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+    /// Markdown summary to write (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    #[command(flatten)]
+    influx: InfluxArgs,
+    /// The probe whose series are read from the database.
+    #[arg(long)]
+    probe: Option<String>,
+    /// Start of the period read from the database (RFC 3339, included).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End of the period read from the database (RFC 3339, excluded).
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+}
+
+#[derive(Args)]
 struct AnalyzeArgs {
     /// Capture files or directories of capture files.
     #[arg(required = true)]
@@ -165,6 +198,13 @@ struct AnalyzeArgs {
     /// faster, with flow records in end order rather than sorted.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Estimated distinct BitTorrent hosts per minute (CSV `time,bittorrent_hosts`; a
+    /// sketch's estimate, no address is kept).
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// SVG chart of the run (as `bittap report --chart`).
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
     /// No summary on stdout.
     #[arg(short, long)]
     quiet: bool,
@@ -551,6 +591,8 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         spool: spool_options(&a.influx),
         influx,
         threads: a.threads,
+        hosts: a.hosts,
+        chart: a.chart,
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,
@@ -661,6 +703,66 @@ fn send_cmd(file: Option<PathBuf>, influx: InfluxArgs) -> ExitCode {
     }
 }
 
+fn report_cmd(a: ReportArgs) -> ExitCode {
+    let influx = match &a.influx.influx_url {
+        None => None,
+        Some(url) => {
+            let (Some(db), Some(probe), Some(from), Some(to)) =
+                (&a.influx.influx_db, &a.probe, &a.from, &a.to)
+            else {
+                eprintln!(
+                    "bittap: report from a database needs --influx-db, --probe, --from and --to (InfluxDB 1.x /query)"
+                );
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let password = match secret(
+                a.influx.influx_password_file.as_ref(),
+                "BITTAP_INFLUX_PASSWORD",
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("bittap: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            Some(bittap::report::input::Influx {
+                url: url.clone(),
+                db: db.clone(),
+                user: a.influx.influx_user.clone(),
+                password,
+                probe: probe.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            })
+        }
+    };
+    let opts = bittap::report::Options {
+        series: a.series,
+        port_series: a.port_series,
+        hosts: a.hosts,
+        influx,
+        chart: a.chart,
+        summary: a.summary.clone(),
+        params: Default::default(),
+    };
+    match bittap::report::run(&opts) {
+        Ok(r) => {
+            if a.summary.is_none() {
+                print!("{}", r.summary);
+            }
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            ExitCode::from(match e {
+                bittap::report::Error::Input(bittap::report::input::InputError::Database(_))
+                | bittap::report::Error::Write(_) => EXIT_FAILURE,
+                _ => EXIT_USAGE,
+            })
+        }
+    }
+}
+
 fn rules_check(dir: Option<PathBuf>) -> ExitCode {
     match load_rules(dir.as_ref()) {
         Ok(r) => {
@@ -718,6 +820,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => analyze_cmd(*a),
         Command::Live(a) => live_cmd(*a),
         Command::Send(a) => send_cmd(a.file, a.influx),
+        Command::Report(a) => report_cmd(*a),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),

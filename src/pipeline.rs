@@ -10,10 +10,10 @@ use std::sync::Arc;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
-use crate::aggregate::{minute_of, Aggregator, Counts, Direction, HomeNet};
+use crate::aggregate::{hll, minute_of, Aggregator, Counts, Direction, HomeNet};
 use crate::capture::RawPacket;
 use crate::classify::endpoints::{self, Endpoint, EndpointTable, SharedEndpoints};
-use crate::classify::{krpc, Answer, Method, ProbePool, Proto, Rules, Transport, Verdict};
+use crate::classify::{krpc, Answer, Class, Method, ProbePool, Proto, Rules, Transport, Verdict};
 use crate::decode::{self, Addr, Decoded, Fragment, IpPacket, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{
     EndReason, Flow, FlowKey, FragEntry, FragKey, PendingCount, FIN_FROM_DST, FIN_FROM_SRC,
@@ -519,6 +519,8 @@ impl Pipeline {
                 udp: ip.proto == decode::IPPROTO_UDP,
                 pending: [PendingCount::default(); MAX_PENDING],
                 n_pending: 0,
+                host_hash: [hll::hash_addr(key.lo), hll::hash_addr(key.hi)],
+                hosts_minute: i64::MIN,
             },
         );
         self.agg.bucket(minute).health.flows_created += 1;
@@ -734,14 +736,21 @@ fn set_verdict(flow: &mut Flow, v: Verdict, probes: &mut ProbePool, agg: &mut Ag
     if let Some(pi) = flow.probe.take() {
         probes.release(pi);
     }
+    let bt = v.class() == Class::Bittorrent;
     for p in &flow.pending[..usize::from(flow.n_pending)] {
-        agg.bucket(p.minute).add(
+        let b = agg.bucket(p.minute);
+        b.add(
             v.proto,
             v.method,
             Direction::ALL[usize::from(p.dir)],
             u64::from(p.packets),
             p.bytes,
         );
+        if bt {
+            // Held packets are BitTorrent in their own minute: so are their hosts.
+            b.hosts.insert_hash(flow.host_hash[0]);
+            b.hosts.insert_hash(flow.host_hash[1]);
+        }
     }
     flow.n_pending = 0;
 }
@@ -765,8 +774,13 @@ fn account(
     }
     if let Some(v) = flow.verdict {
         if flow.n_pending == 0 {
-            agg.bucket(minute)
-                .add(v.proto, v.method, dir, u64::from(packets), bytes);
+            let b = agg.bucket(minute);
+            b.add(v.proto, v.method, dir, u64::from(packets), bytes);
+            if flow.hosts_minute != minute && v.class() == Class::Bittorrent {
+                flow.hosts_minute = minute;
+                b.hosts.insert_hash(flow.host_hash[0]);
+                b.hosts.insert_hash(flow.host_hash[1]);
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Per-minute counters: the series (which partition the input), the port view and capture
 //! health. Minutes are UTC minutes of packet time.
 
+pub mod hll;
+
 use std::fmt;
 
 use crate::classify::{Method, Proto};
@@ -237,6 +239,8 @@ pub struct MinuteBucket {
     /// Port view: index `rule * N_DIR + direction`.
     port: Vec<Counts>,
     pub health: Health,
+    /// Distinct hosts (both ends of BitTorrent flows) seen this minute, as a sketch.
+    pub hosts: hll::Hll,
 }
 
 impl MinuteBucket {
@@ -245,6 +249,7 @@ impl MinuteBucket {
             series: [Counts::default(); SLOTS],
             port: vec![Counts::default(); port_rules * N_DIR],
             health: Health::default(),
+            hosts: hll::Hll::default(),
         })
     }
 
@@ -263,6 +268,7 @@ impl MinuteBucket {
             a.add(b.packets, b.bytes);
         }
         self.health.merge(&o.health);
+        self.hosts.merge(&o.hosts);
     }
 
     /// Packets and wire bytes in the series (each packet is in exactly one series counter).
@@ -445,6 +451,11 @@ impl Aggregator {
             }
         }
         out
+    }
+
+    /// Estimated distinct BitTorrent hosts per minute, in order (every minute, 0 included).
+    pub fn hosts_rows(&self) -> Vec<(i64, u64)> {
+        self.minutes().map(|(m, b)| (m, b.hosts.count())).collect()
     }
 
     /// Health per minute, in order.

@@ -123,6 +123,10 @@ pub struct Flow {
     pub udp: bool,
     pub pending: [PendingCount; MAX_PENDING],
     pub n_pending: u8,
+    /// Sketch hashes of the two ends, for the per-minute distinct-host count.
+    pub host_hash: [u64; 2],
+    /// The last minute whose host sketch has this flow's ends (once per flow and minute).
+    pub hosts_minute: i64,
 }
 
 impl Flow {
@@ -207,6 +211,8 @@ mod tests {
             udp: false,
             pending: [PendingCount::default(); MAX_PENDING],
             n_pending: 0,
+            host_hash: [0; 2],
+            hosts_minute: i64::MIN,
         };
         assert!(f.add_pending(1, Direction::Up, 1, 10));
         assert!(f.add_pending(1, Direction::Up, 1, 10));

@@ -16,6 +16,8 @@ pub const SERIES: &str = "bittap";
 pub const PORTS: &str = "bittap_port";
 /// Measurement of capture health.
 pub const HEALTH: &str = "bittap_health";
+/// Measurement of the distinct BitTorrent hosts per minute (a sketch's estimate).
+pub const HOSTS: &str = "bittap_hosts";
 
 /// Escapes a measurement name: commas and spaces.
 pub fn escape_measurement(s: &str, out: &mut String) {
@@ -116,6 +118,22 @@ pub fn render(
     out
 }
 
+/// Distinct BitTorrent hosts per minute as line protocol (field `bittorrent`): an estimate
+/// from a sketch, never an address.
+pub fn render_hosts(probe: &str, hosts: &[(i64, u64)]) -> String {
+    let mut out = String::new();
+    for &(minute, n) in hosts {
+        line(
+            &mut out,
+            HOSTS,
+            &[("probe", probe)],
+            &[("bittorrent", n)],
+            minute,
+        );
+    }
+    out
+}
+
 /// Writes line protocol to a file (for a machine with no route to the database; send it
 /// later).
 pub fn write_file(path: &Path, text: &str) -> io::Result<()> {
@@ -196,5 +214,9 @@ mod tests {
             lines[2]
         );
         assert!(lines[2].ends_with(" 1717149600000000000"));
+        assert_eq!(
+            render_hosts("ix-1", &[(28_619_160, 12)]),
+            "bittap_hosts,probe=ix-1 bittorrent=12i 1717149600000000000\n"
+        );
     }
 }

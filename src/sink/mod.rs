@@ -174,6 +174,23 @@ pub fn write_health_to<W: Write>(
     Ok(())
 }
 
+/// Writes the estimated distinct BitTorrent hosts per minute (`time,bittorrent_hosts`).
+pub fn write_hosts(path: &Path, rows: &[(i64, u64)]) -> io::Result<()> {
+    let mut w = create(path)?;
+    let fmt = Format::for_path(path);
+    if fmt == Format::Csv {
+        writeln!(w, "time,bittorrent_hosts")?;
+    }
+    for (minute, n) in rows {
+        let t = minute_time(*minute);
+        match fmt {
+            Format::Csv => writeln!(w, "{t},{n}")?,
+            Format::Ndjson => writeln!(w, "{{\"time\":\"{t}\",\"bittorrent_hosts\":{n}}}")?,
+        }
+    }
+    w.flush()
+}
+
 /// Streams finished flows to a file.
 pub struct FlowWriter {
     w: BufWriter<File>,
