@@ -77,6 +77,10 @@ fn expected(batches: &[String]) -> Totals {
         let (fields, _) = rest.rsplit_once(' ').expect("ts");
         let mut parts = series.split(',');
         let measurement = parts.next().expect("measurement");
+        if measurement == "bittap_hosts" {
+            // A sketch's estimate, no packets or bytes: it travels in the same batches.
+            continue;
+        }
         let mut tags: Vec<&str> = parts.collect();
         tags.sort();
         let key = format!("{measurement},{}", tags.join(","));
@@ -98,7 +102,7 @@ fn expected(batches: &[String]) -> Totals {
 /// What the database holds, in the same shape.
 fn stored(db: &Influxd) -> Totals {
     let (code, body) =
-        db.query("SELECT count(packets), sum(packets), sum(bytes) FROM /^bittap/ GROUP BY *");
+        db.query("SELECT count(packets), sum(packets), sum(bytes) FROM bittap, bittap_port, bittap_health GROUP BY *");
     assert_eq!(code, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");
     let mut t = Totals::new();
