@@ -9,7 +9,8 @@
 //!
 //! A BitTorrent change point is then judged against the rest of the series:
 //! - **daily rhythm**: with two days or more, the same minute of the day on the other days
-//!   (earlier ones and later ones, up to a week each way) is looked at with the same windows;
+//!   (earlier ones and later ones, up to a week each way; with two weeks or more, the same
+//!   minute of the week on up to four other weeks each way) is looked at with the same windows;
 //!   when the change there is about the same (the residual change is below `min_change`),
 //!   the shift is the usual rhythm, not an event;
 //! - **link event**: when total load has a change point within `tolerance` minutes in the
@@ -437,15 +438,23 @@ fn ln_ratio(before: f64, after: f64, x: &[f64]) -> f64 {
     ((after.max(0.0) + eps) / (before.max(0.0) + eps)).ln()
 }
 
-/// The median log change at this minute of the day on the other days (up to 7 each way),
-/// with `w` minutes either side; `None` with fewer than two days of data.
+/// The median log change at this minute of the day on the other days (up to 7 each way), or
+/// of the week on other weeks (up to 4 each way) with two weeks of data, with `w` minutes
+/// either side; `None` with fewer than two days of data.
 fn usual_change(x: &[f64], at: usize, w: usize) -> Option<f64> {
     if x.len() < 2 * DAY || w == 0 {
         return None;
     }
+    // With two weeks or more, the same weekday of other weeks (which also has the daily
+    // rhythm, and the weekend's); else the other days.
+    let (period, count) = if x.len() >= 14 * DAY {
+        (7 * DAY, 4)
+    } else {
+        (DAY, 7)
+    };
     let mut changes = Vec::new();
-    for k in 1..=7usize {
-        for d in [at.checked_sub(k * DAY), Some(at + k * DAY)]
+    for k in 1..=count {
+        for d in [at.checked_sub(k * period), Some(at + k * period)]
             .into_iter()
             .flatten()
         {
