@@ -115,7 +115,8 @@ fn synthetic_step_found_with_its_size() {
     assert!(x.protos.iter().any(|m| m.proto == Proto::Dht));
 }
 
-/// Three days; total load and BitTorrent both dip to 40 % from 02:00 to 06:00 every day.
+/// Three days from 10:00 UTC; total load and BitTorrent both dip to 40 % for four hours from
+/// 12:00 every day.
 fn three_days(raid_at: Option<usize>) -> Series {
     synthetic(3 * 1440, 11, |i| {
         let tod = i % 1440;
@@ -138,7 +139,7 @@ fn daily_dip_raises_no_bittorrent_alarm() {
 
 #[test]
 fn raid_on_the_third_day_stands_out_from_the_rhythm() {
-    // Day 3, 10:00 UTC: peerwire 20 → 3 Mbit/s, so BitTorrent 25 → 8 (−68 %).
+    // 2 June, 20:00 UTC: peerwire 20 → 3 Mbit/s, so BitTorrent 25 → 8 (−68 %).
     let raid = 2 * 1440 + 600;
     let series = three_days(Some(raid));
     let sh = shift::detect(&series, &Params::default());
@@ -154,6 +155,27 @@ fn raid_on_the_third_day_stands_out_from_the_rhythm() {
     assert!(delay <= 2, "{x:#?}");
     assert!(size_err <= 5.0, "{x:#?}");
     assert_eq!(x.protos.first().map(|m| m.proto), Some(Proto::Peerwire));
+    // A chart of several days labels days and times.
+    let svg = report::chart::render(&series).expect("chart");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert!(
+        texts.contains(&"time (UTC, month-day hour:minute)"),
+        "{texts:?}"
+    );
+    assert!(texts.contains(&"BitTorrent dht") && texts.contains(&"total load"));
+    assert!(
+        !texts.contains(&report::chart::PORT_LABEL),
+        "no port view was given"
+    );
+    if let Some(dir) = std::env::var_os("BITTAP_CHART_DIR") {
+        std::fs::write(PathBuf::from(dir).join("three-days.svg"), &svg).expect("write");
+    }
 }
 
 #[test]
@@ -395,11 +417,8 @@ fn bittorrent_stopping_in_a_capture_is_found_at_its_minute() {
         x.total_after_bps > 0.0 && x.share_after == Some(0.0),
         "{x:#?}"
     );
-    assert!(
-        r.summary
-            .contains("| 2024-05-31 10:30 | BitTorrent shift |")
-            || delay > 0
-    );
+    let row = format!("| {} | BitTorrent shift |", report::minute_label(x.minute));
+    assert!(r.summary.contains(&row), "{}", r.summary);
 
     // Distinct hosts: every BitTorrent minute has the hosts of all bt-* captures, none after.
     let hosts: Vec<u64> = r

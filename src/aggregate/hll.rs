@@ -122,6 +122,7 @@ mod tests {
         for n in [10u128, 1_000, 100_000] {
             let est = sketch(0..n).estimate();
             let err = (est - n as f64).abs() / n as f64;
+            eprintln!("n={n}: estimate {est:.1}, error {:.2} %", 100.0 * err);
             assert!(err <= 3.0 * se, "n={n}: estimate {est:.1}, error {err:.4}");
         }
         // Small sets are counted exactly (linear counting without collisions).

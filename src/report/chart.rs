@@ -96,6 +96,7 @@ fn draw(s: &Series, out: &mut String) -> Result<(), Box<dyn std::error::Error>> 
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
+        .margin_right(36)
         .x_label_area_size(44)
         .y_label_area_size(86)
         .build_cartesian_2d(0f64..n as f64, 0f64..ymax)?;
