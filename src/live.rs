@@ -295,7 +295,6 @@ pub fn run(
 
     let delay = i64::from(opts.flush_delay_secs) * NS;
     let mut rules = rules;
-    let mut pending_rules: Option<Arc<Rules>> = None;
     let mut out = Outcome::default();
     // Minutes before `open` are flushed.
     let mut open = minute_of(wall_ns() - delay);
@@ -308,8 +307,16 @@ pub fn run(
         if signals.reload.swap(false, Ordering::Relaxed) {
             match load_rules(&opts.rules_dir) {
                 Ok(r) => {
-                    eprintln!("bittap: rules reloaded; they apply from the next minute");
-                    pending_rules = Some(Arc::new(r));
+                    // At once, between packets: open minutes' port views follow rule ids into
+                    // the new set; minutes already flushed keep the names they were counted under.
+                    let r = Arc::new(r);
+                    workers.set_rules(r.clone());
+                    rules = r;
+                    eprintln!(
+                        "bittap: rules reloaded: {} port rules, {} signatures",
+                        rules.ports.len(),
+                        rules.signatures.len()
+                    );
                 }
                 Err(e) => eprintln!("bittap: SIGHUP: invalid rules, keeping the old ones: {e}"),
             }
@@ -376,10 +383,6 @@ pub fn run(
                 agg: f.agg,
                 rules: rules.clone(),
             });
-            if let Some(r) = pending_rules.take() {
-                workers.set_rules(r.clone());
-                rules = r;
-            }
             open = due;
         }
     }
