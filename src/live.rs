@@ -265,6 +265,9 @@ pub fn run(
     rules: Arc<Rules>,
     signals: &Signals,
 ) -> anyhow::Result<Outcome> {
+    // The interfaces first (an interface that cannot be opened leaves no empty files), then
+    // the outputs, both before privileges are dropped.
+    let mut cap = LiveCapture::open(&opts.capture)?;
     let outputs = Outputs {
         series: open_out(&opts.series)?,
         ports: open_out(&opts.port_series)?,
@@ -278,7 +281,6 @@ pub fn run(
         Some(p) => Some(Box::new(FlowWriter::append(p)?)),
         None => None,
     };
-    let mut cap = LiveCapture::open(&opts.capture)?;
     if let Some(u) = &opts.user {
         drop_privileges(u)?;
     }
