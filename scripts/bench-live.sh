@@ -4,7 +4,7 @@
 # `bittap analyze --threads 2` over `--threads 1` on the bench capture.
 #
 # usage: sudo scripts/bench-live.sh [--size-mb N] [--packets N]
-#   --size-mb N   size of the bench capture built by tools/benchcap (default 200 MiB)
+#   --size-mb N   size of the bench capture built by tools/benchcap (default 1100 MiB, as bench.sh)
 #   --packets N   packets replayed per live step (default 300000), from the bench capture
 # env: BITTAP_BENCH_DIR (default /tmp/bittap-bench-live), BENCH_RUNS (default 3) analyze runs.
 #
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-size_mb=200
+size_mb=1100
 packets=300000
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -45,20 +45,21 @@ cat "$cap" > /dev/null
 
 # ---- analyze --threads 1 vs 2 -----------------------------------------------------------
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
-t1=(); t2=()
+t1=(); t2=(); c1=(); c2=()
 for i in $(seq 1 "$runs"); do
   for n in 1 2; do
     s=$(date +%s%N)
-    "$bin" analyze "$cap" --series /dev/null -q --no-progress --threads "$n"
+    cpu=$( { /usr/bin/time -f "%U %S" "$bin" analyze "$cap" --series /dev/null -q --no-progress --threads "$n" >/dev/null; } 2>&1 | tail -n 1 | awk '{print $1 + $2}')
     e=$(date +%s%N)
-    if [ "$n" -eq 1 ]; then t1+=($((e - s))); else t2+=($((e - s))); fi
+    if [ "$n" -eq 1 ]; then t1+=($((e - s))); c1+=("$cpu"); else t2+=($((e - s))); c2+=("$cpu"); fi
   done
 done
 m1=$(median "${t1[@]}"); m2=$(median "${t2[@]}")
-awk -v p="$total" -v a="$m1" -v b="$m2" -v r="$runs" 'BEGIN {
-  printf "analyze --threads 1  %.3f s (%.0f pkts/s), median of %d\n", a / 1e9, p / (a / 1e9), r
-  printf "analyze --threads 2  %.3f s (%.0f pkts/s), median of %d\n", b / 1e9, p / (b / 1e9), r
-  printf "speed-up             %.2f x\n", a / b
+awk -v p="$total" -v a="$m1" -v b="$m2" -v r="$runs" -v ca="$(median "${c1[@]}")" -v cb="$(median "${c2[@]}")" 'BEGIN {
+  printf "bench capture        %d packets\n", p
+  printf "analyze --threads 1  %.3f s wall (%.0f pkts/s), %.2f s CPU, median of %d\n", a / 1e9, p / (a / 1e9), ca, r
+  printf "analyze --threads 2  %.3f s wall (%.0f pkts/s), %.2f s CPU, median of %d\n", b / 1e9, p / (b / 1e9), cb, r
+  printf "speed-up             %.2f x (wall)\n", a / b
 }'
 
 # ---- live ---------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ step() {
   local speed=(--mbps "$rate")
   [ "$rate" = top ] && speed=(--topspeed)
   local rep
-  rep=$(ip netns exec "$ns" tcpreplay -i rp --limit "$packets" "${speed[@]}" "$cap" 2>&1)
+  rep=$(ip netns exec "$ns" tcpreplay -i rp --preload-pcap --limit "$packets" "${speed[@]}" "$cap" 2>&1)
   sleep 0.5
   kill -TERM "$pid"; wait "$pid" || true
   local line k q
@@ -94,11 +95,14 @@ step() {
 }
 
 for workers in 1 2; do
-  best="none"
+  best="none"; best_pps=0
   for rate in 250 500 1000 2000 4000 8000 top; do
     read -r drops pps mbps < <(step "$workers" "$rate")
     echo "workers=$workers target=$rate Mbit/s: achieved $mbps Mbit/s, $pps pkts/s, drops $drops" >&2
-    if [ "$drops" -eq 0 ]; then best="$mbps Mbit/s ($pps pkts/s)"; else break; fi
+    [ "$drops" -eq 0 ] || { echo "live --threads $workers: first drops at $mbps Mbit/s ($pps pkts/s)"; break; }
+    if awk -v a="$pps" -v b="$best_pps" 'BEGIN {exit !(a > b)}'; then
+      best="$mbps Mbit/s ($pps pkts/s)"; best_pps=$pps
+    fi
   done
   echo "live --threads $workers: highest zero-drop replay rate $best"
 done

@@ -265,6 +265,9 @@ pub fn run(
     rules: Arc<Rules>,
     signals: &Signals,
 ) -> anyhow::Result<Outcome> {
+    // The interfaces first (an interface that cannot be opened leaves no empty files), then
+    // the outputs, both before privileges are dropped.
+    let mut cap = LiveCapture::open(&opts.capture)?;
     let outputs = Outputs {
         series: open_out(&opts.series)?,
         ports: open_out(&opts.port_series)?,
@@ -278,7 +281,6 @@ pub fn run(
         Some(p) => Some(Box::new(FlowWriter::append(p)?)),
         None => None,
     };
-    let mut cap = LiveCapture::open(&opts.capture)?;
     if let Some(u) = &opts.user {
         drop_privileges(u)?;
     }
@@ -295,7 +297,6 @@ pub fn run(
 
     let delay = i64::from(opts.flush_delay_secs) * NS;
     let mut rules = rules;
-    let mut pending_rules: Option<Arc<Rules>> = None;
     let mut out = Outcome::default();
     // Minutes before `open` are flushed.
     let mut open = minute_of(wall_ns() - delay);
@@ -308,8 +309,16 @@ pub fn run(
         if signals.reload.swap(false, Ordering::Relaxed) {
             match load_rules(&opts.rules_dir) {
                 Ok(r) => {
-                    eprintln!("bittap: rules reloaded; they apply from the next minute");
-                    pending_rules = Some(Arc::new(r));
+                    // At once, between packets: open minutes' port views follow rule ids into
+                    // the new set; minutes already flushed keep the names they were counted under.
+                    let r = Arc::new(r);
+                    workers.set_rules(r.clone());
+                    rules = r;
+                    eprintln!(
+                        "bittap: rules reloaded: {} port rules, {} signatures",
+                        rules.ports.len(),
+                        rules.signatures.len()
+                    );
                 }
                 Err(e) => eprintln!("bittap: SIGHUP: invalid rules, keeping the old ones: {e}"),
             }
@@ -317,8 +326,8 @@ pub fn run(
         if !stopping {
             cap.wait(100);
         }
-        // On stop, whatever the kernel already holds is read too.
-        let budget = if stopping { usize::MAX } else { 4096 };
+        // On stop, what the kernel already holds is read too (bounded: the link may not pause).
+        let budget = if stopping { 1 << 20 } else { 4096 };
         let mut read = 0u64;
         let r = cap.read(budget, |pkt| {
             read += 1;
@@ -376,10 +385,6 @@ pub fn run(
                 agg: f.agg,
                 rules: rules.clone(),
             });
-            if let Some(r) = pending_rules.take() {
-                workers.set_rules(r.clone());
-                rules = r;
-            }
             open = due;
         }
     }
