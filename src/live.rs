@@ -16,6 +16,7 @@ use crate::aggregate::{minute_of, Aggregator, Rfc3339, NS_PER_MIN};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowSink};
+use crate::sink::spool::{SpoolConfig, SpoolStats, Spooler};
 use crate::sink::{self, influx, FlowWriter, Format};
 use crate::workers::Workers;
 
@@ -33,6 +34,11 @@ pub struct Options {
     pub flows: Option<PathBuf>,
     pub probe: String,
     pub influx: Option<influx::Target>,
+    /// The spool every database write goes through (directory, bound, retries), so an outage
+    /// loses no minute: live always spools.
+    pub spool: (PathBuf, SpoolConfig),
+    /// Per-minute estimate of distinct BitTorrent hosts, appended.
+    pub hosts: Option<PathBuf>,
     /// Switch to this user once the captures and outputs are open.
     pub user: Option<String>,
     /// Where SIGHUP reloads rules from (None: the built-in rules).
@@ -58,6 +64,8 @@ pub struct Outcome {
     pub minutes: u64,
     /// Failures writing outputs (the run went on).
     pub errors: Vec<String>,
+    /// The database spool after the last minute was handed to it and drained for a while.
+    pub spool: Option<SpoolStats>,
 }
 
 /// Flags the signal handlers set.
@@ -111,7 +119,8 @@ struct Outputs {
     ports: Option<Out>,
     health: Option<Out>,
     line: Option<Out>,
-    influx: Option<influx::Target>,
+    hosts: Option<Out>,
+    spool: Option<Spooler>,
     probe: String,
     quiet: bool,
 }
@@ -127,14 +136,26 @@ struct SinkReport {
     in_series: u64,
     minutes: u64,
     errors: Vec<String>,
+    spool: Option<SpoolStats>,
 }
 
 fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
     let mut rep = SinkReport::default();
-    for Ready { agg, rules } in rx {
+    for Ready { mut agg, rules } in rx {
+        if let Some(sp) = &o.spool {
+            // The spool as it stands when the minute is written.
+            let st = sp.stats();
+            let minutes: Vec<i64> = agg.minutes().map(|(m, _)| m).collect();
+            for m in minutes {
+                let h = &mut agg.bucket(m).health;
+                h.spool_bytes = st.pending_bytes;
+                h.spool_age_seconds = st.oldest_age_secs;
+            }
+        }
         let series = agg.series_rows();
         let ports = agg.port_rows();
         let health = agg.health_rows();
+        let hosts = agg.hosts_rows();
         rep.minutes += health.len() as u64;
         rep.in_series += series.iter().map(|r| r.counts.packets).sum::<u64>();
         let mut fail = |what: &Out, e: std::io::Error| {
@@ -166,18 +187,29 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
                 fail(out, e);
             }
         }
-        if o.line.is_some() || o.influx.is_some() {
-            let text = sink::line::render(&o.probe, &series, &ports, &health, &rules);
+        if let Some(out) = &mut o.hosts {
+            let r = sink::write_hosts_to(&mut out.w, out.fmt, &hosts, out.header)
+                .and_then(|_| out.w.flush());
+            out.header = false;
+            if let Err(e) = r {
+                fail(out, e);
+            }
+        }
+        if o.line.is_some() || o.spool.is_some() {
+            let mut text = sink::line::render(&o.probe, &series, &ports, &health, &rules);
+            text.push_str(&sink::line::render_hosts(&o.probe, &hosts));
             if let Some(out) = &mut o.line {
                 let r = out.w.write_all(text.as_bytes()).and_then(|_| out.w.flush());
                 if let Err(e) = r {
                     fail(out, e);
                 }
             }
-            if let Some(t) = &o.influx {
-                if let Err(e) = send_to_database(t, &text) {
-                    eprintln!("bittap: database write failed: {e}");
-                    rep.errors.push(format!("database: {e}"));
+            if let Some(sp) = &o.spool {
+                // Durable on disk before this returns; the spool's own thread sends it.
+                if let Err(e) = sp.submit_text(&text) {
+                    let msg = format!("spool {}: {e}", sp.dir().display());
+                    eprintln!("bittap: database spool write failed: {msg}");
+                    rep.errors.push(msg);
                 }
             }
         }
@@ -212,13 +244,15 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             let _ = std::io::stdout().flush();
         }
     }
+    if let Some(sp) = o.spool.take() {
+        rep.spool = Some(sp.close(SPOOL_DRAIN));
+    }
     rep
 }
 
-/// The one place minutes go to the database (the spool takes over here).
-fn send_to_database(t: &influx::Target, text: &str) -> Result<usize, influx::WriteError> {
-    influx::write(t, text)
-}
+/// How long the last minutes may take to reach the database at exit; what is left stays in
+/// the spool for the next start.
+const SPOOL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Switches to `user` (its uid, primary gid, no supplementary groups) for good.
 pub fn drop_privileges(user: &str) -> anyhow::Result<()> {
@@ -273,7 +307,17 @@ pub fn run(
         ports: open_out(&opts.port_series)?,
         health: open_out(&opts.health)?,
         line: open_out(&opts.line_protocol)?,
-        influx: opts.influx.clone(),
+        hosts: open_out(&opts.hosts)?,
+        // Started before privileges are dropped (the spool directory may be root's), and
+        // replaying what an earlier run left.
+        spool: match &opts.influx {
+            Some(t) => Some(Spooler::start(
+                t.clone(),
+                opts.spool.0.clone(),
+                opts.spool.1.clone(),
+            )?),
+            None => None,
+        },
         probe: opts.probe.clone(),
         quiet: opts.quiet,
     };
@@ -413,6 +457,7 @@ pub fn run(
     out.in_series = rep.in_series;
     out.minutes = rep.minutes;
     out.errors.extend(rep.errors);
+    out.spool = rep.spool;
     if let Some(e) = read_error {
         return Err(e.into());
     }

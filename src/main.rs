@@ -263,6 +263,9 @@ struct LiveArgs {
     /// InfluxDB line protocol, appended.
     #[arg(long, value_name = "FILE")]
     line_protocol: Option<PathBuf>,
+    /// Estimated distinct BitTorrent hosts per minute (a sketch; no address is kept), appended.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
     /// Value of the `probe` tag (default: the host name).
     #[arg(long)]
     probe: Option<String>,
@@ -313,6 +316,7 @@ impl LiveArgs {
         or!(port_series);
         or!(health);
         or!(line_protocol);
+        or!(hosts);
         or!(probe);
         or!(home_net);
         or!(rules);
@@ -411,6 +415,8 @@ fn live_cmd(a: LiveArgs) -> ExitCode {
         series: a.series,
         port_series: a.port_series,
         health: a.health,
+        hosts: a.hosts,
+        spool: live_spool(&a.influx),
         line_protocol: a.line_protocol,
         flows: a.flows,
         probe: a.probe.unwrap_or_else(default_probe),
@@ -433,6 +439,14 @@ fn live_cmd(a: LiveArgs) -> ExitCode {
                 "bittap: stopped: read {} packets, counted {} in {} minute(s) ({} in the series written); dropped: kernel {}, interface {}, queue {}; pcap received {}",
                 o.read, o.counted, o.minutes, o.in_series, o.drops.kernel, o.drops.interface, o.queue_drops, o.drops.received
             );
+            if let Some(st) = &o.spool {
+                if st.pending_batches > 0 {
+                    eprintln!(
+                        "bittap: {} batches ({} bytes) not yet in the database stay in the spool; the next start (or `bittap send --spool DIR`) sends them",
+                        st.pending_batches, st.pending_bytes
+                    );
+                }
+            }
             if o.errors.is_empty() {
                 ExitCode::from(EXIT_OK)
             } else {
@@ -510,13 +524,26 @@ fn http_options(a: &InfluxArgs) -> bittap::sink::influx::HttpOptions {
     }
 }
 
-fn spool_options(a: &InfluxArgs) -> Option<(PathBuf, bittap::sink::spool::SpoolConfig)> {
-    let cfg = bittap::sink::spool::SpoolConfig {
+fn spool_config(a: &InfluxArgs) -> bittap::sink::spool::SpoolConfig {
+    bittap::sink::spool::SpoolConfig {
         max_bytes: a.spool_max_mb.unwrap_or(256).saturating_mul(1 << 20),
         http: http_options(a),
         ..Default::default()
-    };
-    a.spool.clone().map(|d| (d, cfg))
+    }
+}
+
+fn spool_options(a: &InfluxArgs) -> Option<(PathBuf, bittap::sink::spool::SpoolConfig)> {
+    a.spool.clone().map(|d| (d, spool_config(a)))
+}
+
+/// Live always writes the database through a spool: `--spool`, or `bittap-spool` in the
+/// working directory (the state directory under the systemd unit).
+fn live_spool(a: &InfluxArgs) -> (PathBuf, bittap::sink::spool::SpoolConfig) {
+    let dir = a
+        .spool
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("bittap-spool"));
+    (dir, spool_config(a))
 }
 
 /// Exit status after a one-shot run through the spool; the sender already reported errors.

@@ -177,8 +177,18 @@ pub fn write_health_to<W: Write>(
 /// Writes the estimated distinct BitTorrent hosts per minute (`time,bittorrent_hosts`).
 pub fn write_hosts(path: &Path, rows: &[(i64, u64)]) -> io::Result<()> {
     let mut w = create(path)?;
-    let fmt = Format::for_path(path);
-    if fmt == Format::Csv {
+    write_hosts_to(&mut w, Format::for_path(path), rows, true)?;
+    w.flush()
+}
+
+/// Writes distinct-host rows to `w`, with the CSV header if `header`.
+pub fn write_hosts_to<W: Write>(
+    w: &mut W,
+    fmt: Format,
+    rows: &[(i64, u64)],
+    header: bool,
+) -> io::Result<()> {
+    if header && fmt == Format::Csv {
         writeln!(w, "time,bittorrent_hosts")?;
     }
     for (minute, n) in rows {
@@ -188,7 +198,7 @@ pub fn write_hosts(path: &Path, rows: &[(i64, u64)]) -> io::Result<()> {
             Format::Ndjson => writeln!(w, "{{\"time\":\"{t}\",\"bittorrent_hosts\":{n}}}")?,
         }
     }
-    w.flush()
+    Ok(())
 }
 
 /// Streams finished flows to a file.
