@@ -525,3 +525,26 @@ fn https_with_a_private_ca_and_a_clear_error_without_it() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(s(&lp)), "{err}");
 }
+
+#[test]
+fn rejected_data_is_moved_aside_and_the_rest_goes_on() {
+    let Some(db) = Influxd::start() else { return };
+    let batches = minute_batches();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool =
+        Spooler::start(target(&db, influxd::PASSWORD), dir.path().into(), quick()).expect("start");
+    spool.submit(batches[0].clone()).expect("submit");
+    spool
+        .submit("bittap,probe=spool-test packets= 60000000000\n".into())
+        .expect("submit");
+    spool.submit(batches[1].clone()).expect("submit");
+    let st = spool.close(Duration::from_secs(60));
+    assert_eq!(
+        (st.pending_batches, st.sent_batches, st.rejected_batches),
+        (0, 2, 1),
+        "{st:?}"
+    );
+    assert_eq!(st.permanent_error, None);
+    assert_eq!(spooled_files(&dir.path().join("rejected")), 1);
+    assert_eq!(stored(&db), expected(&batches[..2]));
+}

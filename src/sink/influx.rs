@@ -407,4 +407,128 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A one-request HTTP server on loopback: answers `status` and hands back the request
+    /// head and body.
+    fn one_request(status: u16) -> (String, std::thread::JoinHandle<(String, Vec<u8>)>) {
+        use std::io::{BufRead, BufReader, Read};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut r = BufReader::new(stream);
+            let (mut head, mut len) = (String::new(), 0usize);
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).expect("read");
+                if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().expect("length");
+                }
+                if l == "\r\n" {
+                    break;
+                }
+                head.push_str(&l);
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).expect("body");
+            let reply =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno");
+            r.get_mut().write_all(reply.as_bytes()).expect("reply");
+            (head, body)
+        });
+        (url, server)
+    }
+
+    fn v1(url: String) -> Target {
+        Target::V1 {
+            url,
+            db: "bt".into(),
+            rp: Some("week".into()),
+            user: Some("probe".into()),
+            password: Some("s3cret".into()),
+        }
+    }
+
+    #[test]
+    fn gzip_body_and_basic_auth_on_the_wire() {
+        use std::io::Read;
+        let text = "bittap,probe=a packets=1i,bytes=60i 60000000000\nbittap,probe=b packets=2i,bytes=120i 60000000000\n";
+        for gzip in [true, false] {
+            let (url, server) = one_request(204);
+            let opts = HttpOptions {
+                gzip,
+                ..HttpOptions::default()
+            };
+            let sent = Client::new(&v1(url), &opts).and_then(|c| c.write(text));
+            assert_eq!(sent, Ok(2));
+            let (head, body) = server.join().expect("server");
+            let lower = head.to_ascii_lowercase();
+            assert!(
+                head.starts_with("POST /write?db=bt&precision=ns&rp=week HTTP/1.1\r\n"),
+                "{head}"
+            );
+            assert!(!head.contains("s3cret"), "{head}");
+            // "probe:s3cret" in base64.
+            assert!(
+                head.contains("Authorization: Basic cHJvYmU6czNjcmV0\r\n"),
+                "{head}"
+            );
+            let plain = if gzip {
+                assert!(lower.contains("content-encoding: gzip\r\n"), "{head}");
+                let mut out = String::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_string(&mut out)
+                    .expect("gunzip");
+                out
+            } else {
+                assert!(!lower.contains("content-encoding"), "{head}");
+                String::from_utf8(body).expect("utf-8")
+            };
+            assert_eq!(plain, text);
+        }
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        for (status, kind) in [
+            (400, "rejected"),
+            (413, "rejected"),
+            (401, "permanent"),
+            (403, "permanent"),
+            (404, "permanent"),
+            (429, "transient"),
+            (500, "transient"),
+            (503, "transient"),
+        ] {
+            let (url, server) = one_request(status);
+            let got =
+                Client::new(&v1(url), &HttpOptions::default()).and_then(|c| c.write("m f=1i 0\n"));
+            server.join().expect("server");
+            let (k, m) = match got {
+                Err(WriteError::Rejected(m)) => ("rejected", m),
+                Err(WriteError::Permanent(m)) => ("permanent", m),
+                Err(WriteError::Transient(m)) => ("transient", m),
+                Ok(n) => panic!("{status}: sent {n}"),
+            };
+            assert_eq!(k, kind, "{status}: {m}");
+            assert!(m.contains(&format!("HTTP {status}")), "{m}");
+        }
+    }
+
+    #[test]
+    fn bad_urls_and_ca_files_are_permanent_and_named() {
+        let t = v1("ftp://127.0.0.1:21".into());
+        assert!(matches!(
+            Client::new(&t, &HttpOptions::default()),
+            Err(WriteError::Permanent(_))
+        ));
+        let opts = HttpOptions {
+            ca_file: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ..HttpOptions::default()
+        };
+        match Client::new(&v1("https://127.0.0.1:1".into()), &opts) {
+            Err(WriteError::Permanent(m)) => assert!(m.contains("/nonexistent/ca.pem"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
