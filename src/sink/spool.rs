@@ -398,6 +398,7 @@ impl Sender {
         let mut backoff = self.cfg.backoff_min;
         let mut retry_at: Option<Instant> = None;
         let mut outage_reported = false;
+        let mut closing = false;
         loop {
             // Wait for a batch to send (or the end).
             let (batch, timeout) = {
@@ -405,6 +406,12 @@ impl Sender {
                 loop {
                     let now = Instant::now();
                     if let Some(d) = st.deadline {
+                        if !closing {
+                            // Closing: one attempt at once, whatever the backoff (the
+                            // database may be back), then the usual backoff until the deadline.
+                            closing = true;
+                            retry_at = None;
+                        }
                         if st.queue.is_empty() || st.halted || now >= d || retry_at > Some(d) {
                             return;
                         }
