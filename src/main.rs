@@ -363,27 +363,14 @@ fn live_cmd(a: LiveArgs) -> ExitCode {
         eprintln!("bittap: live needs at least one --interface (or `interface` in --config)");
         return ExitCode::from(EXIT_USAGE);
     }
-    let influx = match influx_target(&a.influx) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("bittap: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let rules = match load_rules(a.rules.as_ref()) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!("bittap: invalid rules: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let home_net = match a.home_net.as_deref().map(HomeNet::parse).transpose() {
-        Ok(h) => h.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("bittap: --home-net: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let (influx, rules, home_net) =
+        match run_setup(&a.influx, a.rules.as_ref(), a.home_net.as_deref()) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("bittap: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
     let defaults = Config::default();
     let cfg = Config {
         home_net,
@@ -458,6 +445,23 @@ fn live_cmd(a: LiveArgs) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// What `analyze` and `live` both need from their arguments: the database, the rules and the
+/// home network; an error says which argument is wrong.
+fn run_setup(
+    influx: &InfluxArgs,
+    rules: Option<&PathBuf>,
+    home_net: Option<&str>,
+) -> Result<(Option<bittap::sink::influx::Target>, Arc<Rules>, HomeNet), String> {
+    let influx = influx_target(influx)?;
+    let rules = load_rules(rules).map_err(|e| format!("invalid rules: {e}"))?;
+    let home_net = home_net
+        .map(HomeNet::parse)
+        .transpose()
+        .map_err(|e| format!("--home-net: {e}"))?
+        .unwrap_or_default();
+    Ok((influx, Arc::new(rules), home_net))
 }
 
 fn load_rules(dir: Option<&PathBuf>) -> Result<Rules, bittap::classify::RuleError> {
@@ -571,27 +575,14 @@ fn spool_exit(dir: &std::path::Path, st: &bittap::sink::spool::SpoolStats) -> u8
 }
 
 fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
-    let influx = match influx_target(&a.influx) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("bittap: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let rules = match load_rules(a.rules.as_ref()) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!("bittap: invalid rules: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let home_net = match a.home_net.as_deref().map(HomeNet::parse).transpose() {
-        Ok(h) => h.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("bittap: --home-net: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let (influx, rules, home_net) =
+        match run_setup(&a.influx, a.rules.as_ref(), a.home_net.as_deref()) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("bittap: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
     if a.max_flows == 0 {
         eprintln!("bittap: --max-flows must be at least 1");
         return ExitCode::from(EXIT_USAGE);
