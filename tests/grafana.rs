@@ -101,10 +101,11 @@ fn s(p: &Path) -> String {
 /// line protocol.
 fn probe_run(dir: &Path, probe: &str, captures: &[&str], extra: &[String]) -> (Vec<Row>, String) {
     let lab = common::repo().join("pcaps/lab");
-    let (series, ports, health, lp) = (
+    let (series, ports, health, hosts, lp) = (
         dir.join(format!("{probe}-series.csv")),
         dir.join(format!("{probe}-ports.csv")),
         dir.join(format!("{probe}-health.csv")),
+        dir.join(format!("{probe}-hosts.csv")),
         dir.join(format!("{probe}.lp")),
     );
     let mut args: Vec<String> = vec!["analyze".into(), "-q".into()];
@@ -113,6 +114,7 @@ fn probe_run(dir: &Path, probe: &str, captures: &[&str], extra: &[String]) -> (V
         ("--series", &series),
         ("--port-series", &ports),
         ("--health", &health),
+        ("--hosts", &hosts),
         ("--line-protocol", &lp),
     ] {
         args.push(flag.into());
@@ -134,6 +136,16 @@ fn probe_run(dir: &Path, probe: &str, captures: &[&str], extra: &[String]) -> (V
         &["rule", "l4", "proto", "direction"],
     ));
     rows.extend(csv_rows(&health, "bittap_health", probe, &[]));
+    // The CSV's `bittorrent_hosts` is the `bittorrent` field of `bittap_hosts`.
+    rows.extend(
+        csv_rows(&hosts, "bittap_hosts", probe, &[])
+            .into_iter()
+            .map(|mut r| {
+                let n = r.fields.remove("bittorrent_hosts").expect("hosts column");
+                r.fields.insert("bittorrent".to_string(), n);
+                r
+            }),
+    );
     (rows, std::fs::read_to_string(&lp).expect("line protocol"))
 }
 
@@ -483,7 +495,7 @@ const fn spec(
         ref_id,
         m,
         bt,
-        dir: !matches!(m.as_bytes(), b"bittap_health"),
+        dir: !matches!(m.as_bytes(), b"bittap_health" | b"bittap_hosts"),
         by,
         time,
         fill0,
@@ -507,6 +519,7 @@ const SPECS: &[Spec] = &[
     spec(O, "Packets per second: link and BitTorrent", "A", "bittap", false, &[], true, true, Col::Rate("packets", 1.0)),
     spec(O, "Packets per second: link and BitTorrent", "B", "bittap", true, &[], true, true, Col::Rate("packets", 1.0)),
     spec(O, "BitTorrent bytes by protocol (whole range)", "A", "bittap", true, &["proto"], false, false, Col::Sum("bytes")),
+    spec(O, "Distinct BitTorrent hosts per probe (estimate)", "A", "bittap_hosts", false, &["probe"], true, false, Col::Max("bittorrent")),
     spec(O, "BitTorrent per probe (bits/s)", "A", "bittap", true, &["probe"], true, true, BYTES8),
     spec(O, "Link load per probe (bits/s)", "A", "bittap", false, &["probe"], true, true, BYTES8),
     spec(O, "BitTorrent share per probe (%)", "A", "bittap", false, &["probe"], true, false, Col::BtShare),
@@ -1043,7 +1056,7 @@ fn every_influxql_dashboard_query_returns_the_numbers_of_the_csv() {
             model: expected,
         },
     );
-    assert_eq!(checked, 3 + 35 * scenarios().len());
+    assert_eq!(checked, 3 + 36 * scenarios().len());
 
     // Grafana writes a relative range (the dashboards' default, now-6h) as now() arithmetic:
     // `time >= now() - 6h and time <= now()`. Every query must take that form too; over the
