@@ -6,22 +6,7 @@
 mod common;
 
 use common::influxd::Influxd;
-use common::{free_port, http};
-
-use std::path::Path;
-use std::process::Command;
-
-fn bittap(args: &[&str], password: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bittap"))
-        .args(args)
-        .env("BITTAP_INFLUX_PASSWORD", password)
-        .output()
-        .expect("run bittap")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8")
-}
+use common::{bittap_with_password as bittap, free_port, http, path_str as s};
 
 #[test]
 fn series_read_back_equal_the_csv_and_errors_are_clear() {

@@ -6,11 +6,11 @@ mod common;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
-use counting_alloc::{Owned, ALLOCS, COUNTING};
+use counting_alloc::{ALLOCS, COUNTING};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bittap::capture::{MergedReader, RawPacket};
+use bittap::capture::RawPacket;
 use bittap::classify::Rules;
 use bittap::pipeline::Config;
 
@@ -30,18 +30,7 @@ fn workers_second_pass_allocates_nothing() {
     .iter()
     .map(|f| common::crafted(f))
     .collect();
-    let mut reader = MergedReader::new(&files).expect("open");
-    let mut packets = Vec::new();
-    while reader.advance() {
-        if let Some(p) = reader.packet() {
-            packets.push(Owned {
-                ts_ns: p.ts_ns,
-                wire_len: p.wire_len,
-                linktype: p.linktype,
-                data: p.data.to_vec(),
-            });
-        }
-    }
+    let packets = counting_alloc::load(&files);
     let mut w = bittap::workers::Workers::start(
         2,
         &Config::default(),

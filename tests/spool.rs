@@ -20,6 +20,7 @@ use bittap::sink::influx::{Client, HttpOptions, Target, WriteError};
 use bittap::sink::spool::{SpoolConfig, SpoolStats, Spooler};
 use common::influxd::{self, Influxd};
 use common::tls::TestCa;
+use common::{bittap_with_password as bittap, path_str as s};
 
 const NS_PER_MIN: i64 = 60_000_000_000;
 /// 2027-01-01T00:00:00Z: the first minute the batches are moved to.
@@ -255,18 +256,6 @@ fn a_spool_closed_while_the_database_is_down_is_replayed_by_the_next_start() {
     let st = next.close(Duration::from_secs(60));
     assert_eq!((st.pending_batches, st.sent_batches), (0, 6), "{st:?}");
     assert_eq!(stored(&db), expected(&batches[..6]));
-}
-
-fn bittap(args: &[&str], password: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bittap"))
-        .args(args)
-        .env("BITTAP_INFLUX_PASSWORD", password)
-        .output()
-        .expect("run bittap")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8")
 }
 
 #[test]

@@ -137,3 +137,17 @@ pub fn http_with(
         Err(e) => (0, e.to_string()),
     }
 }
+
+/// Runs the bittap binary with `BITTAP_INFLUX_PASSWORD` set to `password`.
+pub fn bittap_with_password(args: &[&str], password: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bittap"))
+        .args(args)
+        .env("BITTAP_INFLUX_PASSWORD", password)
+        .output()
+        .expect("run bittap")
+}
+
+/// A path as the `&str` a command line takes.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}

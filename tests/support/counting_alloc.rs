@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub struct Counting;
@@ -38,4 +39,21 @@ pub struct Owned {
     pub wire_len: u32,
     pub linktype: u32,
     pub data: Vec<u8>,
+}
+
+/// Every packet of `files`, copied out of the reader (in stream order).
+pub fn load(files: &[PathBuf]) -> Vec<Owned> {
+    let mut reader = bittap::capture::MergedReader::new(files).expect("open");
+    let mut packets = Vec::new();
+    while reader.advance() {
+        if let Some(p) = reader.packet() {
+            packets.push(Owned {
+                ts_ns: p.ts_ns,
+                wire_len: p.wire_len,
+                linktype: p.linktype,
+                data: p.data.to_vec(),
+            });
+        }
+    }
+    packets
 }
