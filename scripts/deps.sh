@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages bittap's build, tests and scripts need, as root or through
 # sudo. Installs nothing that is already there.
+#   gcc, libc6-dev, make      the C toolchain every Rust build on Linux links with (rustup
+#                              brings no linker; build scripts, ring and libpcap need cc)
 #   pkg-config, libpcap-dev   live capture (libpcap)
 #   tshark (capinfos), tcpdump  conservation check and the tcpdump bench comparison
 #   tcpreplay                  tests/live.rs and scripts/bench-live.sh replay captures onto a veth pair
@@ -9,7 +11,7 @@
 #   the lab's packages         real BitTorrent clients for lab/ci-smoke.sh (lab/deps.sh --minimal)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(ca-certificates pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl)
+pkgs=(ca-certificates gcc libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "$(id -u)" -eq 0 ]; then
