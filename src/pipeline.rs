@@ -12,8 +12,11 @@ use hashbrown::HashMap;
 
 use crate::aggregate::{hll, minute_of, Aggregator, Counts, Direction, HomeNet};
 use crate::capture::RawPacket;
-use crate::classify::endpoints::{self, Endpoint, EndpointTable, SharedEndpoints};
-use crate::classify::{krpc, Answer, Class, Method, ProbePool, Proto, Rules, Transport, Verdict};
+use crate::classify::endpoints::{self, Endpoint, EndpointTable, Provenance, SharedEndpoints};
+use crate::classify::{
+    http, krpc, peerwire, Answer, Class, Evidence, Method, ProbePool, Proto, Rules, Transport,
+    Verdict,
+};
 use crate::decode::{self, Addr, Decoded, Fragment, IpPacket, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{
     EndReason, Flow, FlowKey, FragEntry, FragKey, PendingCount, FIN_FROM_DST, FIN_FROM_SRC,
@@ -79,6 +82,8 @@ pub struct FlowRecord {
     pub packets: u64,
     pub bytes: u64,
     pub end: EndReason,
+    /// What proved the verdict.
+    pub evidence: Evidence,
 }
 
 /// Where finished flows go.
@@ -425,6 +430,7 @@ impl Pipeline {
                 let decided = match answer {
                     Answer::Certain(v) => {
                         flow.evidence = true;
+                        flow.proof = probe.evidence();
                         Some(v)
                     }
                     Answer::NotMine => Some(fallback(rules, flow)),
@@ -438,15 +444,17 @@ impl Pipeline {
                 };
                 if let Some(v) = decided {
                     set_verdict(flow, v, probes, agg);
-                    if matches!(v.method, Method::Signature | Method::Heuristic) {
-                        learn_flow(endpoints, &ip, dir == 0, ts);
+                    // Only strong evidence teaches: a shape, framing alone, a port or a
+                    // learned endpoint never spreads to other flows.
+                    if v.class() == Class::Bittorrent && flow.proof.strong() {
+                        learn_flow(endpoints, rules, &ip, dir == 0, ts);
                     }
                 }
             }
         }
         if let Some(v) = flow.verdict {
-            if !ip.payload.is_empty() {
-                learn_advertised(endpoints, v.proto, &ip, ts);
+            if !ip.payload.is_empty() && flow.proof.strong() {
+                learn_advertised(endpoints, rules, v.proto, &ip, ts);
             }
         }
         if let Some(e) = early {
@@ -483,15 +491,18 @@ impl Pipeline {
             .and_then(|t| self.rules.port_rule_for(t, ip.sport, ip.dport))
             .map(|i| (i + 1) as u8)
             .unwrap_or(0);
-        let correlated = transport.is_some() && {
+        let correlated = transport.and_then(|_| {
             let e = |addr, port| Endpoint {
                 addr,
                 port,
                 proto: ip.proto,
             };
-            self.endpoints.knows(&e(ip.dst, ip.dport), ts)
-                || self.endpoints.knows(&e(ip.src, ip.sport), ts)
-        };
+            let (a, b) = (
+                self.endpoints.lookup(&e(ip.dst, ip.dport), ts),
+                self.endpoints.lookup(&e(ip.src, ip.sport), ts),
+            );
+            a.into_iter().chain(b).min()
+        });
         let (verdict, probe) = match transport {
             Some(_) => (None, Some(self.probes.alloc())),
             // Nothing to probe in ICMP, ESP and the like.
@@ -515,6 +526,7 @@ impl Pipeline {
                 probe,
                 port_rule,
                 evidence: false,
+                proof: Evidence::None,
                 correlated,
                 udp: ip.proto == decode::IPPROTO_UDP,
                 pending: [PendingCount::default(); MAX_PENDING],
@@ -706,9 +718,18 @@ impl Pipeline {
 }
 
 /// The verdict of a flow whose payload said nothing either way: BitTorrent by correlation
-/// when an end of it is a learned BitTorrent endpoint, else its port rule, if any.
-fn fallback(rules: &Rules, flow: &Flow) -> Verdict {
-    if flow.correlated && !flow.evidence {
+/// when an end of it is a learned BitTorrent endpoint, else its port rule, if any. Records
+/// what it rests on in `flow.proof`.
+fn fallback(rules: &Rules, flow: &mut Flow) -> Verdict {
+    if flow.evidence {
+        return Verdict::OTHER;
+    }
+    if let Some(how) = flow.correlated {
+        flow.proof = match how {
+            Provenance::Observed => Evidence::ObservedPeer,
+            Provenance::Advertised => Evidence::AdvertisedPeer,
+            Provenance::DhtNode => Evidence::DhtNode,
+        };
         return Verdict {
             proto: if flow.udp {
                 Proto::Utp
@@ -723,11 +744,14 @@ fn fallback(rules: &Rules, flow: &Flow) -> Verdict {
         .checked_sub(1)
         .and_then(|i| rules.ports.get(usize::from(i)))
     {
-        Some(rule) if !flow.evidence => Verdict {
-            proto: rule.proto,
-            method: Method::Port,
-        },
-        _ => Verdict::OTHER,
+        Some(rule) => {
+            flow.proof = Evidence::Port;
+            Verdict {
+                proto: rule.proto,
+                method: Method::Port,
+            }
+        }
+        None => Verdict::OTHER,
     }
 }
 
@@ -822,6 +846,7 @@ fn finish_flow(
             packets: f.packets,
             bytes: f.bytes,
             end: reason,
+            evidence: f.proof,
         });
     }
 }
@@ -841,34 +866,71 @@ fn orphan_fragments(agg: &mut Aggregator, early: &PendingCount) {
     b.health.fragments_orphaned += u64::from(early.packets);
 }
 
-/// Learns the endpoints of a flow just identified by its payload. A TCP flow's initiator
-/// speaks from an ephemeral port, so only the side it connected to is learned (for TCP and
-/// UDP: clients take uTP and DHT on their TCP listen port); both ends of a UDP flow are
-/// listening sockets.
-fn learn_flow(endpoints: &SharedEndpoints, ip: &IpPacket<'_>, from_src: bool, ts: i64) {
+/// Whether an endpoint may be learned: not a well-known service's port (a poisoned peer list
+/// naming a web or DNS server must not turn its traffic into BitTorrent). Addresses that
+/// cannot be a peer's are refused by the table itself.
+fn learnable(rules: &Rules, port: u16) -> bool {
+    !rules.is_service(Transport::Tcp, port) && !rules.is_service(Transport::Udp, port)
+}
+
+/// Learns the endpoints of a flow just identified with strong evidence. A TCP flow's
+/// initiator speaks from an ephemeral port, so only the side it connected to is learned (for
+/// TCP and UDP: clients take uTP and DHT on their TCP listen port); both ends of a UDP flow
+/// are listening sockets.
+fn learn_flow(
+    endpoints: &SharedEndpoints,
+    rules: &Rules,
+    ip: &IpPacket<'_>,
+    from_src: bool,
+    ts: i64,
+) {
     let (responder, initiator) = if from_src {
         ((ip.dst, ip.dport), (ip.src, ip.sport))
     } else {
         ((ip.src, ip.sport), (ip.dst, ip.dport))
     };
-    endpoints.learn_peer(responder.0, responder.1, ts);
+    let learn = |(addr, port): (u128, u16)| {
+        if learnable(rules, port) {
+            endpoints.learn_peer(addr, port, Provenance::Observed, ts);
+        }
+    };
+    learn(responder);
     if ip.proto == decode::IPPROTO_UDP {
-        endpoints.learn_peer(initiator.0, initiator.1, ts);
+        learn(initiator);
     }
 }
 
-/// Learns the peers and nodes advertised in DHT messages and tracker replies.
-fn learn_advertised(endpoints: &SharedEndpoints, proto: Proto, ip: &IpPacket<'_>, ts: i64) {
-    let mut learn =
-        |addr: [u8; 16], port: u16| endpoints.learn_peer(u128::from_be_bytes(addr), port, ts);
+/// Learns the peers and nodes advertised in DHT messages, tracker replies and PEX messages of
+/// a flow identified with strong evidence: peers for both transports, DHT nodes for UDP only.
+fn learn_advertised(
+    endpoints: &SharedEndpoints,
+    rules: &Rules,
+    proto: Proto,
+    ip: &IpPacket<'_>,
+    ts: i64,
+) {
+    let mut learn = |addr: [u8; 16], port: u16, node: bool| {
+        if !learnable(rules, port) {
+            return;
+        }
+        let addr = u128::from_be_bytes(addr);
+        if node {
+            let e = Endpoint {
+                addr,
+                port,
+                proto: decode::IPPROTO_UDP,
+            };
+            endpoints.learn(e, Provenance::DhtNode, ts);
+        } else {
+            endpoints.learn_peer(addr, port, Provenance::Advertised, ts);
+        }
+    };
     let p = ip.payload;
     match proto {
         Proto::Dht => krpc::for_each_advertised_peer(p, &mut learn),
-        Proto::TrackerHttp if p.starts_with(b"HTTP/1.") => {
-            if let Some(end) = memchr::memmem::find(p, b"\r\n\r\n") {
-                krpc::for_each_advertised_peer(&p[end + 4..], &mut learn);
-            }
-        }
+        Proto::TrackerHttp => http::for_each_tracker_reply_peer(p, &mut learn),
+        // BEP 11 PEX in plaintext peer wire: `added` and `added6` of a ut_pex message.
+        Proto::Peerwire => peerwire::for_each_pex_peer(p, &mut |a, port| learn(a, port, false)),
         // BEP 15 announce response: action 1, transaction id, interval, leechers, seeders,
         // then 6-byte (IPv4) or 18-byte (IPv6) peers.
         Proto::TrackerUdp if p.len() > 20 && p[..4] == [0, 0, 0, 1] => {
@@ -882,7 +944,7 @@ fn learn_advertised(endpoints: &SharedEndpoints, proto: Proto, ip: &IpPacket<'_>
                 } else {
                     a.copy_from_slice(&c[..16]);
                 }
-                learn(a, u16::from_be_bytes([c[size - 2], c[size - 1]]));
+                learn(a, u16::from_be_bytes([c[size - 2], c[size - 1]]), false);
             }
         }
         _ => {}

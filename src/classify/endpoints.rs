@@ -22,11 +22,38 @@ pub struct Endpoint {
     pub proto: u8,
 }
 
-/// Bounded table of endpoints with the packet time they were last learned.
+/// How an endpoint came to be known, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Provenance {
+    /// An end of a flow identified with strong evidence (handshake, validated KRPC, confirmed
+    /// uTP, tied tracker exchange, confirmed MSE, …).
+    Observed,
+    /// Named as a peer by someone else: DHT `values`, a tracker's peer list, PEX. Anyone can
+    /// send such a list, so it labels flows but never spreads further.
+    Advertised,
+    /// Named as a DHT node (`nodes`, `nodes6`): a UDP endpoint only.
+    DhtNode,
+}
+
+/// When an endpoint was learned: first and last packet time, so a look-ahead table covers
+/// every flow a single pass would have correlated.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    first: i64,
+    last: i64,
+    how: Provenance,
+}
+
+type Map = HashMap<Endpoint, Seen, FixedState>;
+
+/// Bounded table of endpoints. Observed endpoints and advertised ones have separate shares of
+/// the bound, so a flood of advertisements cannot evict what was observed.
 pub struct EndpointTable {
-    map: HashMap<Endpoint, i64, FixedState>,
+    observed: Map,
+    advertised: Map,
     ttl_ns: i64,
-    max: usize,
+    max_observed: usize,
+    max_advertised: usize,
     scratch: Vec<i64>,
     /// Entries dropped to stay within the bound.
     pub evicted: u64,
@@ -37,77 +64,124 @@ pub struct EndpointTable {
 pub const DEFAULT_TTL_NS: i64 = 30 * 60 * 1_000_000_000;
 pub const DEFAULT_MAX: usize = 1 << 20;
 
+/// Whether an address can be a peer: not unspecified, loopback, multicast or broadcast.
+/// IPv4 addresses are IPv4-mapped (`::ffff:a.b.c.d`).
+pub fn unicast(addr: Addr) -> bool {
+    let v4 = addr >> 32 == 0xffff;
+    if v4 {
+        let a = addr as u32;
+        let first = a >> 24;
+        !(a == 0 || first == 0 || first == 127 || (224..=239).contains(&first) || a == u32::MAX)
+    } else {
+        !(addr == 0 || addr == 1 || addr >> 120 == 0xff)
+    }
+}
+
 impl EndpointTable {
     pub fn new(ttl_ns: i64, max: usize) -> Self {
+        let max = max.max(16);
+        let max_observed = (max / 4).max(8);
         EndpointTable {
-            map: HashMap::with_capacity_and_hasher(max.min(1 << 12), FixedState::default()),
+            observed: HashMap::with_capacity_and_hasher(
+                max_observed.min(1 << 10),
+                FixedState::default(),
+            ),
+            advertised: HashMap::with_capacity_and_hasher(max.min(1 << 12), FixedState::default()),
             ttl_ns,
-            max: max.max(16),
+            max_observed,
+            max_advertised: max - max_observed,
             scratch: Vec::new(),
             evicted: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.observed.len() + self.advertised.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Most entries the table will hold.
     pub fn capacity_bound(&self) -> usize {
-        self.max
+        self.max_observed + self.max_advertised
     }
 
-    /// Remembers an endpoint at packet time `now`. Port 0 and unspecified addresses are not
-    /// endpoints.
-    pub fn learn(&mut self, e: Endpoint, now: i64) {
-        if e.port == 0 || e.addr == 0 || e.addr == 0xffff_0000_0000 {
+    /// Remembers an endpoint at packet time `now`. Port 0 and addresses that cannot be a
+    /// peer's are not learned.
+    pub fn learn(&mut self, e: Endpoint, how: Provenance, now: i64) {
+        if e.port == 0 || !unicast(e.addr) {
             return;
         }
-        if let Some(t) = self.map.get_mut(&e) {
-            *t = (*t).max(now);
+        let (map, max) = if how == Provenance::Observed {
+            (&mut self.observed, self.max_observed)
+        } else {
+            (&mut self.advertised, self.max_advertised)
+        };
+        if let Some(t) = map.get_mut(&e) {
+            t.first = t.first.min(now);
+            t.last = t.last.max(now);
+            t.how = t.how.min(how);
             return;
         }
-        if self.map.len() >= self.max {
-            self.make_room(now);
+        if map.len() >= max {
+            self.evicted += make_room(map, max, self.ttl_ns, now, &mut self.scratch);
         }
-        self.map.insert(e, now);
+        let map = if how == Provenance::Observed {
+            &mut self.observed
+        } else {
+            &mut self.advertised
+        };
+        map.insert(
+            e,
+            Seen {
+                first: now,
+                last: now,
+                how,
+            },
+        );
     }
 
     /// Remembers a BitTorrent peer's port for both transports: clients take uTP and DHT on
     /// their TCP listen port, and an advertised peer may be reached either way.
-    pub fn learn_peer(&mut self, addr: Addr, port: u16, now: i64) {
+    pub fn learn_peer(&mut self, addr: Addr, port: u16, how: Provenance, now: i64) {
         for proto in [IPPROTO_TCP, IPPROTO_UDP] {
-            self.learn(Endpoint { addr, port, proto }, now);
+            self.learn(Endpoint { addr, port, proto }, how, now);
         }
     }
 
-    /// Whether an endpoint was learned within the lifetime of `now` (either side of it, so a
-    /// table filled by a look-ahead pass serves earlier packets too).
+    /// How an endpoint was learned, if it was within the lifetime of `now` (either side of
+    /// the time it was learned, so a table filled by a look-ahead pass serves earlier packets).
+    pub fn lookup(&self, e: &Endpoint, now: i64) -> Option<Provenance> {
+        let fresh = |t: &Seen| {
+            now >= t.first.saturating_sub(self.ttl_ns) && now <= t.last.saturating_add(self.ttl_ns)
+        };
+        match self.observed.get(e) {
+            Some(t) if fresh(t) => Some(Provenance::Observed),
+            _ => self.advertised.get(e).filter(|t| fresh(t)).map(|t| t.how),
+        }
+    }
+
     pub fn knows(&self, e: &Endpoint, now: i64) -> bool {
-        self.map
-            .get(e)
-            .is_some_and(|&t| now.saturating_sub(t).abs() <= self.ttl_ns)
+        self.lookup(e, now).is_some()
     }
+}
 
-    #[cold]
-    fn make_room(&mut self, now: i64) {
-        let ttl = self.ttl_ns;
-        let before = self.map.len();
-        self.map.retain(|_, t| now.saturating_sub(*t).abs() <= ttl);
-        if self.map.len() >= self.max {
-            // Still full: drop the oldest eighth.
-            self.scratch.clear();
-            self.scratch.extend(self.map.values().copied());
-            let k = self.scratch.len() / 8;
-            let (_, &mut cut, _) = self.scratch.select_nth_unstable(k);
-            self.map.retain(|_, t| *t > cut);
-        }
-        self.evicted += (before - self.map.len()) as u64;
+/// Makes room in a full map: drops what expired, then the eighth learned least recently.
+/// Returns the number dropped.
+#[cold]
+fn make_room(map: &mut Map, max: usize, ttl: i64, now: i64, scratch: &mut Vec<i64>) -> u64 {
+    let before = map.len();
+    map.retain(|_, t| now <= t.last.saturating_add(ttl) && now >= t.first.saturating_sub(ttl));
+    if map.len() >= max {
+        scratch.clear();
+        scratch.extend(map.values().map(|t| t.last));
+        let k = scratch.len() / 8;
+        let (_, &mut cut, _) = scratch.select_nth_unstable(k);
+        map.retain(|_, t| t.last > cut);
     }
+    (before - map.len()) as u64
 }
 
 /// The endpoint table shared by the workers of one run, so a peer identified in one worker
@@ -150,19 +224,24 @@ impl SharedEndpoints {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn learn(&self, e: Endpoint, now: i64) {
-        self.shard(&e).learn(e, now);
+    pub fn learn(&self, e: Endpoint, how: Provenance, now: i64) {
+        self.shard(&e).learn(e, how, now);
     }
 
     /// See [`EndpointTable::learn_peer`].
-    pub fn learn_peer(&self, addr: Addr, port: u16, now: i64) {
+    pub fn learn_peer(&self, addr: Addr, port: u16, how: Provenance, now: i64) {
         for proto in [IPPROTO_TCP, IPPROTO_UDP] {
-            self.learn(Endpoint { addr, port, proto }, now);
+            self.learn(Endpoint { addr, port, proto }, how, now);
         }
     }
 
+    /// See [`EndpointTable::lookup`].
+    pub fn lookup(&self, e: &Endpoint, now: i64) -> Option<Provenance> {
+        self.shard(e).lookup(e, now)
+    }
+
     pub fn knows(&self, e: &Endpoint, now: i64) -> bool {
-        self.shard(e).knows(e, now)
+        self.lookup(e, now).is_some()
     }
 
     fn sum(&self, f: impl Fn(&EndpointTable) -> usize) -> usize {
@@ -208,7 +287,11 @@ mod tests {
     #[test]
     fn keyed_on_address_port_and_transport_with_expiry() {
         let mut t = EndpointTable::new(60 * S, 100);
-        t.learn(ep(0xffff_0a00_0001, 51413, 6), 1000 * S);
+        t.learn(
+            ep(0xffff_0a00_0001, 51413, 6),
+            Provenance::Observed,
+            1000 * S,
+        );
         assert!(t.knows(&ep(0xffff_0a00_0001, 51413, 6), 1030 * S));
         // Look-ahead: learned later than the packet asking.
         assert!(t.knows(&ep(0xffff_0a00_0001, 51413, 6), 990 * S));
@@ -216,7 +299,7 @@ mod tests {
         assert!(!t.knows(&ep(0xffff_0a00_0001, 51414, 6), 1030 * S));
         assert!(!t.knows(&ep(0xffff_0a00_0002, 51413, 6), 1030 * S));
         assert!(!t.knows(&ep(0xffff_0a00_0001, 51413, 6), 1061 * S));
-        t.learn(ep(0xffff_0a00_0001, 0, 6), 0);
+        t.learn(ep(0xffff_0a00_0001, 0, 6), Provenance::Observed, 0);
         assert_eq!(t.len(), 1);
     }
 
@@ -225,12 +308,16 @@ mod tests {
         let t = SharedEndpoints::new(1800 * S, 16_000, 4);
         let other = t.clone();
         for i in 1..=100_000u32 {
-            other.learn(ep(0xffff_0000_0000 | u128::from(i), 6881, 6), i64::from(i));
+            other.learn(
+                ep(0xffff_0a00_0000 | u128::from(i), 6881, 6),
+                Provenance::Advertised,
+                i64::from(i),
+            );
         }
         assert!(t.len() <= t.capacity_bound());
-        assert!(t.len() > 14_000, "{}", t.len());
-        assert!(t.knows(&ep(0xffff_0000_0000 | 100_000, 6881, 6), 100_000));
-        assert!(!t.knows(&ep(0xffff_0000_0000 | 100_000, 6881, 17), 100_000));
+        assert!(t.len() > 10_000, "{}", t.len());
+        assert!(t.knows(&ep(0xffff_0a00_0000 | 100_000, 6881, 6), 100_000));
+        assert!(!t.knows(&ep(0xffff_0a00_0000 | 100_000, 6881, 17), 100_000));
         assert_eq!(t.len() as u64 + t.evicted(), 100_000);
     }
 
@@ -239,11 +326,74 @@ mod tests {
         let mut t = EndpointTable::new(1800 * S, 10_000);
         for i in 0..1_000_000u32 {
             // A peer list flood: distinct addresses, all fresh.
-            t.learn(ep(0xffff_0000_0000 | u128::from(i), 6881, 6), i64::from(i));
+            t.learn(
+                ep(0xffff_0a00_0000 | u128::from(i), 6881, 6),
+                Provenance::Advertised,
+                i64::from(i),
+            );
             assert!(t.len() <= t.capacity_bound());
         }
-        assert!(t.evicted >= 990_000);
+        assert!(t.evicted >= 990_000, "{}", t.evicted);
         // The newest are kept.
-        assert!(t.knows(&ep(0xffff_0000_0000 | 999_999, 6881, 6), 1_000_000));
+        assert!(t.knows(&ep(0xffff_0a00_0000 | 999_999, 6881, 6), 1_000_000));
+    }
+
+    #[test]
+    fn first_and_last_times_cover_the_gap() {
+        let mut t = EndpointTable::new(60 * S, 100);
+        let e = ep(0xffff_0a00_0001, 51413, 6);
+        t.learn(e, Provenance::Observed, 1000 * S);
+        t.learn(e, Provenance::Observed, 5000 * S);
+        // Between two sightings far apart, and within the lifetime on either side.
+        assert!(t.knows(&e, 3000 * S));
+        assert!(t.knows(&e, 941 * S) && t.knows(&e, 5059 * S));
+        assert!(!t.knows(&e, 939 * S) && !t.knows(&e, 5061 * S));
+        // Extreme packet times do not wrap into freshness.
+        assert!(!t.knows(&e, i64::MIN) && !t.knows(&e, i64::MAX));
+    }
+
+    #[test]
+    fn advertisements_cannot_evict_observed_endpoints() {
+        let mut t = EndpointTable::new(1800 * S, 1000);
+        let seen = ep(0xffff_0a00_0001, 51413, 6);
+        t.learn(seen, Provenance::Observed, 0);
+        for i in 0..100_000u32 {
+            t.learn(
+                ep(0xffff_0b00_0000 | u128::from(i), 6881, 6),
+                Provenance::Advertised,
+                i64::from(i),
+            );
+        }
+        assert_eq!(t.lookup(&seen, 100_000), Some(Provenance::Observed));
+        assert!(t.len() <= t.capacity_bound());
+        // An observation outranks an advertisement of the same endpoint.
+        let both = ep(0xffff_0a00_0002, 6881, 17);
+        t.learn(both, Provenance::DhtNode, 5);
+        assert_eq!(t.lookup(&both, 5), Some(Provenance::DhtNode));
+        t.learn(both, Provenance::Observed, 6);
+        assert_eq!(t.lookup(&both, 6), Some(Provenance::Observed));
+    }
+
+    #[test]
+    fn only_unicast_addresses_are_learned() {
+        let v4 = |a: u32| 0xffff_0000_0000u128 | u128::from(a);
+        for a in [
+            v4(0),
+            v4(0x7f00_0001),
+            v4(0xe000_00fb),
+            v4(0xefc0_988f),
+            v4(u32::MAX),
+            0,
+            1,
+            0xff02u128 << 112 | 0xfb,
+        ] {
+            assert!(!unicast(a), "{a:x}");
+        }
+        for a in [v4(0x0a4d_000b), v4(0xc000_0207), 0x2001_0db8u128 << 96 | 1] {
+            assert!(unicast(a), "{a:x}");
+        }
+        let mut t = EndpointTable::new(60 * S, 100);
+        t.learn(ep(v4(0xe000_00fb), 5353, 17), Provenance::Observed, 0);
+        assert!(t.is_empty());
     }
 }

@@ -106,6 +106,53 @@ fn response(head: &[u8]) -> Verdict {
     }
 }
 
+/// Largest tracker reply body inflated from gzip.
+const MAX_INFLATED: u64 = 64 * 1024;
+
+/// Calls `f` with each peer (and DHT node) in one segment of a tracker's reply: the body after
+/// the headers when the segment holds them, or a later segment of the body (the headers and
+/// the body often come in separate segments). A chunked body's size line is skipped; a gzip
+/// body (`Content-Encoding: gzip`, or its magic bytes) whose compressed bytes are in the segment
+/// is inflated (up to 64 KiB). A body cut at the segment's end yields the peers of the fields
+/// that are whole.
+pub fn for_each_tracker_reply_peer(segment: &[u8], f: &mut dyn FnMut([u8; 16], u16, bool)) {
+    let body = if segment.starts_with(b"HTTP/1.") {
+        match find(segment, b"\r\n\r\n") {
+            Some(end) => &segment[end + 4..],
+            None => return,
+        }
+    } else {
+        segment
+    };
+    let body = skip_chunk_size(body);
+    if body.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut gz = flate2::read::GzDecoder::new(body).take(MAX_INFLATED);
+        // A body cut short still inflates its first part.
+        let _ = gz.read_to_end(&mut out);
+        krpc::for_each_advertised_peer(skip_chunk_size(&out), f);
+    } else if body.first() == Some(&b'd') {
+        krpc::for_each_advertised_peer(body, f);
+    }
+}
+
+/// Skips a chunked transfer coding's size line (`1a3\r\n`, maybe with extensions).
+fn skip_chunk_size(b: &[u8]) -> &[u8] {
+    let hex = b
+        .iter()
+        .take(8)
+        .take_while(|c| c.is_ascii_hexdigit())
+        .count();
+    if hex == 0 {
+        return b;
+    }
+    match find(&b[hex..b.len().min(hex + 64)], b"\r\n") {
+        Some(i) if b[hex] == b'\r' || b[hex] == b';' => &b[hex + i + 2..],
+        _ => b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +203,33 @@ mod tests {
         for (p, want) in cases {
             assert_eq!(classify(p), *want, "{}", String::from_utf8_lossy(p));
         }
+    }
+
+    #[test]
+    fn tracker_reply_peers_from_split_chunked_and_gzip_bodies() {
+        let body = b"d8:intervali1800e5:peers12:\x0a\x4d\x00\x0b\x1a\xe1\x0a\x4d\x00\x0c\xc8\xd5e";
+        let peers = |seg: &[u8]| {
+            let mut v = Vec::new();
+            for_each_tracker_reply_peer(seg, &mut |ip, port, _| v.push((ip[12..].to_vec(), port)));
+            v
+        };
+        let want = vec![(vec![10, 77, 0, 11], 6881), (vec![10, 77, 0, 12], 51413)];
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        assert_eq!(peers(&[&head[..], body].concat()), want, "one segment");
+        assert!(peers(&head).is_empty());
+        assert_eq!(peers(body), want, "the body in a segment of its own");
+        let chunked = [
+            &format!("{:x}\r\n", body.len()).into_bytes()[..],
+            body,
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(peers(&chunked), want, "chunked");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, body).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let gzip_head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n".to_vec();
+        assert_eq!(peers(&[&gzip_head[..], &gz].concat()), want, "gzip");
+        assert!(peers(b"<html>d5:peers</html>").is_empty());
     }
 }

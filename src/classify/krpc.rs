@@ -449,8 +449,10 @@ pub fn is_tracker_reply(body: &[u8]) -> bool {
 
 /// Passes endpoints to the caller, up to [`MAX_ENDPOINTS`], skipping port 0.
 struct Sink<'f> {
-    f: &'f mut dyn FnMut([u8; 16], u16),
+    f: &'f mut dyn FnMut([u8; 16], u16, bool),
     left: usize,
+    /// The records being walked are DHT nodes (`nodes`, `nodes6`), not peers.
+    node: bool,
 }
 
 impl Sink<'_> {
@@ -461,7 +463,7 @@ impl Sink<'_> {
         }
         if port != 0 {
             self.left -= 1;
-            (self.f)(ip, port);
+            (self.f)(ip, port, self.node);
         }
         Ok(())
     }
@@ -557,14 +559,13 @@ fn walk_message(msg: &[u8], sink: &mut Sink) -> R<()> {
                 };
                 while let Some(f) = r.next_entry()? {
                     match f.key {
-                        b"nodes" => {
+                        b"nodes" | b"nodes6" => {
                             if let Some(s) = string_value(msg, f.start) {
-                                sink.records(s, ID_LEN, 6)?;
-                            }
-                        }
-                        b"nodes6" => {
-                            if let Some(s) = string_value(msg, f.start) {
-                                sink.records(s, ID_LEN, 18)?;
+                                let size = if f.key == b"nodes" { 6 } else { 18 };
+                                sink.node = true;
+                                let walked = sink.records(s, ID_LEN, size);
+                                sink.node = false;
+                                walked?;
                             }
                         }
                         b"values" if byte(msg, f.start)? == b'l' => {
@@ -597,14 +598,16 @@ fn walk_message(msg: &[u8], sink: &mut Sink) -> R<()> {
 /// in a KRPC response (`r` → `nodes` (26-byte records), `nodes6` (38), `values` (list of 6- or
 /// 18-byte strings)) or an HTTP tracker reply (`peers` as a compact string of 6-byte records or
 /// a list of dictionaries with a textual `ip` and an integer `port`; `peers6`, 18-byte
-/// records). Keys may be in any order. Compact strings whose length is not a multiple of the
+/// records). `f`'s third argument says the endpoint is a DHT node (`nodes`, `nodes6`), reachable
+/// over UDP only, rather than a peer. Keys may be in any order. Compact strings whose length is not a multiple of the
 /// record size are skipped; endpoints with port 0 are skipped; at most [`MAX_ENDPOINTS`] are
 /// reported. The walk stops at the first malformed byte, so a message cut short yields the
 /// endpoints of the fields that were complete. Does not allocate.
-pub fn for_each_advertised_peer(msg: &[u8], f: &mut dyn FnMut([u8; 16], u16)) {
+pub fn for_each_advertised_peer(msg: &[u8], f: &mut dyn FnMut([u8; 16], u16, bool)) {
     let mut sink = Sink {
         f,
         left: MAX_ENDPOINTS,
+        node: false,
     };
     let _ = walk_message(msg, &mut sink);
 }
@@ -636,7 +639,7 @@ mod tests {
 
     fn collect(msg: &[u8]) -> Vec<([u8; 16], u16)> {
         let mut out = Vec::new();
-        for_each_advertised_peer(msg, &mut |ip, port| out.push((ip, port)));
+        for_each_advertised_peer(msg, &mut |ip, port, _| out.push((ip, port)));
         out
     }
 
@@ -1255,7 +1258,7 @@ mod tests {
                         assert_eq!(bencode_len(&m), Some(m.len()));
                     }
                     let _ = is_tracker_reply(&m);
-                    for_each_advertised_peer(&m, &mut |_, _| {});
+                    for_each_advertised_peer(&m, &mut |_, _, _| {});
                 }
             }
         }
@@ -1280,7 +1283,7 @@ mod tests {
             let _ = parse_krpc(&data);
             let _ = is_tracker_reply(&data);
             let mut count = 0;
-            for_each_advertised_peer(&data, &mut |_, _| count += 1);
+            for_each_advertised_peer(&data, &mut |_, _, _| count += 1);
             proptest::prop_assert!(count <= MAX_ENDPOINTS);
         }
     }

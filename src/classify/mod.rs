@@ -158,3 +158,96 @@ impl Verdict {
         self.proto.class()
     }
 }
+
+/// What proved a verdict, for the flow records and for deciding what may teach the endpoint
+/// table: only strong evidence does (see [`Evidence::strong`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Evidence {
+    /// Nothing either way (no payload, or the probes ran out before deciding).
+    #[default]
+    None,
+    /// A byte signature of `rules/signatures.toml` at the start of a stream or datagram (the
+    /// peer-wire handshake, LSD, the UDP tracker connect; or another protocol's opening).
+    Rule,
+    /// The peer-wire handshake at the start of a later segment.
+    Handshake,
+    /// A BEP 10 extension handshake in a stream joined mid-way.
+    ExtHandshake,
+    /// Whole peer-wire messages in a row, mid-stream: framing only.
+    Framing,
+    /// An MSE key exchange followed by the plaintext handshake.
+    MseHandshake,
+    /// An MSE key exchange followed by the peer-wire rhythm of the encrypted stream.
+    MseRhythm,
+    /// A KRPC message validated whole.
+    Krpc,
+    /// A datagram cut by the snap length that opens with a KRPC query or response's keys.
+    KrpcPrefix,
+    /// uTP confirmed over consistent packets.
+    Utp,
+    /// UDP tracker datagrams tied by their transaction or connection ids.
+    TrackerTie,
+    /// An HTTP tracker announce or scrape, or a bencoded tracker reply.
+    HttpTracker,
+    /// A BEP 17/19 web seed request.
+    Webseed,
+    /// A BitTorrent client's user agent on a plain HTTP download.
+    WebseedAgent,
+    /// An end of the flow was observed in a flow identified with strong evidence.
+    ObservedPeer,
+    /// An end of the flow was advertised as a peer (DHT, tracker, PEX).
+    AdvertisedPeer,
+    /// An end of the flow was advertised as a DHT node.
+    DhtNode,
+    /// A port rule.
+    Port,
+    /// The payload shows another protocol, or a TCP opening that BitTorrent never sends.
+    NotBittorrent,
+}
+
+impl Evidence {
+    pub fn name(self) -> &'static str {
+        match self {
+            Evidence::None => "none",
+            Evidence::Rule => "rule",
+            Evidence::Handshake => "handshake",
+            Evidence::ExtHandshake => "ext-handshake",
+            Evidence::Framing => "framing",
+            Evidence::MseHandshake => "mse-handshake",
+            Evidence::MseRhythm => "mse-rhythm",
+            Evidence::Krpc => "krpc",
+            Evidence::KrpcPrefix => "krpc-prefix",
+            Evidence::Utp => "utp",
+            Evidence::TrackerTie => "tracker-tie",
+            Evidence::HttpTracker => "http-tracker",
+            Evidence::Webseed => "webseed",
+            Evidence::WebseedAgent => "webseed-agent",
+            Evidence::ObservedPeer => "observed-peer",
+            Evidence::AdvertisedPeer => "advertised-peer",
+            Evidence::DhtNode => "dht-node",
+            Evidence::Port => "port",
+            Evidence::NotBittorrent => "not-bittorrent",
+        }
+    }
+
+    /// Proof, or inference strong enough to teach the endpoint table: a whole handshake or
+    /// message signature, confirmed uTP, validated KRPC, tied tracker datagrams, a confirmed
+    /// MSE exchange. Framing alone, a user agent, a learned endpoint and a port never teach.
+    pub fn strong(self) -> bool {
+        matches!(
+            self,
+            Evidence::Rule
+                | Evidence::Handshake
+                | Evidence::ExtHandshake
+                | Evidence::MseHandshake
+                | Evidence::MseRhythm
+                | Evidence::Krpc
+                | Evidence::KrpcPrefix
+                | Evidence::Utp
+                | Evidence::TrackerTie
+                | Evidence::HttpTracker
+                | Evidence::Webseed
+        )
+    }
+}

@@ -56,6 +56,10 @@ pub fn message(b: &[u8]) -> Message {
         9 => len == 3,
         // extended (BEP 10)
         20 => (2..=MAX_EXTENDED).contains(&len),
+        // BEP 52 hash request and hash reject (pieces root, base layer, index, length, proof
+        // layers), hashes (the same, then 32-byte hashes)
+        21 | 23 => len == 49,
+        22 => len >= 49 && (len - 49) % 32 == 0 && len <= 49 + 32 * 1024,
         _ => false,
     };
     if !ok {
@@ -177,6 +181,56 @@ impl FramingTracker {
             }
         } else {
             Framing::NotYet
+        }
+    }
+}
+
+/// Most peers taken from one PEX message (BEP 11 allows 50 added per message).
+const MAX_PEX_PEERS: usize = 200;
+
+/// Calls `f` with each peer (IPv6 bytes, IPv4 mapped as `::ffff:a.b.c.d`; port) in the
+/// `added` (6-byte records) and `added6` (18-byte records) strings of BEP 11 ut_pex messages
+/// found in a plaintext peer-wire segment. Only strings wholly inside the segment whose length
+/// is a multiple of the record size count. Does not allocate.
+pub fn for_each_pex_peer(segment: &[u8], f: &mut dyn FnMut([u8; 16], u16)) {
+    let mut left = MAX_PEX_PEERS;
+    for (key, size) in [(&b"5:added"[..], 6usize), (&b"6:added6"[..], 18)] {
+        for at in memchr::memmem::find_iter(segment, key) {
+            let rest = &segment[at + key.len()..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || digits > 6 || rest.get(digits) != Some(&b':') {
+                continue;
+            }
+            let Ok(n) = std::str::from_utf8(&rest[..digits])
+                .unwrap_or("x")
+                .parse::<usize>()
+            else {
+                continue;
+            };
+            let Some(body) = rest.get(digits + 1..digits + 1 + n) else {
+                continue;
+            };
+            if n % size != 0 {
+                continue;
+            }
+            for c in body.chunks_exact(size) {
+                if left == 0 {
+                    return;
+                }
+                left -= 1;
+                let mut ip = [0u8; 16];
+                if size == 6 {
+                    ip[10] = 0xff;
+                    ip[11] = 0xff;
+                    ip[12..].copy_from_slice(&c[..4]);
+                } else {
+                    ip.copy_from_slice(&c[..16]);
+                }
+                let port = u16::from_be_bytes([c[size - 2], c[size - 1]]);
+                if port != 0 {
+                    f(ip, port);
+                }
+            }
         }
     }
 }
@@ -316,5 +370,50 @@ mod tests {
         let mut seg = request(1);
         seg.extend_from_slice(&[0, 0, 0, 9, 2]);
         assert_eq!(t.on_segment(0, &seg, false), Framing::NotMine);
+    }
+
+    #[test]
+    fn pex_peers_are_read_from_added_strings() {
+        // A ut_pex message (extended id 1) as libtorrent sends it: two IPv4 peers and one IPv6.
+        let mut m = b"\x00\x00\x00\x00\x14\x01d5:added12:".to_vec();
+        m.extend_from_slice(&[10, 77, 0, 12, 0x1a, 0xe1, 192, 0, 2, 7, 0xc8, 0xd5]);
+        m.extend_from_slice(b"7:added.f2:\x00\x106:added618:");
+        let mut v6 = [0u8; 18];
+        v6[..4].copy_from_slice(&[0xfd, 0, 0, 0x77]);
+        v6[15] = 0x13;
+        v6[16..].copy_from_slice(&[0xd4, 0x31]);
+        m.extend_from_slice(&v6);
+        m.extend_from_slice(b"7:dropped0:e");
+        let mut got = Vec::new();
+        for_each_pex_peer(&m, &mut |ip, port| got.push((ip[12..].to_vec(), port)));
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (vec![10, 77, 0, 12], 6881));
+        assert_eq!(got[1], (vec![192, 0, 2, 7], 51413));
+        assert_eq!(got[2].1, 54321);
+        // Cut strings, lengths that are no multiple of the record, and no digits give nothing.
+        for bad in [
+            &b"d5:added12:\x0a\x4d\x00"[..],
+            b"d5:added7:abcdefg",
+            b"d5:added:xx",
+            b"5:added99999999:",
+        ] {
+            let mut n = 0;
+            for_each_pex_peer(bad, &mut |_, _| n += 1);
+            assert_eq!(n, 0, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn v2_hash_messages_frame() {
+        assert!(matches!(
+            message(&[0, 0, 0, 49, 21]),
+            Message::Valid { len: 49, .. }
+        ));
+        assert!(matches!(
+            message(&[0, 0, 0, 49 + 64, 22]),
+            Message::Valid { .. }
+        ));
+        assert_eq!(message(&[0, 0, 0, 50, 22]), Message::Invalid);
+        assert_eq!(message(&[0, 0, 0, 48, 23]), Message::Invalid);
     }
 }

@@ -1,11 +1,11 @@
 //! Per-flow probe state: the first bytes of each direction, reassembled, and the signature
 //! matcher that runs over them.
 
-use super::mse::{MseShape, Shape};
+use super::mse::{Mse, MseTracker, Segment};
 use super::peerwire::{Framing, FramingTracker};
 use super::rules::{Rules, Transport, MAX_EXTENT};
 use super::utp::{self, UtpAnswer, UtpTracker};
-use super::{http, krpc, Class, Method, Proto, Verdict};
+use super::{http, krpc, Class, Evidence, Method, Proto, Verdict};
 use crate::decode::{TcpInfo, TCP_SYN};
 
 /// What the probes say about a flow so far.
@@ -184,13 +184,18 @@ struct DirProbe {
 pub struct ProbeState {
     dirs: [DirProbe; 2],
     utp: UtpTracker,
-    mse: MseShape,
+    mse: MseTracker,
     tracker: TrackerTie,
+    /// What proved the last `Certain` answer.
+    evidence: Evidence,
 }
 
 /// BEP 15 ties a UDP tracker conversation together: a request's transaction id comes back in
 /// the response, and the connection id handed out by a connect response is sent with every
-/// later request. Two datagrams tied this way are proof; either one alone is only a shape.
+/// later request. Two datagrams tied this way (a request and its response in opposite
+/// directions, a connect response and a request using its id, or two requests of one
+/// connection with different transaction ids) are proof; either one alone, or a datagram and
+/// its own retry, is only a shape.
 #[derive(Clone, Copy, Default)]
 struct TrackerTie {
     /// Last request per direction: (connection id, transaction id).
@@ -216,8 +221,10 @@ impl TrackerTie {
         let action_req = take4(8).map(u32::from_be_bytes);
         if matches!(action_req, Some(1 | 2)) {
             if let (Some(cid), Some(tid)) = (take8(0), take4(12)) {
+                // A retry repeats its transaction id: only a request with a new one, on the
+                // same connection, ties with the last.
                 let tied = self.granted[other] == Some(cid)
-                    || self.request[dir].is_some_and(|(c, _)| c == cid)
+                    || self.request[dir].is_some_and(|(c, t)| c == cid && t != tid)
                     || self.response_tid[other] == Some(tid);
                 self.request[dir] = Some((cid, tid));
                 if tied {
@@ -252,6 +259,16 @@ const MAX_FRAMING_PACKETS: u8 = 24;
 
 fn certain(proto: Proto, method: Method) -> Answer {
     Answer::Certain(Verdict { proto, method })
+}
+
+/// The evidence behind an HTTP verdict.
+fn http_evidence(v: Verdict) -> Evidence {
+    match (v.proto, v.method) {
+        (Proto::TrackerHttp, _) => Evidence::HttpTracker,
+        (Proto::Webseed, Method::Signature) => Evidence::Webseed,
+        (Proto::Webseed, _) => Evidence::WebseedAgent,
+        _ => Evidence::NotBittorrent,
+    }
 }
 
 /// Whether a datagram has the shape of a BEP 15 request or response (action and length);
@@ -292,40 +309,87 @@ impl ProbeState {
         cut: bool,
     ) -> Answer {
         let dir = dir & 1;
+        let mut mse = Mse::NotYet;
         if let Some(t) = tcp {
             if t.flags & TCP_SYN != 0 {
                 self.dirs[dir].prefix.syn(t.seq);
+            }
+            if transport == Transport::Tcp && self.mse.active() {
+                mse = self.mse.on_segment(Segment {
+                    dir,
+                    flags: t.flags,
+                    seq: t.seq,
+                    ack: t.ack,
+                    len: t.len.max(payload.len() as u32),
+                    payload,
+                });
             }
         }
         if !payload.is_empty() && !self.dirs[dir].done {
             let d = &mut self.dirs[dir];
             d.payload_packets = d.payload_packets.saturating_add(1);
+            let mut evidence = Evidence::Rule;
             let answer = match (transport, tcp) {
-                (Transport::Tcp, Some(t)) => tcp_segment(rules, d, t.seq, payload, cut),
-                _ => self.datagram(rules, dir, ports, payload, cut),
+                (Transport::Tcp, Some(t)) => {
+                    tcp_segment(rules, d, t.seq, payload, cut, &mut evidence)
+                }
+                _ => self.datagram(rules, dir, ports, payload, cut, &mut evidence),
             };
             if let Answer::Certain(v) = answer {
-                return Answer::Certain(v);
-            }
-            // No payload evidence yet: the shape of an MSE key exchange.
-            if transport == Transport::Tcp && self.mse.on_payload(dir, payload) == Shape::Match {
-                return certain(Proto::PeerwireMse, Method::Heuristic);
+                self.evidence = if v.class() == Class::Other {
+                    Evidence::NotBittorrent
+                } else {
+                    evidence
+                };
+                return answer;
             }
         }
-        if self.dirs[0].done && self.dirs[1].done {
+        match mse {
+            Mse::Handshake => {
+                self.evidence = Evidence::MseHandshake;
+                return certain(Proto::PeerwireMse, Method::Signature);
+            }
+            Mse::Rhythm => {
+                self.evidence = Evidence::MseRhythm;
+                return certain(Proto::PeerwireMse, Method::Heuristic);
+            }
+            Mse::NotYet | Mse::NotMine => {}
+        }
+        if transport == Transport::Tcp && self.opening_not_bittorrent() {
+            self.evidence = Evidence::NotBittorrent;
+            return Answer::Certain(Verdict::OTHER);
+        }
+        if self.dirs[0].done && self.dirs[1].done && !self.mse.active() {
             Answer::NotMine
         } else {
             Answer::NotYet
         }
     }
 
+    /// What proved the last `Certain` answer.
+    pub fn evidence(&self) -> Evidence {
+        self.evidence
+    }
+
+    /// A TCP flow whose stream start was seen (from the SYN) opens with neither the
+    /// handshake nor a key exchange MSE could have made, and it was no HTTP tracker or web
+    /// seed: BitTorrent never opens a connection that way.
+    fn opening_not_bittorrent(&self) -> bool {
+        self.mse.failed()
+            && self
+                .dirs
+                .iter()
+                .any(|d| d.prefix.anchored() && d.signatures_done && d.payload_packets > 0)
+    }
+
     /// True once some direction has been probed to the end without a match.
     pub fn any_done(&self) -> bool {
-        self.dirs[0].done || self.dirs[1].done
+        (self.dirs[0].done || self.dirs[1].done) && !self.mse.active()
     }
 
     /// UDP: BitTorrent over UDP is always DHT, uTP, a UDP tracker or LSD, each with its own
     /// structure. A datagram with none of them is evidence that the flow is something else.
+    #[allow(clippy::too_many_arguments)]
     fn datagram(
         &mut self,
         rules: &Rules,
@@ -333,30 +397,40 @@ impl ProbeState {
         ports: (u16, u16),
         payload: &[u8],
         cut: bool,
+        evidence: &mut Evidence,
     ) -> Answer {
         let end = if cut { End::Cut } else { End::Complete };
         if let Answer::Certain(v) = match_signatures(rules, Transport::Udp, payload, end) {
             return Answer::Certain(v);
         }
         if krpc::parse_krpc(payload).is_some() {
+            *evidence = Evidence::Krpc;
             return certain(Proto::Dht, Method::Signature);
         }
         // A datagram cut short (snap length, or a first fragment) cannot be validated whole;
         // the sorted-key prefixes of KRPC queries and responses are evidence enough.
         if cut && KRPC_PREFIXES.iter().any(|p| payload.starts_with(p)) {
+            *evidence = Evidence::KrpcPrefix;
             return certain(Proto::Dht, Method::Signature);
         }
         let excluded = utp::excluded_ports(ports.0, ports.1);
         let utp_shaped = !excluded && utp::parse(payload).is_some();
         if utp_shaped && self.utp.on_datagram(dir, payload) == UtpAnswer::Confirmed {
+            *evidence = Evidence::Utp;
             return certain(Proto::Utp, Method::Signature);
         }
-        let tracker_shaped = tracker_udp_shaped(payload);
+        // DNS and the other well-known UDP services are never tracker-shaped: an EDNS message
+        // has `00 00 00 01` where BEP 15 puts "announce".
+        let service =
+            rules.is_service(Transport::Udp, ports.0) || rules.is_service(Transport::Udp, ports.1);
+        let tracker_shaped = !service && tracker_udp_shaped(payload);
         if tracker_shaped && self.tracker.on_datagram(dir, payload) {
+            *evidence = Evidence::TrackerTie;
             return certain(Proto::TrackerUdp, Method::Signature);
         }
         let d = &mut self.dirs[dir];
-        if !cut && !utp_shaped && !tracker_shaped {
+        let utp_like = utp_shaped || (!excluded && utp::header_like(payload));
+        if !cut && !utp_like && !tracker_shaped {
             return Answer::Certain(Verdict::OTHER);
         }
         if d.payload_packets >= MAX_UDP_PACKETS {
@@ -368,9 +442,17 @@ impl ProbeState {
 
 /// TCP: stream-start signatures (the handshake, TLS, SSH), HTTP trackers and web seeds, a
 /// handshake at a later segment start, then message framing for streams joined mid-way.
-fn tcp_segment(rules: &Rules, d: &mut DirProbe, seq: u32, payload: &[u8], cut: bool) -> Answer {
+fn tcp_segment(
+    rules: &Rules,
+    d: &mut DirProbe,
+    seq: u32,
+    payload: &[u8],
+    cut: bool,
+    evidence: &mut Evidence,
+) -> Answer {
     if d.payload_packets == 1 {
         if let Some(v) = http::classify(payload) {
+            *evidence = http_evidence(v);
             return Answer::Certain(v);
         }
     }
@@ -395,14 +477,17 @@ fn tcp_segment(rules: &Rules, d: &mut DirProbe, seq: u32, payload: &[u8], cut: b
     if payload.starts_with(HANDSHAKE)
         || (cut && payload.len() >= MIN_CUT_MATCH && HANDSHAKE.starts_with(payload))
     {
+        *evidence = Evidence::Handshake;
         return certain(Proto::Peerwire, Method::Signature);
     }
     if !d.framing_done {
         match d.framing.on_segment(seq, payload, cut) {
             Framing::Confirmed { extended_handshake } => {
                 let method = if extended_handshake {
+                    *evidence = Evidence::ExtHandshake;
                     Method::Signature
                 } else {
+                    *evidence = Evidence::Framing;
                     Method::Heuristic
                 };
                 return certain(Proto::Peerwire, method);
@@ -550,6 +635,7 @@ mod tests {
                 Some(TcpInfo {
                     flags: TCP_SYN,
                     seq: isn,
+                    ..TcpInfo::default()
                 }),
                 (50000, 6881),
                 &[],
@@ -565,6 +651,8 @@ mod tests {
                 Some(TcpInfo {
                     flags: 0x18,
                     seq: *seq,
+                    len: data.len() as u32,
+                    ..TcpInfo::default()
                 }),
                 (50000, 6881),
                 data,

@@ -13,6 +13,7 @@ use super::{Class, Proto};
 /// The rule files compiled into the binary, used when no `--rules` directory is given.
 pub const BUILTIN_PORTS: &str = include_str!("../../rules/ports.toml");
 pub const BUILTIN_SIGNATURES: &str = include_str!("../../rules/signatures.toml");
+pub const BUILTIN_SERVICES: &str = include_str!("../../rules/services.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -37,6 +38,15 @@ pub struct PortRule {
     pub transport: Transport,
     pub ranges: Vec<(u16, u16)>,
     pub proto: Proto,
+    pub reference: String,
+}
+
+/// A well-known service's ports: never learned as a peer, never tracker-shaped on UDP.
+#[derive(Debug, Clone)]
+pub struct ServiceRule {
+    pub id: String,
+    pub transport: Transport,
+    pub ranges: Vec<(u16, u16)>,
     pub reference: String,
 }
 
@@ -83,6 +93,9 @@ impl std::error::Error for RuleError {}
 pub struct Rules {
     pub ports: Vec<PortRule>,
     pub signatures: Vec<Signature>,
+    pub services: Vec<ServiceRule>,
+    /// Per port: bit 0 a TCP service, bit 1 a UDP service.
+    service_port: Vec<u8>,
     /// Index + 1 of the port rule for each TCP / UDP port; 0 for none.
     tcp_port: Vec<u8>,
     udp_port: Vec<u8>,
@@ -104,6 +117,22 @@ struct PortEntry {
     transport: Spanned<String>,
     ports: Spanned<Vec<PortSpec>>,
     proto: Spanned<String>,
+    reference: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServicesFile {
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    id: Spanned<String>,
+    transport: Spanned<String>,
+    ports: Spanned<Vec<PortSpec>>,
     reference: Spanned<String>,
 }
 
@@ -237,6 +266,69 @@ fn parse_port(ctx: &Ctx<'_>, span: Range<usize>, v: i64) -> Result<u16, RuleErro
     }
 }
 
+/// The `ports` field of a rule: numbers and `a-b` ranges.
+fn parse_ranges(
+    ctx: &Ctx<'_>,
+    ports: &Spanned<Vec<PortSpec>>,
+) -> Result<Vec<(u16, u16)>, RuleError> {
+    let span = ports.span();
+    if ports.get_ref().is_empty() {
+        return ctx.err(span, "ports", "must list at least one port");
+    }
+    let mut ranges = Vec::new();
+    for spec in ports.get_ref() {
+        let r = match spec {
+            PortSpec::One(v) => {
+                let p = parse_port(ctx, span.clone(), *v)?;
+                (p, p)
+            }
+            PortSpec::Range(s) => {
+                let Some((a, b)) = s.split_once('-') else {
+                    return ctx.err(
+                        span,
+                        "ports",
+                        format!("`{s}` is not a port or an a-b range"),
+                    );
+                };
+                let parse = |t: &str| t.trim().parse::<i64>().ok();
+                let (Some(a), Some(b)) = (parse(a), parse(b)) else {
+                    return ctx.err(
+                        span,
+                        "ports",
+                        format!("`{s}` is not a port or an a-b range"),
+                    );
+                };
+                let (a, b) = (
+                    parse_port(ctx, span.clone(), a)?,
+                    parse_port(ctx, span.clone(), b)?,
+                );
+                if a > b {
+                    return ctx.err(span, "ports", format!("range `{s}` runs backwards"));
+                }
+                (a, b)
+            }
+        };
+        ranges.push(r);
+    }
+    Ok(ranges)
+}
+
+fn load_services(ctx: &Ctx<'_>) -> Result<Vec<ServiceRule>, RuleError> {
+    let file: ServicesFile = toml::from_str(ctx.text).map_err(|e| ctx.parse_error(e))?;
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for e in &file.service {
+        check_unique_id(ctx, &mut seen, &e.id)?;
+        out.push(ServiceRule {
+            id: e.id.get_ref().clone(),
+            transport: ctx.transport(&e.transport)?,
+            ranges: parse_ranges(ctx, &e.ports)?,
+            reference: ctx.text_field(&e.reference, "reference")?,
+        });
+    }
+    Ok(out)
+}
+
 fn load_ports(ctx: &Ctx<'_>) -> Result<Vec<PortRule>, RuleError> {
     let file: PortsFile = toml::from_str(ctx.text).map_err(|e| ctx.parse_error(e))?;
     let mut seen = Vec::new();
@@ -246,45 +338,7 @@ fn load_ports(ctx: &Ctx<'_>) -> Result<Vec<PortRule>, RuleError> {
         let transport = ctx.transport(&e.transport)?;
         let proto = ctx.bt_proto(&e.proto)?;
         let reference = ctx.text_field(&e.reference, "reference")?;
-        let span = e.ports.span();
-        if e.ports.get_ref().is_empty() {
-            return ctx.err(span, "ports", "must list at least one port");
-        }
-        let mut ranges = Vec::new();
-        for spec in e.ports.get_ref() {
-            let r = match spec {
-                PortSpec::One(v) => {
-                    let p = parse_port(ctx, span.clone(), *v)?;
-                    (p, p)
-                }
-                PortSpec::Range(s) => {
-                    let Some((a, b)) = s.split_once('-') else {
-                        return ctx.err(
-                            span,
-                            "ports",
-                            format!("`{s}` is not a port or an a-b range"),
-                        );
-                    };
-                    let parse = |t: &str| t.trim().parse::<i64>().ok();
-                    let (Some(a), Some(b)) = (parse(a), parse(b)) else {
-                        return ctx.err(
-                            span,
-                            "ports",
-                            format!("`{s}` is not a port or an a-b range"),
-                        );
-                    };
-                    let (a, b) = (
-                        parse_port(ctx, span.clone(), a)?,
-                        parse_port(ctx, span.clone(), b)?,
-                    );
-                    if a > b {
-                        return ctx.err(span, "ports", format!("range `{s}` runs backwards"));
-                    }
-                    (a, b)
-                }
-            };
-            ranges.push(r);
-        }
+        let ranges = parse_ranges(ctx, &e.ports)?;
         out.push(PortRule {
             id: e.id.get_ref().clone(),
             transport,
@@ -378,6 +432,22 @@ fn load_signatures(ctx: &Ctx<'_>) -> Result<Vec<Signature>, RuleError> {
     Ok(out)
 }
 
+fn service_table(services: &[ServiceRule]) -> Vec<u8> {
+    let mut t = vec![0u8; 65536];
+    for s in services {
+        let bit = match s.transport {
+            Transport::Tcp => 1,
+            Transport::Udp => 2,
+        };
+        for &(a, b) in &s.ranges {
+            for p in a..=b {
+                t[usize::from(p)] |= bit;
+            }
+        }
+    }
+    t
+}
+
 impl Rules {
     /// The rules compiled into the binary.
     pub fn builtin() -> Result<Rules, RuleError> {
@@ -385,6 +455,23 @@ impl Rules {
             ("rules/ports.toml", BUILTIN_PORTS),
             ("rules/signatures.toml", BUILTIN_SIGNATURES),
         )
+    }
+
+    /// Replaces the service list (`services.toml`), checked as the other rule files are.
+    pub fn with_services(mut self, file: &str, text: &str) -> Result<Rules, RuleError> {
+        self.services = load_services(&Ctx { file, text })?;
+        self.service_port = service_table(&self.services);
+        Ok(self)
+    }
+
+    /// Whether a port is a well-known service's (see `rules/services.toml`).
+    #[inline]
+    pub fn is_service(&self, transport: Transport, port: u16) -> bool {
+        let bit = match transport {
+            Transport::Tcp => 1,
+            Transport::Udp => 2,
+        };
+        self.service_port[usize::from(port)] & bit != 0
     }
 
     /// Loads `ports.toml` and `signatures.toml` from a directory.
@@ -403,7 +490,14 @@ impl Rules {
         };
         let (pf, pt) = read("ports.toml")?;
         let (sf, st) = read("signatures.toml")?;
-        Rules::from_texts((&pf, &pt), (&sf, &st))
+        let rules = Rules::from_texts((&pf, &pt), (&sf, &st))?;
+        // A rule directory made before services.toml existed keeps the built-in list.
+        if dir.join("services.toml").exists() {
+            let (vf, vt) = read("services.toml")?;
+            rules.with_services(&vf, &vt)
+        } else {
+            Ok(rules)
+        }
     }
 
     pub fn from_texts(ports: (&str, &str), sigs: (&str, &str)) -> Result<Rules, RuleError> {
@@ -444,9 +538,15 @@ impl Rules {
             .map(|s| s.offset + s.bytes.len())
             .max()
             .unwrap_or(0);
+        let services = load_services(&Ctx {
+            file: "rules/services.toml",
+            text: BUILTIN_SERVICES,
+        })?;
         Ok(Rules {
             ports,
             signatures,
+            service_port: service_table(&services),
+            services,
             tcp_port,
             udp_port,
             max_extent,

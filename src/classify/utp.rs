@@ -299,9 +299,14 @@ fn cross_direction_ok(a: &Last, b: &Last) -> bool {
 fn tolerated(payload: &[u8]) -> bool {
     let bencoded =
         payload.len() >= 2 && payload.first() == Some(&b'd') && payload.last() == Some(&b'e');
-    let utp_like =
-        payload.len() >= HEADER_LEN && payload[0] & 0x0f == VERSION && payload[0] >> 4 <= ST_SYN;
-    bencoded || utp_like
+    bencoded || header_like(payload)
+}
+
+/// A uTP header by its version and type alone: what real clients send besides the packets
+/// [`parse`] accepts (libutp's RESET with timestamp 0, libtorrent's window 0), so such a
+/// datagram is no evidence against uTP.
+pub fn header_like(payload: &[u8]) -> bool {
+    payload.len() >= HEADER_LEN && payload[0] & 0x0f == VERSION && payload[0] >> 4 <= ST_SYN
 }
 
 impl UtpTracker {

@@ -64,6 +64,10 @@ pub enum Fragment {
 pub struct TcpInfo {
     pub flags: u8,
     pub seq: u32,
+    pub ack: u32,
+    /// Payload length by the IP and TCP headers: whole even when the snap length cut the
+    /// captured payload.
+    pub len: u32,
 }
 
 pub const TCP_FIN: u8 = 0x01;
@@ -201,6 +205,17 @@ pub(crate) fn ethertype(mut et: u16, mut data: &[u8], depth: u8) -> Decoded<'_> 
     }
 }
 
+/// The transport's length by the IP header: IPv4 total length, or IPv6 payload length, less
+/// the headers before `l4`. 0 when the header gives none (IPv6 jumbograms, TSO frames).
+fn declared_l4_len(slice: &LaxIpSlice<'_>, data: &[u8], l4: &[u8]) -> usize {
+    let ip_end = match slice {
+        LaxIpSlice::Ipv4(s) => usize::from(s.header().total_len()),
+        LaxIpSlice::Ipv6(s) => 40 + usize::from(s.header().payload_length()),
+    };
+    let offset = (l4.as_ptr() as usize).saturating_sub(data.as_ptr() as usize);
+    ip_end.saturating_sub(offset)
+}
+
 /// IP of either version, by the version nibble.
 pub(crate) fn ip_any(data: &[u8], depth: u8) -> Decoded<'_> {
     match data.first() {
@@ -275,7 +290,7 @@ pub(crate) fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
     }
     let l4 = pl.payload;
     match pkt.proto {
-        IPPROTO_TCP => tcp(&mut pkt, l4),
+        IPPROTO_TCP => tcp(&mut pkt, l4, declared_l4_len(&slice, data, l4)),
         IPPROTO_UDP => {
             udp(&mut pkt, l4);
             if pkt.dport == tunnel::VXLAN_PORT && frag == Fragment::Whole {
@@ -302,7 +317,8 @@ pub(crate) fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
     Decoded::Ip(pkt)
 }
 
-fn tcp<'a>(pkt: &mut IpPacket<'a>, l4: &'a [u8]) {
+/// `l4_declared`: the transport's length by the IP header (0 when unknown).
+fn tcp<'a>(pkt: &mut IpPacket<'a>, l4: &'a [u8], l4_declared: usize) {
     if l4.len() >= 4 {
         pkt.sport = u16::from_be_bytes([l4[0], l4[1]]);
         pkt.dport = u16::from_be_bytes([l4[2], l4[3]]);
@@ -311,12 +327,17 @@ fn tcp<'a>(pkt: &mut IpPacket<'a>, l4: &'a [u8]) {
     if l4.len() >= 8 {
         info.seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
     }
+    if l4.len() >= 12 {
+        info.ack = u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]);
+    }
     if l4.len() >= 14 {
         info.flags = l4[13];
         let hlen = usize::from(l4[12] >> 4) * 4;
         if hlen >= 20 && l4.len() >= hlen {
             pkt.payload = &l4[hlen..];
         }
+        let declared = l4_declared.saturating_sub(hlen);
+        info.len = u32::try_from(declared.max(pkt.payload.len())).unwrap_or(u32::MAX);
     }
     pkt.tcp = Some(info);
 }

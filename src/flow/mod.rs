@@ -2,7 +2,8 @@
 //! gives later fragments to the flow of their datagram.
 
 use crate::aggregate::Direction;
-use crate::classify::Verdict;
+use crate::classify::endpoints::Provenance;
+use crate::classify::{Evidence, Verdict};
 use crate::decode::{Addr, IPPROTO_TCP, IPPROTO_UDP};
 
 /// Canonical bidirectional key: the lower endpoint first.
@@ -118,8 +119,10 @@ pub struct Flow {
     pub port_rule: u8,
     /// Payload evidence was seen (a signature or structure, of whichever class).
     pub evidence: bool,
-    /// An end of the flow was a learned BitTorrent endpoint when it started.
-    pub correlated: bool,
+    /// What proved the verdict (or the evidence against BitTorrent).
+    pub proof: Evidence,
+    /// How an end of the flow was known as a BitTorrent endpoint when it started, if it was.
+    pub correlated: Option<Provenance>,
     pub udp: bool,
     pub pending: [PendingCount; MAX_PENDING],
     pub n_pending: u8,
@@ -207,7 +210,8 @@ mod tests {
             probe: None,
             port_rule: 0,
             evidence: false,
-            correlated: false,
+            proof: Evidence::None,
+            correlated: None,
             udp: false,
             pending: [PendingCount::default(); MAX_PENDING],
             n_pending: 0,

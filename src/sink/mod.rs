@@ -202,6 +202,10 @@ pub fn write_hosts_to<W: Write>(
 }
 
 /// Streams finished flows to a file.
+/// Columns of the CSV flow records.
+pub const FLOW_HEADER: &str =
+    "first_seen,last_seen,l4,src_ip,src_port,dst_ip,dst_port,class,proto,method,packets,bytes,end,evidence";
+
 pub struct FlowWriter {
     w: BufWriter<File>,
     fmt: Format,
@@ -212,10 +216,7 @@ impl FlowWriter {
         let mut w = create(path)?;
         let fmt = Format::for_path(path);
         if fmt == Format::Csv {
-            writeln!(
-                w,
-                "first_seen,last_seen,l4,src_ip,src_port,dst_ip,dst_port,class,proto,method,packets,bytes,end"
-            )?;
+            writeln!(w, "{FLOW_HEADER}")?;
         }
         Ok(FlowWriter { w, fmt })
     }
@@ -226,10 +227,7 @@ impl FlowWriter {
         let (mut w, empty) = open_append(path)?;
         let fmt = Format::for_path(path);
         if empty && fmt == Format::Csv {
-            writeln!(
-                w,
-                "first_seen,last_seen,l4,src_ip,src_port,dst_ip,dst_port,class,proto,method,packets,bytes,end"
-            )?;
+            writeln!(w, "{FLOW_HEADER}")?;
         }
         Ok(FlowWriter { w, fmt })
     }
@@ -246,21 +244,22 @@ impl FlowSink for FlowWriter {
             frac_digits: 6,
         };
         let (src, dst) = (addr_to_ip(r.src), addr_to_ip(r.dst));
-        let (c, p, m, e) = (
+        let (c, p, m, e, ev) = (
             r.verdict.class().name(),
             r.verdict.proto.name(),
             r.verdict.method.name(),
             r.end.name(),
+            r.evidence.name(),
         );
         match self.fmt {
             Format::Csv => writeln!(
                 self.w,
-                "{first},{last},{},{src},{},{dst},{},{c},{p},{m},{},{},{e}",
+                "{first},{last},{},{src},{},{dst},{},{c},{p},{m},{},{},{e},{ev}",
                 r.l4, r.src_port, r.dst_port, r.packets, r.bytes
             ),
             Format::Ndjson => writeln!(
                 self.w,
-                "{{\"first_seen\":\"{first}\",\"last_seen\":\"{last}\",\"l4\":\"{}\",\"src_ip\":\"{src}\",\"src_port\":{},\"dst_ip\":\"{dst}\",\"dst_port\":{},\"class\":\"{c}\",\"proto\":\"{p}\",\"method\":\"{m}\",\"packets\":{},\"bytes\":{},\"end\":\"{e}\"}}",
+                "{{\"first_seen\":\"{first}\",\"last_seen\":\"{last}\",\"l4\":\"{}\",\"src_ip\":\"{src}\",\"src_port\":{},\"dst_ip\":\"{dst}\",\"dst_port\":{},\"class\":\"{c}\",\"proto\":\"{p}\",\"method\":\"{m}\",\"packets\":{},\"bytes\":{},\"end\":\"{e}\",\"evidence\":\"{ev}\"}}",
                 r.l4, r.src_port, r.dst_port, r.packets, r.bytes
             ),
         }
