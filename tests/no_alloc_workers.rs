@@ -56,10 +56,13 @@ fn workers_second_pass_allocates_nothing() {
     // The first time a thread blocks on a std channel, std allocates that thread's waiting
     // context once (a thread-local). Whether the dispatcher ever waited for a free batch in
     // the first pass depends on how busy the machine is, so make this thread wait once now:
-    // what is counted below is then only what dispatching itself allocates.
+    // what is counted below is then only what dispatching itself allocates. The same holds
+    // for each worker thread, which blocks on its empty queue once it has answered the flush:
+    // the pause gives a worker that never waited in the first pass (on a loaded machine its
+    // batches were all queued before it ran) the time to do so.
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(0);
     let t = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(500));
         rx.recv()
     });
     tx.send(()).expect("rendezvous");

@@ -304,14 +304,17 @@ impl MseTracker {
             }
             Stage::Exchanged => {
                 self.sent[si] = total;
-                let Some((_, s)) = seg else { return };
-                if memmem::find(s.payload, HANDSHAKE).is_some() {
-                    self.answer = Some(Mse::Handshake);
-                    return;
+                if let Some((_, s)) = seg {
+                    if memmem::find(s.payload, HANDSHAKE).is_some() {
+                        self.answer = Some(Mse::Handshake);
+                        return;
+                    }
+                    if !exact {
+                        return;
+                    }
                 }
-                if !exact {
-                    return;
-                }
+                // A side seen only through the other's acknowledgements counts too: an
+                // advance of one small message is a write of that size.
                 self.after = self.after.saturating_add(1);
                 // The encrypted handshake written on its own right after the exchange, or an
                 // initial payload that is exactly the handshake (PadC empty).
@@ -321,14 +324,21 @@ impl MseTracker {
                 if new < BULK && rhythmic(new) {
                     self.rhythm = self.rhythm.saturating_add(1);
                 }
-                let hits = self.rhythm + u8::from(self.structural);
-                if (self.structural && hits >= 2) || self.rhythm >= RHYTHM_CONFIRM {
-                    self.answer = Some(Mse::Rhythm);
-                } else if self.after >= MAX_AFTER {
+                self.check_confirmed();
+                if self.answer.is_none() && self.after >= MAX_AFTER {
                     self.stage = Stage::Done;
                 }
             }
             Stage::Done => {}
+        }
+    }
+
+    /// The exchange is confirmed by the encrypted handshake and one more message of the
+    /// rhythm, or by three messages of the rhythm.
+    fn check_confirmed(&mut self) {
+        let hits = self.rhythm + u8::from(self.structural);
+        if (self.structural && hits >= 2) || self.rhythm >= RHYTHM_CONFIRM {
+            self.answer = Some(Mse::Rhythm);
         }
     }
 
@@ -429,6 +439,8 @@ mod tests {
             (1, 13),
             (1, 1448),
             (1, 13),
+            (0, 17),
+            (0, 34),
         ];
         let tr = [
             (0, 444),
