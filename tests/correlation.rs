@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bittap::capture::RawPacket;
-use bittap::classify::{Method, Proto, Rules};
+use bittap::classify::{Evidence, Method, Proto, Rules};
 use bittap::pipeline::{Config, Pipeline, SharedFlows};
 
 const S: i64 = 1_000_000_000;
@@ -69,10 +69,16 @@ fn feed(p: &mut Pipeline, ts: i64, frame: &[u8]) {
     });
 }
 
-/// Bytes that are neither a handshake, framing, nor an MSE exchange: 1000-byte segments.
-fn opaque(n: usize, seed: u8) -> Vec<u8> {
+/// Uniformly random-looking bytes (xorshift).
+fn random(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
     (0..n)
-        .map(|i| (i as u8).wrapping_mul(151).wrapping_add(seed))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
         .collect()
 }
 
@@ -91,13 +97,19 @@ fn advertised_peer_is_found_by_correlation_and_only_on_its_port() {
         &udp(node, 41000, me, 40000, &dht_values(&[(peer, 52000)])),
     );
     // Ten minutes later: a TCP flow to the advertised peer, and one to the same host on
-    // another port, both carrying bytes that say nothing.
-    for (i, port) in [52000u16, 52001].into_iter().enumerate() {
+    // another port, both opening with what could be an MSE key (300 random-looking bytes) and
+    // then nothing: the payload says nothing either way. A third flow to the advertised peer
+    // opens with 1000-byte segments, which BitTorrent never sends first: not BitTorrent, peer
+    // or not.
+    for (i, (port, seg, segs)) in [(52000u16, 300, 1u32), (52001, 300, 1), (52000, 1000, 30)]
+        .into_iter()
+        .enumerate()
+    {
         let t = T0 + 600 * S + i as i64 * S;
         let sp = 50000 + i as u16;
         feed(&mut p, t, &tcp(me, sp, peer, port, 0x02, 100, &[]));
         feed(&mut p, t + 1, &tcp(peer, port, me, sp, 0x12, 500, &[]));
-        for k in 0..30u32 {
+        for k in 0..segs {
             feed(
                 &mut p,
                 t + 2 + i64::from(k),
@@ -107,24 +119,38 @@ fn advertised_peer_is_found_by_correlation_and_only_on_its_port() {
                     peer,
                     port,
                     0x18,
-                    101 + k * 1000,
-                    &opaque(1000, k as u8),
+                    101 + k * seg as u32,
+                    &random(seg, k + 1),
                 ),
             );
         }
     }
     p.finish().expect("finish");
     let flows = flows.take();
-    let verdict = |port: u16| {
+    let verdict = |sport: u16| {
         flows
             .iter()
-            .find(|f| f.dst_port == port)
-            .map(|f| (f.verdict.proto, f.verdict.method))
+            .find(|f| f.src_port == sport)
+            .map(|f| (f.verdict.proto, f.verdict.method, f.evidence))
             .expect("flow")
     };
-    assert_eq!(verdict(41000), (Proto::Dht, Method::Signature));
-    assert_eq!(verdict(52000), (Proto::PeerwireMse, Method::Correlation));
-    assert_eq!(verdict(52001).0, Proto::Other);
+    assert_eq!(
+        verdict(40000),
+        (Proto::Dht, Method::Signature, Evidence::Krpc)
+    );
+    assert_eq!(
+        verdict(50000),
+        (
+            Proto::PeerwireMse,
+            Method::Correlation,
+            Evidence::AdvertisedPeer
+        )
+    );
+    assert_eq!(verdict(50001).0, Proto::Other);
+    assert_eq!(
+        verdict(50002),
+        (Proto::Other, Method::None, Evidence::NotBittorrent)
+    );
 }
 
 #[test]
@@ -136,6 +162,12 @@ fn flood_of_advertised_peers_stays_within_the_bound() {
     };
     let mut p = Pipeline::new(cfg, rules);
     let (me, node) = ([10, 0, 0, 1], [192, 0, 2, 7]);
+    // The node's reply is validated KRPC: both ends of that UDP flow are observed endpoints.
+    let observed = bittap::classify::endpoints::Endpoint {
+        addr: 0xffff_c000_0207,
+        port: 41000,
+        proto: 17,
+    };
     let mut n = 0u32;
     for msg in 0..2000u32 {
         let peers: Vec<([u8; 4], u16)> = (0..100)
@@ -160,5 +192,7 @@ fn flood_of_advertised_peers_stays_within_the_bound() {
         "evicted {}",
         p.endpoints().evicted()
     );
-    assert!(p.endpoints().len() > 8_000);
+    // Advertisements have three quarters of the bound; they never evict what was observed.
+    assert!(p.endpoints().len() > 6_000, "{}", p.endpoints().len());
+    assert!(p.endpoints().knows(&observed, T0 + 20 * S));
 }
