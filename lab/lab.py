@@ -1092,19 +1092,23 @@ def sc_neg_tunnels(lab, a):
     www = os.path.join(srv.dir, "www")
     os.makedirs(www, exist_ok=True)
     make_content(os.path.join(www, "file.bin"), a.size // 4, "neg-tunnels")
+    make_content(os.path.join(www, "small.bin"), 1500, "neg-tunnels/small")
     # the HTTP origin behind every tunnel; reached over loopback or a tunnel interface, never over eth0
     lab.start(srv, [PY, "-m", "http.server", "--bind", "0.0.0.0", "8080", "-d", www], "http.server")
     srv.clients.append("python3 -m http.server :8080 (origin behind the tunnels; reached through them only)")
     v = lab.versions
     results = {}
 
+    paths = ["/", "/small.bin", "/file.bin"]   # three connections per proxy: a directory listing, 1.5 KB, the file
+
     def socks(kind, sock, target, user=None, password=None):
-        args = [PY, g, "socks-get", sock, target, "/file.bin"]
-        if user is not None:
-            args += ["--user", user, "--pass", password or ""]
-        rc, out = lab.exec(cl, args, timeout=30)
-        results[kind] = out.strip()[-80:]
-        log(f"  {kind}: rc={rc} {results[kind]}")
+        for path in paths:
+            args = [PY, g, "socks-get", sock, target, path]
+            if user is not None:
+                args += ["--user", user, "--pass", password or ""]
+            rc, out = lab.exec(cl, args, timeout=30)
+            results[kind] = out.strip()[-80:]
+            log(f"  {kind} {path}: rc={rc} {results[kind]}")
 
     # shadowsocks-libev: ss-server on the server, ss-local (SOCKS5) on the client
     for i, m in enumerate(("chacha20-ietf-poly1305", "aes-256-gcm")):
@@ -1237,9 +1241,10 @@ def sc_neg_tunnels(lab, a):
     socks("vmess", "127.0.0.1:1082", "127.0.0.1:8080")
     if cport:
         socks("obfs4", cport, f"{srv.ip4}:{op}", user=f"cert={cert};iat-mode=0", password="\\0")
-    rc, out = lab.exec(cl, ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "http://127.0.0.1:8443/file.bin"],
-                       timeout=20)
-    log(f"  stunnel: rc={rc} {out.strip()}")
+    for path in paths:
+        rc, out = lab.exec(cl, ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", f"http://127.0.0.1:8443{path}"],
+                           timeout=20)
+        log(f"  stunnel {path}: rc={rc} {out.strip()}")
     ok = wait_for(lambda: log_has(lab, cl, "openvpn-client", "Initialization Sequence Completed"), timeout=15)
     rc, out = lab.exec(cl, ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "http://10.8.0.1:8080/file.bin"],
                        timeout=20)
