@@ -3,8 +3,9 @@
 #   scripts/eval.sh [--bin PATH] [--out DIR] [--lab-only|--corpus-only] [--show N]
 # Runs `bittap analyze` over every capture listed in pcaps/lab/labels.tsv (the lab captures, see
 # pcaps/MANIFEST.tsv), over pcaps/crafted if it has a labels.tsv, and over ../shared/corpus/ndpi when
-# present, then prints flow and byte precision/recall per scenario and per kind with every false
-# positive and false negative (scripts/score_lab.py). If ../shared/tools/score_flows.py exists its
+# present, then prints flow and byte precision/recall per scenario and per kind, the false positives
+# per negative kind × bittap method (signature/correlation/heuristic/port; flows and bytes), and every
+# false positive and false negative (scripts/score_lab.py). If ../shared/tools/score_flows.py exists its
 # summary is printed too. Builds target/release/bittap if it is missing. For the nDPI corpus only
 # captures and kinds with BitTorrent flows or false positives get a table row.
 set -euo pipefail
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     --lab-only) MODE=lab ;;
     --corpus-only) MODE=corpus ;;
     --show) SHOW="$2"; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "eval.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
