@@ -987,10 +987,11 @@ def sc_neg_btports(lab, a):
 
 # --- look-alike negatives (issue 14 item 6): software whose traffic looks like BitTorrent to a weak test ---
 # Every flow is `other` by construction; its `kind` names the software (the service's [l4, port, kind] on the
-# host, see label.py). ONE_DIR scenarios also get a derived capture <scenario>-1dir.pcap holding only the
-# packets sent by the client host(s) (tcpdump -r ... 'src host ...'), labelled the same.
+# host, see label.py). ONE_DIR scenarios also get derived captures <scenario>-1dir.pcap holding only the
+# packets sent by the client host (tcpdump -r ... 'src host ...') and, for most, <scenario>-1dir-server.pcap
+# with only the packets the service hosts sent; labelled the same.
 
-ONE_DIR = {}   # scenario -> host names whose packets the -1dir capture keeps
+ONE_DIR = {}   # scenario -> {suffix: host names whose packets that derived capture keeps}
 
 
 def wait_for(pred, timeout=10.0, step=0.1):
@@ -1053,7 +1054,7 @@ def sc_neg_lookalike(lab, a):
         log(f"  rr-client {t} x{n}: rc={rc} {out.strip()[-60:]}")
 
 
-ONE_DIR["neg-lookalike"] = ["client"]
+ONE_DIR["neg-lookalike"] = {"-1dir": ["client"], "-1dir-server": ["rr", "msgsrv"]}
 
 
 def pki(lab, d):
@@ -1271,7 +1272,8 @@ def sc_neg_tunnels(lab, a):
     time.sleep(1)
 
 
-ONE_DIR["neg-tunnels"] = ["client"]
+# (no -1dir-server: the server's side carries the fetched data, 220 KB more in pcaps/)
+ONE_DIR["neg-tunnels"] = {"-1dir": ["client"]}
 
 
 @scenario("neg-dns-edns", "look-alike negatives of the UDP tracker: DNS with EDNS (dig +bufsize/+dnssec/+padding, "
@@ -1361,7 +1363,7 @@ def sc_neg_dns_edns(lab, a):
     lab.exec(cl, [PY, g, "mdns-query", cl.ip4] + names[:3] + ["--repeat", "2", "--legacy"], timeout=10)
 
 
-ONE_DIR["neg-dns-edns"] = ["client"]
+ONE_DIR["neg-dns-edns"] = {"-1dir": ["client"], "-1dir-server": ["dns", "relay", "mdns-a", "mdns-b"]}
 
 
 @scenario("neg-iperf3", "look-alike negatives on BitTorrent's ports: iperf3 servers on TCP 6881 and 51413 (control and "
@@ -1384,7 +1386,7 @@ def sc_neg_iperf3(lab, a):
         log(f"  iperf3 {' '.join(args)}: rc={rc}")
 
 
-ONE_DIR["neg-iperf3"] = ["client"]
+ONE_DIR["neg-iperf3"] = {"-1dir": ["client"], "-1dir-server": ["iperf"]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1421,20 +1423,20 @@ def run_scenario(name, a, versions):
         lab.cleanup()
         with open(os.path.join(a.out, name + ".meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
-        if ok and name in ONE_DIR:
-            one_direction(a, meta, ONE_DIR[name], versions)
+        for suffix, senders in ONE_DIR.get(name, {}).items() if ok else ():
+            one_direction(a, meta, suffix, senders, versions)
     log(f"scenario {name} done in {time.time() - t0:.1f}s -> {pcap}")
     return meta
 
 
-def one_direction(a, meta, senders, versions):
-    """<scenario>-1dir.pcap: the packets sent by `senders` (host names) only, filtered from the capture with
-    tcpdump -r; the same flows seen from one side, as behind asymmetric routing. Its meta names the
+def one_direction(a, meta, suffix, senders, versions):
+    """<scenario><suffix>.pcap: the packets sent by `senders` (host names) only, filtered from the capture
+    with tcpdump -r; the same flows seen from one side, as behind asymmetric routing. Its meta names the
     original, so label.py labels it with the same hosts and services."""
     hosts = [h for h in meta["hosts"] if h["name"] in senders]
     filt = " or ".join(f"src host {h[k]}" for h in hosts for k in ("ip4", "ip6"))
     src = os.path.join(a.out, meta["pcap"])
-    name = meta["scenario"] + "-1dir"
+    name = meta["scenario"] + suffix
     dst = os.path.join(a.out, name + ".pcap")
     run("tcpdump", "-r", src, "-w", dst, filt)
     m = dict(meta)

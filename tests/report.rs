@@ -229,9 +229,9 @@ fn lab_files(prefix: &str) -> Vec<PathBuf> {
     v
 }
 
-/// The look-alike negatives (issue 14 item 6, and their `-1dir` variants): they last up to 25 s
-/// (a copy started at second 45 would run into the next minute) and exist to test the detectors'
-/// precision, which `scripts/eval.sh` scores; these tests measure the report.
+/// The look-alike negatives (issue 14 item 6, and their one-direction `-1dir*` variants): they
+/// last up to 25 s (a copy started at second 45 would run into the next minute) and exist to test
+/// the detectors' precision, which `scripts/eval.sh` scores; these tests measure the report.
 const LOOKALIKES: [&str; 4] = ["neg-lookalike", "neg-tunnels", "neg-dns-edns", "neg-iperf3"];
 
 /// The `neg-*` captures played as other traffic: all but the look-alikes.
@@ -240,9 +240,10 @@ fn other_files() -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| {
             let n = p.file_stem().and_then(|n| n.to_str()).unwrap_or("");
-            !LOOKALIKES
-                .iter()
-                .any(|l| n == *l || n.strip_prefix(l) == Some("-1dir"))
+            !LOOKALIKES.iter().any(|l| {
+                n.strip_prefix(l)
+                    .is_some_and(|r| r.is_empty() || r.starts_with("-1dir"))
+            })
         })
         .collect();
     // `build_hour` gives copy c of file f the hosts 0x80 + 8c + f: at most 8 files.
