@@ -1092,7 +1092,7 @@ def sc_neg_tunnels(lab, a):
                 return x
     www = os.path.join(srv.dir, "www")
     os.makedirs(www, exist_ok=True)
-    make_content(os.path.join(www, "file.bin"), a.size // 4, "neg-tunnels")
+    make_content(os.path.join(www, "file.bin"), a.size // 7, "neg-tunnels")
     make_content(os.path.join(www, "small.bin"), 1500, "neg-tunnels/small")
     # the HTTP origin behind every tunnel; reached over loopback or a tunnel interface, never over eth0
     lab.start(srv, [PY, "-m", "http.server", "--bind", "0.0.0.0", "8080", "-d", www], "http.server")
@@ -1100,7 +1100,7 @@ def sc_neg_tunnels(lab, a):
     v = lab.versions
     results = {}
 
-    paths = ["/", "/small.bin", "/file.bin"]   # three connections per proxy: a directory listing, 1.5 KB, the file
+    paths = ["/", "/small.bin", "/file.bin"]   # three connections per proxy: a directory listing, 1.5 KB, 8 KB
 
     def socks(kind, sock, target, user=None, password=None):
         for path in paths:
@@ -1272,8 +1272,7 @@ def sc_neg_tunnels(lab, a):
     time.sleep(1)
 
 
-# (no -1dir-server: the server's side carries the fetched data, 220 KB more in pcaps/)
-ONE_DIR["neg-tunnels"] = {"-1dir": ["client"]}
+ONE_DIR["neg-tunnels"] = {"-1dir": ["client"], "-1dir-server": ["tunsrv"]}
 
 
 @scenario("neg-dns-edns", "look-alike negatives of the UDP tracker: DNS with EDNS (dig +bufsize/+dnssec/+padding, "
