@@ -18,7 +18,7 @@ if ! $SUDO apt-get install -y --no-install-recommends "${PKGS[@]}"; then
   $SUDO apt-get install -y --no-install-recommends "${PKGS[@]}"
 fi
 # the daemons must not keep running outside the lab
-for s in transmission-daemon ssh dnsmasq shadowsocks-libev v2ray tor openvpn stunnel4 iperf3 avahi-daemon; do
+for s in transmission-daemon ssh dnsmasq shadowsocks-libev v2ray tor openvpn stunnel4 iperf3 avahi-daemon.socket avahi-daemon; do
   $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || true
   $SUDO service "$s" stop >/dev/null 2>&1 || true
 done
