@@ -6,7 +6,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
 MIN=(iproute2 tcpdump tshark transmission-cli python3 python3-libtorrent procps psmisc util-linux)
 ALL=("${MIN[@]}" transmission-daemon aria2 qbittorrent-nox rtorrent socat openssl
-     openssh-server openssh-client dnsmasq dnsutils curl)
+     openssh-server openssh-client dnsmasq dnsutils curl
+     # look-alike negatives (neg-lookalike, neg-tunnels, neg-dns-edns, neg-iperf3)
+     shadowsocks-libev v2ray obfs4proxy tor openvpn stunnel4 wireguard-go wireguard-tools iperf3 avahi-daemon)
 if [ "${1:-}" = "--minimal" ]; then PKGS=("${MIN[@]}"); else PKGS=("${ALL[@]}"); fi
 export DEBIAN_FRONTEND=noninteractive
 # tshark asks whether non-root users may capture; answer "no" without a prompt
@@ -16,7 +18,7 @@ if ! $SUDO apt-get install -y --no-install-recommends "${PKGS[@]}"; then
   $SUDO apt-get install -y --no-install-recommends "${PKGS[@]}"
 fi
 # the daemons must not keep running outside the lab
-for s in transmission-daemon ssh dnsmasq; do
+for s in transmission-daemon ssh dnsmasq shadowsocks-libev v2ray tor openvpn stunnel4 iperf3 avahi-daemon.socket avahi-daemon; do
   $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || true
   $SUDO service "$s" stop >/dev/null 2>&1 || true
 done

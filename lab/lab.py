@@ -99,6 +99,7 @@ class Lab:
         os.makedirs(work, exist_ok=True)
         self.rnd = random.Random(f"bittap-lab-ports/{scenario}")
         self.ports = {}
+        self.group_kinds = []   # [l4, multicast group, port, kind]: kinds of flows to a group (label.py)
 
     def port(self, key):
         """A listen port for BitTorrent client `key`: deterministic per scenario (seeded PRNG), drawn
@@ -984,6 +985,409 @@ def sc_neg_btports(lab, a):
                   "--size", "300", "--rate", "300"], timeout=30)
 
 
+# --- look-alike negatives (issue 14 item 6): software whose traffic looks like BitTorrent to a weak test ---
+# Every flow is `other` by construction; its `kind` names the software (the service's [l4, port, kind] on the
+# host, see label.py). ONE_DIR scenarios also get derived captures <scenario>-1dir.pcap holding only the
+# packets sent by the client host (tcpdump -r ... 'src host ...') and, for most, <scenario>-1dir-server.pcap
+# with only the packets the service hosts sent; labelled the same.
+
+ONE_DIR = {}   # scenario -> {suffix: host names whose packets that derived capture keeps}
+
+
+def wait_for(pred, timeout=10.0, step=0.1):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def log_has(lab, host, name, text):
+    try:
+        with open(os.path.join(lab.work, f"{host.name}-{name}.log"), "rb") as f:
+            return text.encode() in f.read()
+    except OSError:
+        return False
+
+
+def listening(lab, host, l4, port):
+    out = run("ip", "netns", "exec", host.ns, "ss", "-Hlnu" if l4 == "udp" else "-Hlnt", check=False,
+              capture=True) or ""
+    return any(line.split()[3].endswith(f":{port}") for line in out.splitlines() if len(line.split()) > 3)
+
+
+@scenario("neg-lookalike", "look-alike negatives: a random-bytes request/response protocol (turns of 50-700 "
+          "random bytes, many short connections and a few long ones) to a random high port and to 443, and a "
+          "messenger-like client that opens with 64 random bytes and its first message in one write, then random "
+          "request/responses, to 443, 80 and 5222 (python, lab/netgen.py rr-*)", ["other"])
+def sc_neg_lookalike(lab, a):
+    rr = lab.host("rr", 20, "service")
+    ms = lab.host("msgsrv", 22, "service")
+    cl = lab.host("client", 21, "client")
+    g = os.path.join(HERE, "netgen.py")
+    rnd = random.Random("neg-lookalike")
+    p = rnd.randint(20000, 59999)
+    lab.start(rr, [PY, g, "rr-server", f"[::]:{p}"], "rr-server-high")
+    lab.start(rr, [PY, g, "rr-server", "[::]:443"], "rr-server-443")
+    rr.services += [["tcp", p, "random-reqresp"], ["tcp", 443, "random-reqresp"]]
+    rr.clients.append(f"netgen.py rr-server :{p} and :443 (random request/response, turns 50-700 bytes)")
+    for port in (443, 80, 5222):
+        lab.start(ms, [PY, g, "rr-server", f"[::]:{port}", "--init", "64"], f"msg-server-{port}")
+        ms.services.append(["tcp", port, "messenger-like"])
+    ms.clients.append("netgen.py rr-server --init 64 :443, :80, :5222 (messenger-like)")
+    cl.clients.append("netgen.py rr-client (random request/response; --init 64 for messenger-like)")
+    wait_for(lambda: listening(lab, rr, "tcp", p) and listening(lab, ms, "tcp", 5222))
+    jobs = [  # (target, connections, turns, init, pause)
+        (rr.a4(p), 24, "1-3", 0, 0), (rr.a6(p), 6, "1-3", 0, 0), (rr.a4(443), 12, "1-3", 0, 0),
+        (rr.a4(p), 2, "15-25", 0, 0.15), (rr.a6(443), 1, "15-25", 0, 0.15),
+        (ms.a4(443), 4, "2-6", 64, 0.1), (ms.a6(443), 1, "2-6", 64, 0.1), (ms.a4(80), 3, "2-6", 64, 0.1),
+        (ms.a4(5222), 2, "2-6", 64, 0.1), (ms.a4(443), 1, "15-20", 64, 0.2),
+    ]
+    for i, (t, n, turns, init, pause) in enumerate(jobs):
+        args = [PY, g, "rr-client", t, "--count", str(n), "--turns", turns, "--seed", f"neg-lookalike/{i}"]
+        if init:
+            args += ["--init", str(init)]
+        if pause:
+            args += ["--pause", str(pause)]
+        rc, out = lab.exec(cl, args, timeout=40)
+        log(f"  rr-client {t} x{n}: rc={rc} {out.strip()[-60:]}")
+
+
+ONE_DIR["neg-lookalike"] = {"-1dir": ["client"], "-1dir-server": ["rr", "msgsrv"]}
+
+
+def pki(lab, d):
+    """A throw-away CA with one server and one client certificate (EC P-256), for openvpn."""
+    os.makedirs(d, exist_ok=True)
+    j = lambda n: os.path.join(d, n)  # noqa: E731
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=bittap-lab-ca", "-keyout", j("ca.key"),
+        "-out", j("ca.crt"))
+    for who, eku in (("server", "serverAuth"), ("client", "clientAuth")):
+        with open(j(who + ".ext"), "w") as f:
+            f.write(f"basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage={eku}\n")
+        run("openssl", "req", *ec, "-subj", f"/CN={who}", "-keyout", j(who + ".key"), "-out", j(who + ".csr"))
+        run("openssl", "x509", "-req", "-in", j(who + ".csr"), "-CA", j("ca.crt"), "-CAkey", j("ca.key"),
+            "-CAcreateserial", "-days", "2", "-extfile", j(who + ".ext"), "-out", j(who + ".crt"))
+    return j
+
+
+@scenario("neg-tunnels", "look-alike negatives: proxies and VPNs fetching HTTP through their tunnels: shadowsocks-libev "
+          "(AEAD chacha20-ietf-poly1305 and aes-256-gcm), v2ray VMess (AEAD, alterId 0), obfs4proxy (standalone "
+          "pluggable-transport harness), tor (a private bridge, no directory, no network) plain and over obfs4, "
+          "stunnel4 (TLS on 443), OpenVPN over TCP with tls-crypt (throw-away PKI), wireguard-go (UDP)", ["other"])
+def sc_neg_tunnels(lab, a):
+    srv = lab.host("tunsrv", 20, "service")
+    cl = lab.host("client", 21, "client")
+    g = os.path.join(HERE, "netgen.py")
+    rnd = random.Random("neg-tunnels")
+    ports = set()
+
+    def hp():
+        while True:
+            x = rnd.randint(20000, 59999)
+            if x not in ports:
+                ports.add(x)
+                return x
+    www = os.path.join(srv.dir, "www")
+    os.makedirs(www, exist_ok=True)
+    make_content(os.path.join(www, "file.bin"), a.size // 7, "neg-tunnels")
+    make_content(os.path.join(www, "small.bin"), 1500, "neg-tunnels/small")
+    # the HTTP origin behind every tunnel; reached over loopback or a tunnel interface, never over eth0
+    lab.start(srv, [PY, "-m", "http.server", "--bind", "0.0.0.0", "8080", "-d", www], "http.server")
+    srv.clients.append("python3 -m http.server :8080 (origin behind the tunnels; reached through them only)")
+    v = lab.versions
+    results = {}
+
+    paths = ["/", "/small.bin", "/file.bin"]   # three connections per proxy: a directory listing, 1.5 KB, 8 KB
+
+    def socks(kind, sock, target, user=None, password=None):
+        for path in paths:
+            args = [PY, g, "socks-get", sock, target, path]
+            if user is not None:
+                args += ["--user", user, "--pass", password or ""]
+            rc, out = lab.exec(cl, args, timeout=30)
+            results[kind] = out.strip()[-80:]
+            log(f"  {kind} {path}: rc={rc} {results[kind]}")
+
+    # shadowsocks-libev: ss-server on the server, ss-local (SOCKS5) on the client
+    for i, m in enumerate(("chacha20-ietf-poly1305", "aes-256-gcm")):
+        sp = hp()
+        lab.start(srv, ["ss-server", "-s", srv.ip4, "-s", srv.ip6, "-p", str(sp), "-k", "bittap-lab-pass",
+                        "-m", m, "-t", "30"], f"ss-server{i}")
+        lab.start(cl, ["ss-local", "-s", srv.ip4 if i == 0 else srv.ip6, "-p", str(sp), "-b", "127.0.0.1",
+                       "-l", str(1080 + i), "-k", "bittap-lab-pass", "-m", m, "-t", "30"], f"ss-local{i}")
+        srv.services.append(["tcp", sp, "shadowsocks"])
+        srv.clients.append(f"shadowsocks-libev {v['shadowsocks-libev']} ss-server :{sp} {m}")
+        cl.clients.append(f"ss-local {m} -> :{sp}")
+    # v2ray VMess: server inbound vmess, client inbound socks -> outbound vmess
+    vp = hp()
+    uid = "5f0c3b4e-2a49-4b8e-9c6d-4e6b3a0d1c2f"
+    with open(os.path.join(srv.dir, "v2ray.json"), "w") as f:
+        json.dump({"log": {"loglevel": "warning"},
+                   "inbounds": [{"listen": "0.0.0.0", "port": vp, "protocol": "vmess",
+                                 "settings": {"clients": [{"id": uid, "alterId": 0}]}}],
+                   "outbounds": [{"protocol": "freedom"}]}, f)
+    with open(os.path.join(cl.dir, "v2ray.json"), "w") as f:
+        json.dump({"log": {"loglevel": "warning"},
+                   "inbounds": [{"listen": "127.0.0.1", "port": 1082, "protocol": "socks",
+                                 "settings": {"auth": "noauth"}}],
+                   "outbounds": [{"protocol": "vmess", "settings": {"vnext": [
+                       {"address": srv.ip4, "port": vp,
+                        "users": [{"id": uid, "alterId": 0, "security": "aes-128-gcm"}]}]}}]}, f)
+    lab.start(srv, ["v2ray", "-config", os.path.join(srv.dir, "v2ray.json")], "v2ray-server")
+    lab.start(cl, ["v2ray", "-config", os.path.join(cl.dir, "v2ray.json")], "v2ray-client")
+    srv.services.append(["tcp", vp, "vmess"])
+    srv.clients.append(f"v2ray {v['v2ray']} inbound vmess :{vp} (AEAD, alterId 0)")
+    cl.clients.append("v2ray socks :1082 -> vmess aes-128-gcm")
+    # obfs4proxy standalone: managed pluggable-transport server in front of the origin, client SOCKS5
+    op = hp()
+    ostate = os.path.join(srv.dir, "obfs4-state")
+    os.makedirs(ostate, exist_ok=True)
+    lab.start(srv, ["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], "obfs4-server",
+              env={"TOR_PT_MANAGED_TRANSPORT_VER": "1", "TOR_PT_STATE_LOCATION": ostate,
+                   "TOR_PT_SERVER_TRANSPORTS": "obfs4", "TOR_PT_SERVER_BINDADDR": f"obfs4-{srv.ip4}:{op}",
+                   "TOR_PT_ORPORT": "127.0.0.1:8080"})
+    cstate = os.path.join(cl.dir, "obfs4-state")
+    os.makedirs(cstate, exist_ok=True)
+    lab.start(cl, ["obfs4proxy"], "obfs4-client",
+              env={"TOR_PT_MANAGED_TRANSPORT_VER": "1", "TOR_PT_STATE_LOCATION": cstate,
+                   "TOR_PT_CLIENT_TRANSPORTS": "obfs4"})
+    srv.services.append(["tcp", op, "obfs4"])
+    srv.clients.append(f"obfs4proxy {v['obfs4proxy']} server :{op} (managed PT, ORPort = the origin), iat-mode=0")
+    cl.clients.append("obfs4proxy client (SOCKS5, args cert=...;iat-mode=0)")
+    # stunnel4: TLS on 443 in front of the origin; client-side stunnel on loopback
+    with open(os.path.join(srv.dir, "stunnel.conf"), "w") as f:
+        cert, key = tls_cert(lab, srv)
+        f.write(f"foreground = yes\npid =\n[https]\naccept = {srv.ip4}:443\nconnect = 127.0.0.1:8080\n"
+                f"cert = {cert}\nkey = {key}\n")
+    with open(os.path.join(cl.dir, "stunnel.conf"), "w") as f:
+        f.write(f"foreground = yes\npid =\n[c]\nclient = yes\naccept = 127.0.0.1:8443\nconnect = {srv.ip4}:443\n")
+    lab.start(srv, ["stunnel4", os.path.join(srv.dir, "stunnel.conf")], "stunnel-server")
+    lab.start(cl, ["stunnel4", os.path.join(cl.dir, "stunnel.conf")], "stunnel-client")
+    srv.services.append(["tcp", 443, "stunnel"])
+    srv.clients.append(f"stunnel4 {v['stunnel4']} :443 -> origin")
+    cl.clients.append("stunnel4 client 127.0.0.1:8443 -> :443")
+    # OpenVPN over TCP, TLS mode with tls-crypt, point-to-point tun
+    j = pki(lab, os.path.join(srv.dir, "pki"))
+    run("openvpn", "--genkey", "tls-crypt", j("tc.key"))
+    common = ["--dev", "tun", "--dev-type", "tun", "--ca", j("ca.crt"), "--tls-crypt", j("tc.key"),
+              "--data-ciphers", "AES-256-GCM", "--verb", "3", "--ping", "5", "--persist-tun"]
+    lab.start(srv, ["openvpn", "--proto", "tcp-server", "--local", srv.ip4, "--lport", "1194", "--tls-server",
+                    "--dh", "none", "--cert", j("server.crt"), "--key", j("server.key"),
+                    "--ifconfig", "10.8.0.1", "10.8.0.2"] + common, "openvpn-server")
+    srv.services.append(["tcp", 1194, "openvpn-tcp"])
+    srv.clients.append(f"openvpn {v['openvpn']} tcp-server :1194 tls-crypt, AES-256-GCM, p2p 10.8.0.1")
+    # wireguard-go on both hosts (userspace; interfaces named per host: the UAPI socket path is global)
+    wp = hp()
+    keys = {}
+    for h in (srv, cl):
+        k = run("wg", "genkey", capture=True).strip()
+        pub = subprocess.run(["wg", "pubkey"], input=k, capture_output=True, text=True).stdout.strip()
+        kf = os.path.join(h.dir, "wg.key")
+        with open(kf, "w") as f:
+            f.write(k + "\n")
+        keys[h.name] = (kf, pub)
+    wenv = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
+    for h, peer, me, other, lp in ((srv, cl, "10.9.0.1", "10.9.0.2", wp), (cl, srv, "10.9.0.2", "10.9.0.1", wp + 1)):
+        ifn = f"wg{h.idx}"
+        lab.start(h, ["wireguard-go", "-f", ifn], "wireguard-go", env=wenv)
+    srv.services.append(["udp", wp, "wireguard"])
+    cl.services.append(["udp", wp + 1, "wireguard"])
+    srv.clients.append(f"wireguard-go {v['wireguard-go']} wg20 udp :{wp} 10.9.0.1")
+    cl.clients.append(f"wireguard-go wg21 udp :{wp + 1} 10.9.0.2")
+    # tor: a private bridge (no directory authorities reachable, nothing published); the client uses it plain
+    # and over obfs4 (tor's own ClientTransportPlugin/ServerTransportPlugin)
+    tp, top = hp(), hp()
+    tdir = os.path.join(srv.dir, "tor")
+    os.makedirs(tdir, mode=0o700, exist_ok=True)
+    with open(os.path.join(srv.dir, "torrc"), "w") as f:
+        f.write(f"DataDirectory {tdir}\nSocksPort 0\nORPort {srv.ip4}:{tp}\nAddress {srv.ip4}\nBridgeRelay 1\n"
+                f"PublishServerDescriptor 0\nAssumeReachable 1\nExitRelay 0\nExitPolicy reject *:*\n"
+                f"ServerTransportPlugin obfs4 exec /usr/bin/obfs4proxy\nServerTransportListenAddr obfs4 {srv.ip4}:{top}\n"
+                f"ExtORPort auto\nNickname bittaplab\nContactInfo none\nLog notice stdout\n")
+    lab.start(srv, ["tor", "-f", os.path.join(srv.dir, "torrc")], "tor-bridge")
+    srv.services += [["tcp", tp, "tor"], ["tcp", top, "tor-obfs4"]]
+    srv.clients.append(f"tor {v['tor']} private bridge ORPort :{tp}, obfs4 :{top} (PublishServerDescriptor 0)")
+    time.sleep(2)
+    # start the client side of openvpn and wireguard once their servers are up
+    wait_for(lambda: listening(lab, srv, "tcp", 1194), timeout=10)
+    lab.start(cl, ["openvpn", "--proto", "tcp-client", "--remote", srv.ip4, "1194", "--tls-client",
+                   "--remote-cert-tls", "server", "--cert", j("client.crt"), "--key", j("client.key"),
+                   "--ifconfig", "10.8.0.2", "10.8.0.1"] + common, "openvpn-client")
+    cl.clients.append("openvpn tcp-client -> :1194, p2p 10.8.0.2")
+    for h, peer, me, other, lp in ((srv, cl, "10.9.0.1", "10.9.0.2", wp), (cl, srv, "10.9.0.2", "10.9.0.1", wp + 1)):
+        ifn = f"wg{h.idx}"
+        wait_for(lambda: os.path.exists(f"/var/run/wireguard/{ifn}.sock"), timeout=5)
+        peer_lp = wp + 1 if h is srv else wp
+        ex = ["ip", "netns", "exec", h.ns]
+        run(*ex, "wg", "set", ifn, "listen-port", str(lp), "private-key", keys[h.name][0], "peer", keys[peer.name][1],
+            "allowed-ips", f"{other}/32", "endpoint", f"{peer.ip4}:{peer_lp}")
+        run(*ex, "ip", "addr", "add", f"{me}/24", "dev", ifn)
+        run(*ex, "ip", "link", "set", ifn, "up")
+    # the obfs4 client prints its SOCKS port; the server its bridge line (cert)
+    wait_for(lambda: log_has(lab, cl, "obfs4-client", "CMETHODS DONE"), timeout=10)
+    wait_for(lambda: os.path.exists(os.path.join(ostate, "obfs4_bridgeline.txt")), timeout=10)
+    cport = None
+    for line in open(os.path.join(lab.work, "client-obfs4-client.log"), errors="replace"):
+        if line.startswith("CMETHOD obfs4 socks5 "):
+            cport = line.split()[3]
+    bl = open(os.path.join(ostate, "obfs4_bridgeline.txt")).read()
+    cert = bl.split("cert=")[1].split()[0]
+    # fetches through each tunnel
+    socks("shadowsocks chacha20", "127.0.0.1:1080", "127.0.0.1:8080")
+    socks("shadowsocks aes-256-gcm", "127.0.0.1:1081", "127.0.0.1:8080")
+    wait_for(lambda: listening(lab, cl, "tcp", 1082), timeout=5)
+    socks("vmess", "127.0.0.1:1082", "127.0.0.1:8080")
+    if cport:
+        socks("obfs4", cport, f"{srv.ip4}:{op}", user=f"cert={cert};iat-mode=0", password="\\0")
+    for path in paths:
+        rc, out = lab.exec(cl, ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", f"http://127.0.0.1:8443{path}"],
+                           timeout=20)
+        log(f"  stunnel {path}: rc={rc} {out.strip()}")
+    ok = wait_for(lambda: log_has(lab, cl, "openvpn-client", "Initialization Sequence Completed"), timeout=15)
+    rc, out = lab.exec(cl, ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "http://10.8.0.1:8080/file.bin"],
+                       timeout=20)
+    log(f"  openvpn: up={ok} rc={rc} {out.strip()}")
+    rc, out = lab.exec(cl, ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "http://10.9.0.1:8080/file.bin"],
+                       timeout=20)
+    log(f"  wireguard: rc={rc} {out.strip()}")
+    # tor client: one instance with the plain bridge, one over obfs4; they cannot build circuits (no consensus)
+    # but speak tor's link protocol with the bridge (TLS, cells) for a few seconds
+    obl = os.path.join(tdir, "pt_state", "obfs4_bridgeline.txt")
+    wait_for(lambda: os.path.exists(obl), timeout=10)
+    tcert = open(obl).read().split("cert=")[1].split()[0] if os.path.exists(obl) else None
+    for i, bridge in enumerate([f"{srv.ip4}:{tp}"] + ([f"obfs4 {srv.ip4}:{top} cert={tcert} iat-mode=0"] if tcert else [])):
+        cdir = os.path.join(cl.dir, f"tor{i}")
+        os.makedirs(cdir, mode=0o700, exist_ok=True)
+        rc = os.path.join(cl.dir, f"torrc{i}")
+        with open(rc, "w") as f:
+            f.write(f"DataDirectory {cdir}\nSocksPort 127.0.0.1:{9050 + i}\nUseBridges 1\nBridge {bridge}\n"
+                    "ClientTransportPlugin obfs4 exec /usr/bin/obfs4proxy\nLog notice stdout\n")
+        lab.start(cl, ["tor", "-f", rc], f"tor-client{i}")
+        cl.clients.append(f"tor client, Bridge {bridge.split(' cert=')[0]}")
+    time.sleep(12)
+    log(f"  tor bridge log has 'Bootstrapped': {log_has(lab, cl, 'tor-client0', 'Bootstrapped')}")
+    time.sleep(1)
+
+
+ONE_DIR["neg-tunnels"] = {"-1dir": ["client"], "-1dir-server": ["tunsrv"]}
+
+
+@scenario("neg-dns-edns", "look-alike negatives of the UDP tracker: DNS with EDNS (dig +bufsize/+dnssec/+padding, "
+          "replies of 100+ bytes) from dnsmasq, a relay that drops the first copy of every query so dig retries "
+          "the identical datagram, DNS over TCP; mDNS from avahi-daemon (two hosts, a published service) and a "
+          "python querier with an EDNS OPT record repeating identical queries, multicast and legacy unicast",
+          ["other"])
+def sc_neg_dns_edns(lab, a):
+    srv = lab.host("dns", 53, "service")
+    rel = lab.host("relay", 54, "service")
+    m1 = lab.host("mdns-a", 30, "service")
+    m2 = lab.host("mdns-b", 31, "service")
+    cl = lab.host("client", 21, "client")
+    g = os.path.join(HERE, "netgen.py")
+    long_txt = "v=lab1 " + "k" * 40 + " bittorrent lab edns text record " + "x" * 60
+    lab.start(srv, ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+                    "--bind-interfaces", f"--listen-address={srv.ip4}", f"--listen-address={srv.ip6}",
+                    "--user=root", "--pid-file=" + os.path.join(srv.dir, "dnsmasq.pid"), "--edns-packet-max=4096",
+                    "--address=/lab.test/10.77.0.99", "--address=/lab.test/fd00:77::99",
+                    f"--txt-record=t.lab.test,{long_txt}", f"--txt-record=big.lab.test,{long_txt},{long_txt}",
+                    "--mx-host=lab.test,mail.lab.test,10", "--mx-host=lab.test,mx2.lab.test,20",
+                    "--host-record=many.lab.test,10.77.0.101", "--host-record=many.lab.test,10.77.0.102",
+                    "--host-record=many.lab.test,10.77.0.103", "--host-record=many.lab.test,10.77.0.104",
+                    "--srv-host=_bittorrent-tracker._tcp.lab.test,tracker.lab.test,6969,0,10",
+                    "--log-queries"], "dnsmasq")
+    srv.services += [["udp", 53, "dns-edns"], ["tcp", 53, "dns-edns"]]
+    srv.clients.append(f"dnsmasq {lab.versions['dnsmasq']} port 53, EDNS 4096, long TXT/MX/SRV/A sets")
+    lab.start(rel, [PY, g, "dns-dropfirst", f"{rel.ip4}:53", f"{srv.ip4}:53"], "dns-dropfirst")
+    rel.services.append(["udp", 53, "dns-edns"])
+    rel.clients.append("netgen.py dns-dropfirst :53 -> dnsmasq (drops the first copy of each query)")
+    # avahi-daemon: its config and service files come from /etc/netns/<ns>/avahi (ip netns exec bind-mounts
+    # them over /etc/avahi); its pid/socket directory is a tmpfs in the mount namespace of that one process
+    os.makedirs("/run/avahi-daemon", exist_ok=True)
+    for h in (m1, m2):
+        ad = f"/etc/netns/{h.ns}/avahi"
+        os.makedirs(os.path.join(ad, "services"), exist_ok=True)
+        with open(os.path.join(ad, "avahi-daemon.conf"), "w") as f:
+            f.write(f"[server]\nhost-name=bittap-lab-{h.name}\ndomain-name=local\nuse-ipv4=yes\nuse-ipv6=no\n"
+                    "allow-interfaces=eth0\nenable-dbus=no\nratelimit-interval-usec=1000000\nratelimit-burst=1000\n"
+                    "[wide-area]\nenable-wide-area=no\n[publish]\npublish-hinfo=yes\npublish-workstation=yes\n"
+                    "[reflector]\n[rlimits]\n")
+        with open(os.path.join(ad, "services", "lab.service"), "w") as f:
+            f.write(f"""<?xml version="1.0" standalone='no'?>
+<!DOCTYPE service-group SYSTEM "avahi-service.dtd">
+<service-group>
+  <name>bittap lab web {h.name}</name>
+  <service><type>_http._tcp</type><port>80</port><txt-record>path=/index.html</txt-record>
+    <txt-record>note=lab service published by avahi-daemon for the bittap look-alike negatives</txt-record></service>
+  <service><type>_ipp._tcp</type><port>631</port><txt-record>ty=bittap lab printer</txt-record>
+    <txt-record>rp=printers/lab</txt-record><txt-record>pdl=application/pdf,image/urf</txt-record></service>
+</service-group>
+""")
+        lab.start(h, ["sh", "-c", "mount -t tmpfs tmpfs /run/avahi-daemon && exec avahi-daemon --no-drop-root "
+                      "--no-chroot --no-proc-title"], "avahi-daemon")
+        h.services.append(["udp", 5353, "mdns"])
+        h.clients.append(f"avahi-daemon {lab.versions['avahi-daemon']} (IPv4, no D-Bus) publishing _http._tcp, _ipp._tcp")
+    cl.services.append(["udp", 5353, "mdns"])
+    lab.group_kinds = [["udp", "224.0.0.251", 5353, "mdns"], ["udp", "ff02::fb", 5353, "mdns"]]
+    cl.clients += [f"dig (bind9-dnsutils {lab.versions['bind9-dnsutils']}) with EDNS options",
+                   "glibc stub resolver (getent ahosts, resolv.conf options edns0 timeout:1 attempts:3) via the relay",
+                   "netgen.py mdns-query (EDNS OPT, identical repeats, from 5353 and legacy unicast)"]
+    time.sleep(2)
+    dig = ["dig", "+tries=1", "+time=1"]
+    for i, (n, qt) in enumerate([("t.lab.test", "TXT"), ("big.lab.test", "TXT"), ("lab.test", "MX"),
+                                 ("many.lab.test", "A"), ("_bittorrent-tracker._tcp.lab.test", "SRV"),
+                                 ("www.lab.test", "AAAA"), ("nx.example.invalid", "A")]):
+        server = srv.ip4 if i % 2 == 0 else srv.ip6
+        for opts in (["+bufsize=4096"], ["+dnssec", "+bufsize=1232"], ["+padding=128", "+cookie"],
+                     ["+nsid", "+bufsize=512"]):
+            lab.exec(cl, dig + opts + [f"@{server}", n, qt], timeout=5)
+    for n, qt in (("t.lab.test", "TXT"), ("many.lab.test", "A"), ("lab.test", "MX")):
+        # first copy dropped by the relay: dig retries the identical query after 1 s
+        lab.exec(cl, ["dig", "+tries=3", "+time=1", "+bufsize=1232", "+padding=128", f"@{rel.ip4}", n, qt], timeout=8)
+    # glibc's stub resolver (getent ahosts) retries on the SAME socket: the identical EDNS query twice in one
+    # 5-tuple. Names long enough that the query itself is 98+ bytes.
+    with open(f"/etc/netns/{cl.ns}/resolv.conf", "w") as f:
+        f.write(f"nameserver {rel.ip4}\noptions edns0 timeout:1 attempts:3\n")
+    for n in ("a-rather-long-host-name-for-the-bittap-lab-look-alike-test.mirrors.lab.test",
+              "another-long-name-used-to-make-edns-queries-announce-sized.cdn.lab.test"):
+        rc, out = lab.exec(cl, ["getent", "ahosts", n], timeout=10)
+        log(f"  getent ahosts via relay: rc={rc} {out.strip()[:60]}")
+    for q in ([f"@{srv.ip4}", "big.lab.test", "TXT"], [f"@{srv.ip6}", "many.lab.test", "A"]):
+        lab.exec(cl, ["dig", "+tcp", "+tries=1", "+time=2", "+bufsize=4096", "+dnssec"] + q, timeout=5)
+    names = ["_http._tcp.local", "_ipp._tcp.local", "_services._dns-sd._udp.local", "bittap-lab-mdns-a.local",
+             "bittap-lab-mdns-b.local"]
+    lab.exec(cl, [PY, g, "mdns-query", cl.ip4] + names + ["--repeat", "3"], timeout=15)
+    lab.exec(cl, [PY, g, "mdns-query", cl.ip4] + names[:3] + ["--repeat", "2", "--legacy"], timeout=10)
+
+
+ONE_DIR["neg-dns-edns"] = {"-1dir": ["client"], "-1dir-server": ["dns", "relay", "mdns-a", "mdns-b"]}
+
+
+@scenario("neg-iperf3", "look-alike negatives on BitTorrent's ports: iperf3 servers on TCP 6881 and 51413 (control and "
+          "data connections on the same port), TCP upload, reverse download, and a UDP test to 6881", ["other"])
+def sc_neg_iperf3(lab, a):
+    srv = lab.host("iperf", 20, "service")
+    cl = lab.host("client", 21, "client")
+    for port in (6881, 51413):
+        lab.start(srv, ["iperf3", "-s", "-p", str(port)], f"iperf3-{port}")
+        srv.services += [["tcp", port, "iperf3"], ["udp", port, "iperf3"]]
+    srv.clients.append(f"iperf3 {lab.versions['iperf3']} -s -p 6881, -s -p 51413")
+    cl.clients.append("iperf3 -c: -n (TCP), -R (reverse), -u (UDP) tests")
+    wait_for(lambda: listening(lab, srv, "tcp", 51413))
+    n = max(a.size // 2, 16384)   # 28 KiB at the default --size; TCP writes of 16 KiB (iperf3's default is 128 KiB)
+    for args in (["-p", "6881", "-l", "16K", "-n", str(n * 2)], ["-p", "51413", "-l", "16K", "-n", str(n), "-R"],
+                 ["-p", "6881", "-6", "-l", "16K", "-n", str(n)],
+                 ["-p", "51413", "-u", "-b", "2M", "-l", "1200", "-n", str(n)]):
+        target = srv.ip6 if "-6" in args else srv.ip4
+        rc, out = lab.exec(cl, ["iperf3", "-c", target] + args, timeout=20)
+        log(f"  iperf3 {' '.join(args)}: rc={rc}")
+
+
+ONE_DIR["neg-iperf3"] = {"-1dir": ["client"], "-1dir-server": ["iperf"]}
+
+
 # ----------------------------------------------------------------------------------------------
 
 def run_scenario(name, a, versions):
@@ -1012,13 +1416,37 @@ def run_scenario(name, a, versions):
                 "size": a.size, "elapsed_s": round(time.time() - t0, 1), "completed_run": ok,
                 "hosts": [h.meta() for h in lab.hosts.values()],
                 "lsd_groups": [[LSD4, 6771], [LSD6, 6771]],
+                "group_kinds": lab.group_kinds,
                 "made_with": f"lab/run.sh {name} --size {a.size} (lab.py, Debian 12); capture: tcpdump "
                              f"{versions['tcpdump']} -i br0 -s 0 -U in the switch namespace (pcap, Ethernet)"}
         lab.cleanup()
         with open(os.path.join(a.out, name + ".meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
+        for suffix, senders in ONE_DIR.get(name, {}).items() if ok else ():
+            one_direction(a, meta, suffix, senders, versions)
     log(f"scenario {name} done in {time.time() - t0:.1f}s -> {pcap}")
     return meta
+
+
+def one_direction(a, meta, suffix, senders, versions):
+    """<scenario><suffix>.pcap: the packets sent by `senders` (host names) only, filtered from the capture
+    with tcpdump -r; the same flows seen from one side, as behind asymmetric routing. Its meta names the
+    original, so label.py labels it with the same hosts and services."""
+    hosts = [h for h in meta["hosts"] if h["name"] in senders]
+    filt = " or ".join(f"src host {h[k]}" for h in hosts for k in ("ip4", "ip6"))
+    src = os.path.join(a.out, meta["pcap"])
+    name = meta["scenario"] + suffix
+    dst = os.path.join(a.out, name + ".pcap")
+    run("tcpdump", "-r", src, "-w", dst, filt)
+    m = dict(meta)
+    m.update({"scenario": name, "pcap": os.path.basename(dst), "derived_from": meta["scenario"],
+              "one_dir_senders": senders,
+              "description": meta["description"] + f"; ONE DIRECTION ONLY: the packets sent by {', '.join(senders)}",
+              "made_with": f"tcpdump {versions['tcpdump']} -r {meta['pcap']} -w {os.path.basename(dst)} '{filt}' "
+                           f"(from: {meta['made_with']})"})
+    with open(os.path.join(a.out, name + ".meta.json"), "w") as f:
+        json.dump(m, f, indent=1)
+    log(f"  one-direction variant -> {dst}")
 
 
 def cleanup_state(runid=None):
@@ -1091,7 +1519,8 @@ def main():
     versions = {p: pkg_version(p) for p in ["python3-libtorrent", "transmission-cli", "transmission-daemon",
                                             "aria2", "qbittorrent-nox", "rtorrent", "openssh-server",
                                             "openssh-client", "dnsmasq", "bind9-dnsutils", "tcpdump", "curl",
-                                            "openssl"]}
+                                            "openssl", "shadowsocks-libev", "v2ray", "obfs4proxy", "tor", "openvpn",
+                                            "stunnel4", "wireguard-go", "iperf3", "avahi-daemon"]}
 
     def on_signal(sig, frame):
         # first signal: unwind into the cleanup code; later ones must not interrupt the cleanup

@@ -17,7 +17,9 @@ Rules, in order, for a TCP/UDP flow between endpoints A and B:
     → bittorrent/tracker-* (webseed)
  3. both ends are BitTorrent hosts and one end's port is a port a client there was configured to listen
     on (same transport), or ss saw a BitTorrent client process own one end → bittorrent/<kind>
- 4. an end is a host running only non-BitTorrent software → other/other
+ 4. an end is a host running only non-BitTorrent software → other/<kind>: the kind of the service that
+    end's host declared on that end's port ([l4, port, kind] in the meta; e.g. shadowsocks, iperf3), or of
+    the multicast group ([l4, group, port, kind] in `group_kinds`, e.g. mdns), else `other`
  5. anything else (e.g. a BitTorrent host talking to something unexpected) → ignore
 Non-TCP/UDP packets (ARP, ICMP, IGMP/MLD) are not listed.
 """
@@ -177,6 +179,21 @@ def load_ss(path):
     return own
 
 
+def other_kind(f, ends, hs, groups):
+    """The software a non-BitTorrent flow belongs to, from the construction: a service declared on one end's
+    (host, l4, port) -- the server end first, i.e. the end whose port is declared -- or a multicast group."""
+    for i in (1, 0):
+        h = hs[i]
+        for l4, port, kd in (h["services"] if h else []):
+            if l4 == f.l4 and port == ends[i][1] and kd != "other":
+                return kd
+    for ip, port in ends:
+        kd = groups.get((f.l4, str(ipaddress.ip_address(ip)), port))
+        if kd:
+            return kd
+    return "other"
+
+
 def label_scenario(outdir, meta):
     pcap = os.path.join(outdir, meta["pcap"])
     flows = flows_of(pcap)
@@ -186,6 +203,7 @@ def label_scenario(outdir, meta):
         by_ip[h["ip4"]] = h
         by_ip[str(ipaddress.ip_address(h["ip6"]))] = h
     lsd = {(str(ipaddress.ip_address(g)), p) for g, p in meta["lsd_groups"]}
+    groups = {(l4, str(ipaddress.ip_address(g)), p): kd for l4, g, p, kd in meta.get("group_kinds", [])}
     rows = []
     for k, f in sorted(flows.items(), key=lambda kv: kv[1].first):
         ends = [(f.a, f.ap), (f.b, f.bp)]
@@ -229,7 +247,7 @@ def label_scenario(outdir, meta):
             else:
                 kind = "utp" if f.utp >= f.krpc and f.utp else ("dht" if f.krpc else "utp")
         elif any(r in ("service", "client", "webseed") for r in roles):
-            label, kind = "other", "other"
+            label, kind = "other", other_kind(f, ends, hs, groups)
         rows.append({"pcap": meta["pcap"], "l4": f.l4.upper(), "ip1": f.a, "port1": f.ap, "ip2": f.b,
                      "port2": f.bp, "label": label, "kind": kind, "packets": f.packets, "bytes": f.bytes,
                      "_flow": f})
@@ -273,6 +291,13 @@ CHECKS = {
     "classic_ports": ("tcp.port in {6881..6889, 51413} || udp.port in {6881..6889, 51413}", [],
                       "packets on the classic client ports 6881-6889 / 51413"),
     "port_6969": ("tcp.port == 6969 || udp.port == 6969", [], "packets on the tracker port 6969"),
+    "edns_announce_shape": ("udp.payload[8:4] == 00:00:00:01 && udp.length >= 106", [],
+                            "UDP datagrams of 98+ bytes with 00 00 00 01 at offset 8 (EDNS: NSCOUNT 0, ARCOUNT 1)"),
+    "mdns": ("mdns", [], "mDNS messages"),
+    "wireguard_init": ("udp.length == 156 && udp.payload[0:4] == 01:00:00:00", [],
+                       "WireGuard handshake initiations (type 1, 148 bytes)"),
+    "tls443": ("tls.handshake.type == 1 && tcp.dstport == 443", [], "TLS ClientHello to 443 (stunnel4)"),
+    "tor_tls": ("tls.handshake.type == 1", ["-d", "tcp.port==20049,tls"], "TLS ClientHello to the tor bridge"),
     "outside_lab": ("(ip && !(ip.src == 10.77.0.0/24 && (ip.dst == 10.77.0.0/24 || ip.dst == 224.0.0.0/4))) || "
                     "(ipv6 && !((ipv6.src == fd00:77::/64 || ipv6.src == fe80::/10 || ipv6.src == ::) && "
                     "(ipv6.dst == fd00:77::/64 || ipv6.dst == fe80::/10 || ipv6.dst == ff00::/8)))", [],
@@ -300,7 +325,17 @@ EXPECT = {
     "neg-dns": {"handshake_any": "0", "dns": "+"},
     "neg-random": {"handshake_any": "0", "dht_query": "0"},
     "neg-btports": {"handshake_any": "0", "tls": "+", "http": "+"},
+    "neg-lookalike": {"handshake_any": "0", "dht_query": "0"},
+    "neg-tunnels": {"handshake_any": "0", "tls443": "+", "tor_tls": "+", "wireguard_init": "+"},
+    "neg-dns-edns": {"handshake_any": "0", "dns": "+", "mdns": "+", "edns_announce_shape": "+"},
+    "neg-iperf3": {"handshake_any": "0", "classic_ports": "+"},
 }
+# one-direction variants (lab.py one_direction): the same checks, all of which hold on either side's packets
+# but the TLS ClientHellos and WireGuard initiations (sent by the client)
+for _sc in ("neg-lookalike", "neg-tunnels", "neg-dns-edns", "neg-iperf3"):
+    EXPECT[_sc + "-1dir"] = dict(EXPECT[_sc])
+    EXPECT[_sc + "-1dir-server"] = {k: v for k, v in EXPECT[_sc].items()
+                                    if k not in ("tls443", "tor_tls", "wireguard_init")}
 
 # BitTorrent clients listen on random high ports everywhere but bt-classic-ports (lab.py Lab.port), and
 # the tracker uses 6969 only in bt-classic-ports and bt-mixed: a port rule cannot find those flows
@@ -311,11 +346,21 @@ for _sc, _exp in EXPECT.items():
 EXPECT["neg-btports"]["classic_ports"] = "+"
 
 
-def run_checks(pcap, scenario):
+def run_checks(pcap, scenario, meta=None):
     res = []
     ok = True
-    for name, want in list(EXPECT.get(scenario, {}).items()) + [("outside_lab", "0")]:
-        filt, extra, desc = CHECKS[name]
+    checks = dict(CHECKS)
+    todo = list(EXPECT.get(scenario, {}).items()) + [("outside_lab", "0")]
+    if meta and meta.get("one_dir_senders"):
+        # a one-direction capture holds no TCP/UDP packet sent by any other host
+        src = [h[k] for h in meta["hosts"] if h["name"] in meta["one_dir_senders"] for k in ("ip4", "ip6")]
+        v4 = ", ".join(a for a in src if ":" not in a)
+        v6 = ", ".join(a for a in src if ":" in a)
+        checks["other_direction"] = (f"(tcp || udp) && !(ip.src in {{{v4}}} || ipv6.src in {{{v6}}})", [],
+                                     "TCP/UDP packets not sent by the one-direction capture's senders")
+        todo.append(("other_direction", "0"))
+    for name, want in todo:
+        filt, extra, desc = checks[name]
         n = tshark_count(pcap, filt, extra)
         good = n is not None and ((want == "+" and n > 0) or (want == "0" and n == 0))
         ok &= good
@@ -353,7 +398,7 @@ def main():
     for m in metas:
         rows = label_scenario(a.outdir, m)
         pcap = os.path.join(a.outdir, m["pcap"])
-        ok, checks = run_checks(pcap, m["scenario"])
+        ok, checks = run_checks(pcap, m["scenario"], m)
         extra = {}
         if m["scenario"] == "bt-pex":
             extra["pex_flows_between_non_hub_peers"] = pex_evidence(rows, m)
@@ -378,9 +423,42 @@ def main():
         os.makedirs(dest, exist_ok=True)
         for e in manifest:
             shutil.copy(os.path.join(a.outdir, e["m"]["pcap"]), os.path.join(dest, e["m"]["pcap"]))
-        shutil.copy(os.path.join(a.outdir, "labels.tsv"), os.path.join(dest, "labels.tsv"))
-        shutil.copy(os.path.join(a.outdir, "MANIFEST.tsv"), os.path.join(dest, "..", "MANIFEST.tsv"))
-        print(f"installed {len(manifest)} captures, labels.tsv into {dest}; MANIFEST.tsv into {dest}/..")
+        # merge: rows of the captures installed now replace theirs; every other capture's rows stay as they
+        # are (so `run.sh --install neg-x` adds or remakes one capture and leaves the others byte-identical)
+        done = {e["m"]["pcap"] for e in manifest}
+        merge_rows(os.path.join(a.outdir, "labels.tsv"), os.path.join(dest, "labels.tsv"), 0, done)
+        merge_rows(os.path.join(a.outdir, "MANIFEST.tsv"), os.path.join(dest, "..", "MANIFEST.tsv"), 1, done)
+        print(f"installed {len(manifest)} captures into {dest}, their rows into labels.tsv and {dest}/../MANIFEST.tsv")
+
+
+def merge_rows(new_path, dest_path, col, pcaps):
+    """Write dest_path = header and comments of new_path, dest's rows whose capture (column `col`, a pcap
+    name or a lab/<pcap> path) is not in `pcaps`, and new_path's rows; rows ordered by capture as label.py
+    orders them (by <scenario>.meta.json), each capture's rows in their own order."""
+    def parse_file(path):
+        head, rows = [], []
+        if not os.path.exists(path):
+            return head, rows
+        seen_header = False
+        for line in open(path):
+            if not seen_header:
+                head.append(line)
+                seen_header = not line.startswith("#")
+            else:
+                rows.append(line)
+        return head, rows
+
+    def cap(line):
+        c = line.split("\t")[col]
+        return os.path.basename(c)
+
+    head, new_rows = parse_file(new_path)
+    _, old_rows = parse_file(dest_path)
+    keep = [r for r in old_rows if cap(r) not in pcaps]
+    order = lambda r: cap(r)[:-len(".pcap")] + ".meta.json" if cap(r).endswith(".pcap") else cap(r)  # noqa: E731
+    merged = sorted(keep + new_rows, key=order)   # stable: each capture's rows keep their order
+    with open(dest_path, "w") as f:
+        f.writelines(head + merged)
 
 
 def write_outputs(outdir, rows, manifest):

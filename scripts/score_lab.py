@@ -16,7 +16,9 @@ its rows has class bittorrent. Flow figures count flows; byte figures count the 
 bittorrent (TP/FP) and, for BitTorrent flows, the labelled wire bytes not classed bittorrent (FN).
 --compact leaves out table rows (captures, kinds) with no BitTorrent flow and no false positive.
 Prints precision/recall per scenario, per kind and overall, the true positives per scenario by bittap's
-`method` column (e.g. `port` = found by a port rule alone; not with --compact), and lists every FP and FN.
+`method` column (e.g. `port` = found by a port rule alone; not with --compact), the false positives per
+negative kind × method (flows and bytes classed bittorrent; a flow counts under the method of its first
+row classed bittorrent; with --compact only kinds with a false positive), and lists every FP and FN.
 Exit status 0
 (it measures; callers decide what is good enough).
 """
@@ -68,6 +70,44 @@ class Tally:
 HEADER = "  bt other    TP   FP   FN  flow-P  flow-R  bytes-P  bytes-R"
 
 
+METHODS = ["signature", "correlation", "heuristic", "port"]
+
+
+def print_fp_methods(fp_method, per_kind, compact, w):
+    """False positives per negative kind × bittap method: `flows/bytes` per cell (bytes of the rows classed
+    bittorrent), the kind's negative flows and its totals."""
+    if not fp_method:
+        return
+    seen = sorted({m for d in fp_method.values() for m in d if m} - set(METHODS))
+    methods = METHODS + seen
+    kinds = sorted(fp_method, key=lambda k: (-sum(c[0] for c in fp_method[k].values()), k))
+    if compact:
+        kinds = [k for k in kinds if any(c[0] for c in fp_method[k].values())]
+    cw = 16
+
+    def cell(c):
+        return f"{c[0]}/{c[1]}" if c[0] else "0"
+    print(f"\nfalse positives per negative kind × method (flows/bytes classed bittorrent)")
+    print(f"{'kind':{w}} {'neg':>5} " + " ".join(f"{m[:cw]:>{cw}}" for m in methods) + f" {'ALL':>{cw}} {'FP-share':>8}")
+    col_tot = defaultdict(lambda: [0, 0])
+    for k in kinds:
+        d = fp_method[k]
+        tot = [sum(c[0] for m, c in d.items() if m), sum(c[1] for m, c in d.items() if m)]
+        for m, c in d.items():
+            if m:
+                col_tot[m][0] += c[0]
+                col_tot[m][1] += c[1]
+        neg = per_kind[k].other
+        print(f"{k[:30]:{w}} {neg:5d} " + " ".join(f"{cell(d.get(m, [0, 0])):>{cw}}" for m in methods)
+              + f" {cell(tot):>{cw}} {ratio(tot[0], neg):>8}")
+    if not kinds:
+        print("(no false positive)")
+    negs = sum(per_kind[k].other for k in fp_method)
+    all_tot = [sum(c[0] for c in col_tot.values()), sum(c[1] for c in col_tot.values())]
+    print(f"{'ALL':{w}} {negs:5d} " + " ".join(f"{cell(col_tot.get(m, [0, 0])):>{cw}}" for m in methods)
+          + f" {cell(all_tot):>{cw}} {ratio(all_tot[0], negs):>8}")
+
+
 def main():
     args = sys.argv[1:]
     show, title = 1000, None
@@ -103,6 +143,7 @@ def main():
         truth[r["pcap"]][k] = (r["label"].strip().lower(), kind, int(float(r.get("bytes") or 0)))
     per_pcap, per_kind, total = defaultdict(Tally), defaultdict(Tally), Tally()
     tp_method = defaultdict(lambda: defaultdict(int))   # pcap -> bittap method -> true positives
+    fp_method = defaultdict(lambda: defaultdict(lambda: [0, 0]))   # negative kind -> method -> [flows, bytes]
     errors, missing, unlabelled = [], [], []
     for pcap, flows in sorted(truth.items()):
         path = os.path.join(pred_dir, pcap + ".csv")
@@ -153,6 +194,10 @@ def main():
                 errors.append(("FN" if k in pred else "FN-noflow", pcap, kind, k, max(lbytes, all_bytes), ""))
             elif lab == "other" and is_bt:
                 errors.append(("FP", pcap, kind, k, bt_bytes, how))
+            if lab == "other":
+                cell = fp_method[kind][(how.partition("/")[2] or "?") if is_bt else ""]
+                cell[0] += 1 if is_bt else 0
+                cell[1] += bt_bytes
         for k, (is_bt, bt_bytes, _a, how) in pred.items():
             if is_bt and k not in flows:
                 unlabelled.append((pcap, k, bt_bytes, how))
@@ -190,6 +235,7 @@ def main():
         for pcap in sorted(tp_method):
             print(f"{short(pcap):{w}} " + " ".join(f"{tp_method[pcap].get(m, 0):10d}" for m in methods))
         print(f"{'ALL':{w}} " + " ".join(f"{sum(d.get(m, 0) for d in tp_method.values()):10d}" for m in methods))
+    print_fp_methods(fp_method, per_kind, compact, w)
     ign = total.ignored
     print(f"\n(flows labelled ignore: {ign}; byte figures in wire bytes)")
     if missing:
