@@ -176,12 +176,11 @@ const MAX_REL: u32 = 1 << 30;
 
 impl MseTracker {
     /// Feeds one TCP packet of the flow. `Handshake`, `Rhythm` and `NotMine` are final.
+    /// After `NotMine`, or once given up, it still counts what each side sent (see
+    /// [`MseTracker::silent_responder`]).
     pub fn on_segment(&mut self, s: Segment<'_>) -> Mse {
-        if let Some(a) = self.answer {
-            return a;
-        }
-        if self.stage == Stage::Done {
-            return Mse::NotYet;
+        if matches!(self.answer, Some(Mse::Handshake | Mse::Rhythm)) {
+            return self.answer.unwrap_or(Mse::NotYet);
         }
         let d = (s.dir & 1) as u8;
         let o = d ^ 1;
@@ -210,7 +209,7 @@ impl MseTracker {
                 }
             }
         }
-        if s.len > 0 && self.answer.is_none() {
+        if s.len > 0 {
             let b = *self.base[usize::from(d)].get_or_insert(s.seq);
             let start = s.seq.wrapping_sub(b);
             let end = start.wrapping_add(s.len);
@@ -224,6 +223,17 @@ impl MseTracker {
     /// Whether the tracker still wants packets (no final answer, not given up).
     pub fn active(&self) -> bool {
         self.answer.is_none() && self.stage != Stage::Done
+    }
+
+    /// Bytes the initiator is known to have sent while the responder has sent nothing, when
+    /// the connection's start was seen. BitTorrent's initiator can send no more than its
+    /// handshake, extension handshake and bitfield (or an MSE key) before the responder
+    /// answers.
+    pub fn silent_responder(&self) -> u32 {
+        match self.initiator {
+            Some(i) if self.sent[usize::from(i ^ 1)] == 0 => self.sent[usize::from(i)],
+            _ => 0,
+        }
     }
 
     /// Whether the opening has been seen to be something other than MSE.
@@ -241,6 +251,10 @@ impl MseTracker {
         let si = usize::from(side);
         let before = self.sent[si];
         if total <= before {
+            return;
+        }
+        if self.answer.is_some() || self.stage == Stage::Done {
+            self.sent[si] = total;
             return;
         }
         // Whether the segment continues the stream exactly (no overlap, nothing missing).

@@ -247,6 +247,14 @@ impl TrackerTie {
     }
 }
 
+/// Most bytes a BitTorrent initiator sends before the responder's first byte. The responder
+/// answers the handshake (68 bytes) or the MSE key (96–608) at once, since it needs nothing
+/// more; clients write their extension handshake and bitfield after the answer, and even one
+/// that wrote them first stays below this for torrents of up to 100 000 pieces. More,
+/// acknowledged by a responder that stays silent (a flow seen from the receiving side only),
+/// is a transfer of something else.
+const MAX_UNANSWERED: u32 = 16 * 1024;
+
 /// The handshake seen at the start of a segment later in a stream (after an MSE exchange that
 /// selected plaintext, or in a flow joined mid-stream).
 const HANDSHAKE: &[u8] = b"\x13BitTorrent protocol";
@@ -314,7 +322,7 @@ impl ProbeState {
             if t.flags & TCP_SYN != 0 {
                 self.dirs[dir].prefix.syn(t.seq);
             }
-            if transport == Transport::Tcp && self.mse.active() {
+            if transport == Transport::Tcp {
                 mse = self.mse.on_segment(Segment {
                     dir,
                     flags: t.flags,
@@ -375,11 +383,11 @@ impl ProbeState {
     /// handshake nor a key exchange MSE could have made, and it was no HTTP tracker or web
     /// seed: BitTorrent never opens a connection that way.
     fn opening_not_bittorrent(&self) -> bool {
-        self.mse.failed()
-            && self
-                .dirs
-                .iter()
-                .any(|d| d.prefix.anchored() && d.signatures_done && d.payload_packets > 0)
+        let seen_opening = self
+            .dirs
+            .iter()
+            .any(|d| d.prefix.anchored() && d.signatures_done && d.payload_packets > 0);
+        (self.mse.failed() && seen_opening) || self.mse.silent_responder() > MAX_UNANSWERED
     }
 
     /// True once some direction has been probed to the end without a match.
