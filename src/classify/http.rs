@@ -98,12 +98,49 @@ fn request(head: &[u8]) -> Verdict {
 
 fn response(head: &[u8]) -> Verdict {
     match find(head, b"\r\n\r\n") {
-        Some(end) if krpc::is_tracker_reply(&head[end + 4..]) => Verdict {
-            proto: Proto::TrackerHttp,
-            method: Method::Signature,
-        },
+        Some(end) if tracker_reply_body(&head[end + 4..]) => TRACKER_REPLY,
         _ => Verdict::OTHER,
     }
+}
+
+const TRACKER_REPLY: Verdict = Verdict {
+    proto: Proto::TrackerHttp,
+    method: Method::Signature,
+};
+
+/// Whether a segment is an HTTP response's headers with nothing after them: the body (a
+/// tracker's bencoded reply, say) comes in the next segment.
+pub fn awaits_body(payload: &[u8]) -> bool {
+    payload.starts_with(b"HTTP/1.") && payload.ends_with(b"\r\n\r\n")
+}
+
+/// What the segment after a response's headers says: a tracker reply, or another body.
+pub fn classify_body(segment: &[u8]) -> Verdict {
+    if tracker_reply_body(segment) {
+        TRACKER_REPLY
+    } else {
+        Verdict::OTHER
+    }
+}
+
+/// Whether a response body (or its first part) is a bencoded tracker reply, also under a
+/// chunked coding or gzip.
+fn tracker_reply_body(body: &[u8]) -> bool {
+    let body = skip_chunk_size(body);
+    if body.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut out = [0u8; 512];
+        let mut gz = flate2::read::GzDecoder::new(body);
+        let mut n = 0;
+        while n < out.len() {
+            match gz.read(&mut out[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        return krpc::is_tracker_reply(skip_chunk_size(&out[..n]));
+    }
+    krpc::is_tracker_reply(body)
 }
 
 /// Largest tracker reply body inflated from gzip.

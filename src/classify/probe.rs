@@ -177,6 +177,8 @@ struct DirProbe {
     signatures_done: bool,
     framing_done: bool,
     done: bool,
+    /// The first segment was an HTTP response's headers alone.
+    http_body_next: bool,
 }
 
 /// Probe state of one flow being classified; lives in a [`ProbePool`].
@@ -223,8 +225,12 @@ impl TrackerTie {
             if let (Some(cid), Some(tid)) = (take8(0), take4(12)) {
                 // A retry repeats its transaction id: only a request with a new one, on the
                 // same connection, ties with the last.
+                // A DNS message on an unusual port repeats its header where BEP 15 has the
+                // connection id: one question and no answers (`00 01 00 00` at 4..8) is a
+                // connection id of a chance below 2^-32, so such requests tie no pair.
+                let dns_header = cid[4..8] == [0, 1, 0, 0];
                 let tied = self.granted[other] == Some(cid)
-                    || self.request[dir].is_some_and(|(c, t)| c == cid && t != tid)
+                    || self.request[dir].is_some_and(|(c, t)| c == cid && t != tid && !dns_header)
                     || self.response_tid[other] == Some(tid);
                 self.request[dir] = Some((cid, tid));
                 if tied {
@@ -387,7 +393,9 @@ impl ProbeState {
             .dirs
             .iter()
             .any(|d| d.prefix.anchored() && d.signatures_done && d.payload_packets > 0);
-        (self.mse.failed() && seen_opening) || self.mse.silent_responder() > MAX_UNANSWERED
+        let awaiting_body = self.dirs.iter().any(|d| d.http_body_next);
+        !awaiting_body
+            && ((self.mse.failed() && seen_opening) || self.mse.silent_responder() > MAX_UNANSWERED)
     }
 
     /// True once some direction has been probed to the end without a match.
@@ -458,8 +466,17 @@ fn tcp_segment(
     cut: bool,
     evidence: &mut Evidence,
 ) -> Answer {
-    if d.payload_packets == 1 {
-        if let Some(v) = http::classify(payload) {
+    if d.payload_packets == 1 && http::awaits_body(payload) {
+        // A response's headers alone: its body, in the next segment, says what it is.
+        d.http_body_next = true;
+    } else if d.payload_packets == 1 || d.http_body_next {
+        let v = if d.http_body_next {
+            Some(http::classify_body(payload))
+        } else {
+            http::classify(payload)
+        };
+        d.http_body_next = false;
+        if let Some(v) = v {
             *evidence = http_evidence(v);
             return Answer::Certain(v);
         }
@@ -789,5 +806,91 @@ mod tests {
         assert_eq!(pool.alloc(), a);
         assert_ne!(a, b);
         assert_eq!(pool.in_use(), 2);
+    }
+
+    fn tcp_pkt(
+        r: &Rules,
+        p: &mut ProbeState,
+        dir: usize,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        data: &[u8],
+    ) -> Answer {
+        p.on_packet(
+            r,
+            Transport::Tcp,
+            dir,
+            Some(TcpInfo {
+                flags,
+                seq,
+                ack,
+                len: data.len() as u32,
+            }),
+            (40000, 6969),
+            data,
+            false,
+        )
+    }
+
+    #[test]
+    fn tracker_reply_body_in_its_own_segment_seen_from_the_server_only() {
+        let r = rules();
+        let mut p = ProbeState::default();
+        // The server's side: SYN-ACK, the ack of a 300-byte request, headers, then the body.
+        tcp_pkt(&r, &mut p, 0, 0x12, 5000, 101, &[]);
+        tcp_pkt(&r, &mut p, 0, 0x10, 5001, 401, &[]);
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+        assert_eq!(
+            tcp_pkt(&r, &mut p, 0, 0x18, 5001, 401, head),
+            Answer::NotYet
+        );
+        let body =
+            b"d8:completei1e10:incompletei1e8:intervali1800e5:peers6:\x0a\x4d\x00\x0b\x1a\xe1e";
+        let a = tcp_pkt(&r, &mut p, 0, 0x18, 5001 + head.len() as u32, 401, body);
+        assert_eq!(a, certain(Proto::TrackerHttp, Method::Signature));
+        assert_eq!(p.evidence(), Evidence::HttpTracker);
+    }
+
+    #[test]
+    fn a_silent_receiver_of_bulk_data_is_not_a_peer() {
+        let r = rules();
+        let mut p = ProbeState::default();
+        // Seen from the receiving server only: it acknowledges 20 KiB and never sends a byte.
+        tcp_pkt(&r, &mut p, 0, 0x12, 9000, 1001, &[]);
+        let mut last = Answer::NotYet;
+        for k in 1..=14u32 {
+            last = tcp_pkt(&r, &mut p, 0, 0x10, 9001, 1001 + k * 1448, &[]);
+            if last != Answer::NotYet {
+                break;
+            }
+        }
+        assert_eq!(last, Answer::Certain(Verdict::OTHER));
+        assert_eq!(p.evidence(), Evidence::NotBittorrent);
+    }
+
+    #[test]
+    fn dns_with_edns_is_never_a_udp_tracker() {
+        let r = rules();
+        // An EDNS query of 98+ bytes: bytes 8..12 are NSCOUNT 0, ARCOUNT 1 ("announce").
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        q.resize(110, 0);
+        let mut other = q.clone();
+        other[12] = 0x08;
+        for ports in [(40000, 53), (5353, 5353), (40000, 7000)] {
+            let mut p = ProbeState::default();
+            let mut answers = Vec::new();
+            // A query, its identical retry, and a second query on the same socket.
+            for d in [&q, &q, &other] {
+                answers.push(p.on_packet(&r, Transport::Udp, 0, None, ports, d, false));
+            }
+            assert!(
+                !answers
+                    .iter()
+                    .any(|a| matches!(a, Answer::Certain(v) if v.class() == Class::Bittorrent)),
+                "{ports:?}: {answers:?}"
+            );
+        }
     }
 }
