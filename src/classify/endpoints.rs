@@ -339,6 +339,14 @@ mod tests {
     }
 
     #[test]
+    fn entry_size_behind_the_readme_figure() {
+        // README: (2^19 + 2^20) buckets of a 64-byte entry and a control byte at the bound.
+        assert_eq!(std::mem::size_of::<(Endpoint, Seen)>(), 64);
+        let t = EndpointTable::new(1, DEFAULT_MAX);
+        assert_eq!((t.max_observed, t.max_advertised), (1 << 18, 3 << 18));
+    }
+
+    #[test]
     fn first_and_last_times_cover_the_gap() {
         let mut t = EndpointTable::new(60 * S, 100);
         let e = ep(0xffff_0a00_0001, 51413, 6);

@@ -564,6 +564,7 @@ mod tests {
                 confirmed += 1;
             }
         }
+        eprintln!("random request/response flows: {fit} of 2000 fit the four turns, {confirmed} confirmed");
         assert!(fit > 800, "the four-turn shape alone fits {fit} of 2000");
         assert!(
             confirmed <= 2,
