@@ -11,6 +11,7 @@ pub mod classify;
 pub mod decode;
 pub mod flow;
 pub mod live;
+pub mod metrics;
 pub mod pipeline;
 pub mod report;
 pub mod sink;

@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::aggregate::{minute_of, Aggregator, Rfc3339, NS_PER_MIN};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
 use crate::classify::{Class, Rules};
+use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::{Config, FlowSink};
 use crate::sink::spool::{SpoolConfig, SpoolStats, Spooler};
 use crate::sink::{self, influx, FlowWriter, Format};
@@ -48,6 +49,8 @@ pub struct Options {
     pub flush_delay_secs: u32,
     /// No per-minute line on stdout.
     pub quiet: bool,
+    /// `/metrics` and `/healthz` over HTTP.
+    pub metrics: Option<MetricsOptions>,
 }
 
 /// How a run ended.
@@ -123,6 +126,7 @@ struct Outputs {
     spool: Option<Spooler>,
     probe: String,
     quiet: bool,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Minutes ready to be written, with the rule set they were counted under.
@@ -158,7 +162,15 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
         let hosts = agg.hosts_rows();
         rep.minutes += health.len() as u64;
         rep.in_series += series.iter().map(|r| r.counts.packets).sum::<u64>();
+        // Before the files: once a minute is in them, it is in the metrics too.
+        if let Some(m) = &o.metrics {
+            m.record(&series, &health);
+        }
+        let metrics = o.metrics.clone();
         let mut fail = |what: &Out, e: std::io::Error| {
+            if let Some(m) = &metrics {
+                m.output_error();
+            }
             let msg = format!("{}: {e}", what.path.display());
             eprintln!("bittap: write failed: {msg}");
             rep.errors.push(msg);
@@ -302,7 +314,7 @@ pub fn run(
     // The interfaces first (an interface that cannot be opened leaves no empty files), then
     // the outputs, both before privileges are dropped.
     let mut cap = LiveCapture::open(&opts.capture)?;
-    let outputs = Outputs {
+    let mut outputs = Outputs {
         series: open_out(&opts.series)?,
         ports: open_out(&opts.port_series)?,
         health: open_out(&opts.health)?,
@@ -320,6 +332,23 @@ pub fn run(
         },
         probe: opts.probe.clone(),
         quiet: opts.quiet,
+        metrics: None,
+    };
+    // Bound before privileges are dropped (a port below 1024 needs them).
+    let metrics = match &opts.metrics {
+        Some(m) => {
+            let listener = std::net::TcpListener::bind(m.listen)
+                .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", m.listen))?;
+            let metrics = Arc::new(Metrics::new(
+                m.clone(),
+                cap.interfaces().map(str::to_string).collect(),
+                outputs.spool.as_ref().map(Spooler::watch),
+            ));
+            crate::metrics::serve(listener, metrics.clone())?;
+            outputs.metrics = Some(metrics.clone());
+            Some(metrics)
+        }
+        None => None,
     };
     let flows: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::append(p)?)),
@@ -378,7 +407,13 @@ pub fn run(
             workers.dispatch(pkt);
         });
         out.read += read;
+        if let Some(m) = &metrics {
+            m.beat();
+        }
         if let Err(e) = r {
+            if let Some(m) = &metrics {
+                m.capture_failed(e.to_string());
+            }
             read_error = Some(e);
         }
         let now = wall_ns().max(workers.watermark());
@@ -397,6 +432,9 @@ pub fn run(
         if due > open {
             let mut f = workers.flush(due);
             let d = cap.drops();
+            if let Some(m) = &metrics {
+                m.set_drops(cap.drops_by_interface());
+            }
             let q = workers.take_queue_drops();
             out.queue_drops += q;
             let kernel = d.kernel - last.kernel;
@@ -437,6 +475,9 @@ pub fn run(
     out.queue_drops += q;
     let mut f = workers.finish();
     let d = cap.drops();
+    if let Some(m) = &metrics {
+        m.set_drops(cap.drops_by_interface());
+    }
     let kernel = d.kernel - last.kernel;
     let iface = d.interface - last.interface;
     out.drops = d;

@@ -12,6 +12,9 @@ use bittap::analyze;
 use bittap::classify::Rules;
 use bittap::pipeline::Config;
 
+/// `bittap --version`: the package version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BITTAP_COMMIT"), ")");
+
 /// Exit status: everything read and written.
 const EXIT_OK: u8 = 0;
 /// Exit status: a failure while running (an output could not be written).
@@ -24,7 +27,7 @@ const EXIT_INPUT_ERROR: u8 = 3;
 #[derive(Parser)]
 #[command(
     name = "bittap",
-    version,
+    version = VERSION,
     about = "Passive network monitor for BitTorrent traffic"
 )]
 struct Cli {
@@ -49,6 +52,15 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+    /// Write the man page (roff) to stdout, generated from these definitions.
+    #[command(hide = true)]
+    Manpage,
+    /// Write a shell completion script to stdout.
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -291,6 +303,13 @@ struct LiveArgs {
     #[arg(short, long)]
     #[serde(default)]
     quiet: bool,
+    /// Serve Prometheus metrics at /metrics and a health check at /healthz on this address
+    /// (e.g. 127.0.0.1:9108).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Seconds database writes may keep failing before /healthz answers 503 (default 300).
+    #[arg(long, value_name = "SECS")]
+    health_db_grace: Option<u64>,
     #[command(flatten)]
     #[serde(flatten)]
     influx: InfluxArgs,
@@ -324,6 +343,8 @@ impl LiveArgs {
         or!(udp_timeout);
         or!(max_flows);
         or!(endpoint_ttl);
+        or!(metrics_listen);
+        or!(health_db_grace);
         or!(influx.influx_url);
         or!(influx.influx_db);
         or!(influx.influx_rp);
@@ -412,6 +433,13 @@ fn live_cmd(a: LiveArgs) -> ExitCode {
         rules_dir: a.rules,
         flush_delay_secs: a.flush_delay.unwrap_or(5),
         quiet: a.quiet,
+        metrics: a
+            .metrics_listen
+            .map(|listen| bittap::metrics::MetricsOptions {
+                listen,
+                db_grace: std::time::Duration::from_secs(a.health_db_grace.unwrap_or(300)),
+                commit: env!("BITTAP_COMMIT").to_string(),
+            }),
     };
     let signals = match bittap::live::Signals::register() {
         Ok(s) => s,
@@ -842,5 +870,41 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),
+        Command::Manpage => manpage(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "bittap", &mut std::io::stdout());
+            ExitCode::from(EXIT_OK)
+        }
+    }
+}
+
+/// The man page: bittap(1) with every subcommand's options in it.
+fn manpage() -> ExitCode {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    let mut r = clap_mangen::Man::new(cmd.clone()).render(&mut out);
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        if r.is_err() {
+            break;
+        }
+        let name = sub.get_name().to_string();
+        let man = clap_mangen::Man::new(sub.clone().bin_name(format!("bittap {name}")));
+        out.extend_from_slice(format!(".SH \"BITTAP {}\"\n", name.to_uppercase()).as_bytes());
+        r = man
+            .render_synopsis_section(&mut out)
+            .and_then(|()| man.render_description_section(&mut out))
+            .and_then(|()| man.render_options_section(&mut out));
+        if sub.has_subcommands() {
+            r = r.and_then(|()| man.render_subcommands_section(&mut out));
+        }
+    }
+    match r.and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &out)) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }

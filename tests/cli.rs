@@ -261,3 +261,69 @@ fn line_protocol_equals_the_series() {
         .lines()
         .any(|l| l.starts_with("bittap_health,probe=ix-1 packets=")));
 }
+
+/// `--version` names the commit; the man page has a section for every visible subcommand and
+/// every `live` flag; completions know the subcommands.
+#[test]
+fn version_man_page_and_completions() {
+    let v = bittap(&["--version"]);
+    assert!(v.status.success());
+    let v = String::from_utf8_lossy(&v.stdout).into_owned();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        v.trim(),
+        format!("bittap {} ({commit})", env!("CARGO_PKG_VERSION"))
+    );
+
+    let help = bittap(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    // The subcommands as --help lists them (hidden ones are not listed).
+    let subs: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(subs.len() >= 5, "{subs:?}");
+    let man = bittap(&["manpage"]);
+    assert!(man.status.success());
+    let man = String::from_utf8_lossy(&man.stdout).into_owned();
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH bittap 1"),
+        "{man}"
+    );
+    for sub in &subs {
+        assert!(
+            man.contains(&format!(".SH \"BITTAP {}\"", sub.to_uppercase())),
+            "man page lacks {sub}"
+        );
+    }
+    let live_help = bittap(&["live", "--help"]);
+    for flag in String::from_utf8_lossy(&live_help.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with("--"))
+    {
+        let flag = flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        assert!(
+            man.contains(&flag.replace('-', "\\-")),
+            "man page lacks {flag}"
+        );
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let c = bittap(&["completions", shell]);
+        assert!(c.status.success(), "{shell}");
+        let c = String::from_utf8_lossy(&c.stdout).into_owned();
+        for sub in &subs {
+            assert!(c.contains(sub.as_str()), "{shell} completion lacks {sub}");
+        }
+    }
+}

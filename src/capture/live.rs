@@ -193,4 +193,12 @@ impl LiveCapture {
     pub fn interfaces(&self) -> impl Iterator<Item = &str> {
         self.ifaces.iter().map(|i| i.name.as_str())
     }
+
+    /// Each interface's cumulative drop counters as of the last [`LiveCapture::drops`].
+    pub fn drops_by_interface(&self) -> Vec<(String, Drops)> {
+        self.ifaces
+            .iter()
+            .map(|i| (i.name.clone(), i.total))
+            .collect()
+    }
 }

@@ -72,6 +72,8 @@ pub struct SpoolStats {
     /// A failure retrying cannot fix (credentials, unknown database, untrusted certificate):
     /// sending stopped, the batches stay on disk.
     pub permanent_error: Option<String>,
+    /// How long writes have been failing (since the first failure after the last success).
+    pub failing_for: Option<Duration>,
 }
 
 /// Name of a pending batch.
@@ -163,6 +165,8 @@ struct State {
     halted: bool,
     /// "Spool full" was said; said again after the spool has emptied.
     full_reported: bool,
+    /// The first failure since the last successful write.
+    failing_since: Option<Instant>,
     stats: SpoolStats,
 }
 
@@ -260,6 +264,7 @@ impl Spooler {
             deadline: None,
             halted: false,
             full_reported: false,
+            failing_since: None,
             stats: SpoolStats::default(),
         };
         state.enforce_bound(cfg.max_bytes, &dir);
@@ -342,6 +347,11 @@ impl Spooler {
         stats_of(&self.shared.lock())
     }
 
+    /// A handle that reads the statistics from another thread (metrics, health).
+    pub fn watch(&self) -> SpoolWatch {
+        SpoolWatch(self.shared.clone())
+    }
+
     /// Tries to send what is pending until `deadline` from now (no retry starts after it, and
     /// requests are cut at it), then stops the sender. What is left stays on disk for the
     /// next start.
@@ -370,6 +380,16 @@ impl Drop for Spooler {
     }
 }
 
+/// Reads a spool's statistics while another thread owns the [`Spooler`].
+#[derive(Clone)]
+pub struct SpoolWatch(Arc<Shared>);
+
+impl SpoolWatch {
+    pub fn stats(&self) -> SpoolStats {
+        stats_of(&self.0.lock())
+    }
+}
+
 fn stats_of(st: &State) -> SpoolStats {
     let mut s = st.stats.clone();
     s.pending_batches = st.queue.len() as u64;
@@ -379,6 +399,7 @@ fn stats_of(st: &State) -> SpoolStats {
         .front()
         .map(|b| now_millis().saturating_sub(b.millis) / 1000)
         .unwrap_or(0);
+    s.failing_for = st.failing_since.map(|t| t.elapsed());
     s
 }
 
@@ -476,6 +497,7 @@ impl Sender {
                     st.stats.sent_batches += 1;
                     st.stats.sent_lines += lines as u64;
                     st.stats.last_error = None;
+                    st.failing_since = None;
                     backoff = self.cfg.backoff_min;
                     retry_at = None;
                     if outage_reported {
@@ -489,6 +511,7 @@ impl Sender {
                 }
                 Err(WriteError::Transient(m)) => {
                     st.stats.retries += 1;
+                    st.failing_since.get_or_insert_with(Instant::now);
                     if !outage_reported {
                         outage_reported = true;
                         eprintln!(
@@ -518,6 +541,7 @@ impl Sender {
                 }
                 Err(e @ WriteError::Permanent(_)) => {
                     st.halted = true;
+                    st.failing_since.get_or_insert_with(Instant::now);
                     eprintln!(
                         "bittap: database write failed: {e}; not retrying: {} batches stay in the spool {} (fix this, then restart bittap or run `bittap send --spool {}`)",
                         st.queue.len(),

@@ -1,0 +1,29 @@
+//! Puts the git commit in `BITTAP_COMMIT` for `bittap --version` and the build_info metric;
+//! "unknown" outside a git checkout (a source tarball).
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn main() {
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=BITTAP_COMMIT={commit}");
+    // Rebuilt when HEAD moves (a commit, a checkout); in a worktree the git dir is its own.
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        for f in ["HEAD", "logs/HEAD"] {
+            let p = std::path::Path::new(&dir).join(f);
+            if p.exists() {
+                println!("cargo:rerun-if-changed={}", p.display());
+            }
+        }
+    } else {
+        println!("cargo:rerun-if-changed=build.rs");
+    }
+}
