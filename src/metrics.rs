@@ -46,6 +46,8 @@ struct Counters {
     flows_ended: u64,
     flows_evicted: u64,
     flows_unclassified: u64,
+    packets: u64,
+    bytes: u64,
     non_ip: u64,
     undecodable: u64,
     queue_drops: u64,
@@ -136,6 +138,8 @@ impl Metrics {
             c.flows_ended += h.flows_ended;
             c.flows_evicted += h.flows_evicted;
             c.flows_unclassified += h.flows_unclassified;
+            c.packets += h.packets;
+            c.bytes += h.bytes;
             c.non_ip += h.non_ip;
             c.undecodable += h.undecodable;
             c.queue_drops += h.queue_drops;
@@ -237,11 +241,11 @@ impl Metrics {
         }
         family(
             &mut o,
-            "bittap_minutes_flushed_total",
+            "bittap_flushes_total",
             "counter",
-            "Minutes flushed to the outputs.",
+            "Minutes flushed to the outputs (one a minute, quiet ones included).",
         );
-        let _ = writeln!(o, "bittap_minutes_flushed_total {}", c.minutes);
+        let _ = writeln!(o, "bittap_flushes_total {}", c.minutes);
         family(
             &mut o,
             "bittap_capture_drops_total",
@@ -286,6 +290,16 @@ impl Metrics {
                 "bittap_flows_unclassified_total",
                 c.flows_unclassified,
                 "Flows that ended with no verdict.",
+            ),
+            (
+                "bittap_capture_packets_total",
+                c.packets,
+                "Packets captured in the minutes flushed (the series count a flow's packets once it has a verdict).",
+            ),
+            (
+                "bittap_capture_bytes_total",
+                c.bytes,
+                "Bytes captured in the minutes flushed.",
             ),
             (
                 "bittap_non_ip_packets_total",

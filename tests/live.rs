@@ -616,3 +616,263 @@ fn database_outage_during_live_loses_no_minute() {
         "{rows} health minutes: {body}"
     );
 }
+
+/// An HTTP GET from inside `ns` (this thread alone enters it): status and body.
+fn get_in(ns: &Netns, addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let (netns, addr, path) = (
+        format!("/run/netns/{}", ns.name),
+        addr.to_string(),
+        path.to_string(),
+    );
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&netns).expect("netns file");
+        // SAFETY: a valid descriptor; CLONE_NEWNET moves only the calling thread.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: bittap\r\n\r\n").expect("request");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("response");
+        let (head, body) = resp.split_once("\r\n\r\n").expect("head");
+        let code = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        (code, body.to_string())
+    })
+    .join()
+    .expect("scrape thread")
+}
+
+/// Samples of a scrape: name → labels (sorted `k=v` pairs) → value.
+type Samples = BTreeMap<String, BTreeMap<Vec<(String, String)>, u64>>;
+
+fn samples(text: &str) -> Samples {
+    let mut out = Samples::new();
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = l.rsplit_once(' ').expect("sample line");
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => {
+                let mut v: Vec<(String, String)> = rest
+                    .trim_end_matches('}')
+                    .split(',')
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').expect("label");
+                        (k.to_string(), v.trim_matches('"').to_string())
+                    })
+                    .collect();
+                v.sort();
+                (n, v)
+            }
+            None => (series, Vec::new()),
+        };
+        out.entry(name.to_string())
+            .or_default()
+            .insert(labels, value.parse().expect("integer sample"));
+    }
+    out
+}
+
+fn labels(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = kv
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `--metrics-listen`: /healthz is 200 while capture works and the database has not failed;
+/// a lab capture replayed and its minute flushed, /metrics passes `promtool check metrics` and
+/// its counters equal the sums of the series and health files written; with the database
+/// unreachable past `--health-db-grace`, /healthz is 503 and says why. Waits for a minute to
+/// end (up to a minute).
+#[test]
+fn metrics_equal_the_minutes_written_and_health_follows_the_database() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new();
+    ns.exec(&["ip", "link", "set", "lo", "up"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let spool = work.path().join("spool").to_string_lossy().into_owned();
+    let addr = "127.0.0.1:9108";
+    // Port 9 on the namespace's loopback: nothing listens, every write fails at once.
+    let live = Live::start_with(
+        &ns,
+        2,
+        &[
+            "--flush-delay",
+            "1",
+            "--metrics-listen",
+            addr,
+            "--health-db-grace",
+            "3",
+            "--influx-url",
+            "http://127.0.0.1:9",
+            "--influx-db",
+            "bt",
+            "--spool",
+            &spool,
+        ],
+    );
+    let (code, body) = get_in(&ns, addr, "/healthz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"), "{}", live.stderr());
+
+    let file = repo().join("pcaps/lab/bt-mixed.pcap");
+    let off = tempfile::tempdir().expect("tempdir");
+    let st = Command::new(BIN)
+        .args(["analyze", "-q", "--series"])
+        .arg(off.path().join("series.csv"))
+        .arg(&file)
+        .status()
+        .expect("analyze");
+    assert!(st.success());
+    let want = sums(&off.path().join("series.csv"), &["packets"])[0];
+    // Paced: a debug build keeps up without drops.
+    let mut r = replay(&ns, &file, &["--pps", "2000"]);
+    assert!(r.wait().expect("tcpreplay").success());
+    let series = live.dir.path().join("series.csv");
+    let health = live.dir.path().join("health.csv");
+    let t0 = Instant::now();
+    let rows = |p: &Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
+    // Packets of a flow still waiting for its verdict reach the series later; the health
+    // row counts every packet of the minute.
+    while rows(&health) < 2 || sums(&health, &["packets"])[0] < want {
+        assert!(
+            t0.elapsed() < Duration::from_secs(80),
+            "the minute was not flushed ({want} packets replayed): {}\n{}\n{}",
+            std::fs::read_to_string(&health).unwrap_or_default(),
+            std::fs::read_to_string(&series).unwrap_or_default(),
+            live.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // A scrape with no minute flushed while the files are read.
+    let (text, m, csv, hcsv) = loop {
+        let (code, a) = get_in(&ns, addr, "/metrics");
+        assert_eq!(code, 200);
+        let csv = std::fs::read_to_string(&series).expect("series");
+        let hcsv = std::fs::read_to_string(&health).expect("health");
+        let (_, b) = get_in(&ns, addr, "/metrics");
+        let (ma, mb) = (samples(&a), samples(&b));
+        let minutes = ma["bittap_flushes_total"][&vec![]];
+        if minutes == mb["bittap_flushes_total"][&vec![]]
+            && minutes == hcsv.lines().count() as u64 - 1
+        {
+            break (a, ma, csv, hcsv);
+        }
+    };
+    let prom = work.path().join("metrics.prom");
+    std::fs::write(&prom, &text).expect("write scrape");
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&prom).expect("scrape file"))
+        .output()
+        .expect("promtool (Debian package prometheus; scripts/deps.sh installs it)");
+    let verdict = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    eprintln!("promtool check metrics: exit {}, {verdict:?}", check.status);
+    assert!(
+        check.status.success() && verdict.trim().is_empty(),
+        "{verdict}\n{text}"
+    );
+
+    // Per (proto, method, direction), and BitTorrent bytes per (proto, method).
+    let mut traffic: BTreeMap<Vec<(String, String)>, (u64, u64)> = BTreeMap::new();
+    let mut bt: BTreeMap<Vec<(String, String)>, u64> = BTreeMap::new();
+    for l in csv.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let (pk, b): (u64, u64) = (f[5].parse().expect("packets"), f[6].parse().expect("bytes"));
+        let e = traffic
+            .entry(labels(&[
+                ("proto", f[2]),
+                ("method", f[3]),
+                ("direction", f[4]),
+            ]))
+            .or_default();
+        e.0 += pk;
+        e.1 += b;
+        if f[1] == "bittorrent" {
+            *bt.entry(labels(&[("proto", f[2]), ("method", f[3])]))
+                .or_default() += b;
+        }
+    }
+    let pick = |name: &str| -> BTreeMap<Vec<(String, String)>, u64> {
+        m.get(name).cloned().unwrap_or_default()
+    };
+    let packets: BTreeMap<_, _> = traffic.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+    let bytes: BTreeMap<_, _> = traffic.iter().map(|(k, v)| (k.clone(), v.1)).collect();
+    assert_eq!(pick("bittap_packets_total"), packets);
+    assert_eq!(pick("bittap_bytes_total"), bytes);
+    assert!(!bt.is_empty(), "bt-mixed has BitTorrent: {csv}");
+    assert_eq!(pick("bittap_bittorrent_bytes_total"), bt);
+    let total: u64 = packets.values().sum();
+    assert!(
+        total > want / 2,
+        "the capture is in the metrics: {total} of {want}"
+    );
+    let hsum = |c: &str| sums(&health, &[c])[0];
+    for (metric, col) in [
+        ("bittap_flows_created_total", "flows_created"),
+        ("bittap_flows_evicted_total", "flows_evicted"),
+        ("bittap_flows_unclassified_total", "flows_unclassified"),
+        ("bittap_queue_drops_total", "queue_drops"),
+        ("bittap_non_ip_packets_total", "non_ip"),
+        ("bittap_capture_packets_total", "packets"),
+    ] {
+        assert_eq!(pick(metric)[&vec![]], hsum(col), "{metric} against {col}");
+    }
+    let drops = pick("bittap_capture_drops_total");
+    for (kind, col) in [("kernel", "kernel_drops"), ("interface", "interface_drops")] {
+        let got = drops[&labels(&[("interface", "cp"), ("kind", kind)])];
+        assert_eq!(got, hsum(col), "{kind} drops");
+    }
+    let info = pick("bittap_build_info");
+    let (info, one) = info.iter().next().expect("build info");
+    assert_eq!(*one, 1);
+    assert!(info
+        .iter()
+        .any(|(k, v)| k == "version" && v == env!("CARGO_PKG_VERSION")));
+    eprintln!(
+        "metrics against the minute files: {} packets, {} bytes, {} BitTorrent bytes in {} series; {} minutes",
+        total,
+        bytes.values().sum::<u64>(),
+        bt.values().sum::<u64>(),
+        traffic.len(),
+        hcsv.lines().count() - 1
+    );
+
+    // The flushed minute went to the spool and its write fails: 503 once past the grace.
+    let t0 = Instant::now();
+    let body = loop {
+        let (code, body) = get_in(&ns, addr, "/healthz");
+        if code == 503 {
+            break body;
+        }
+        assert_eq!(code, 200);
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "still healthy with the database down: {}",
+            live.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(body.contains("database writes failing"), "{body}");
+    let (_, after) = get_in(&ns, addr, "/metrics");
+    let after = samples(&after);
+    assert!(after["bittap_database_errors_total"][&labels(&[("kind", "transient")])] >= 1);
+    assert!(after["bittap_spool_bytes"][&vec![]] > 0);
+    assert_eq!(after["bittap_healthy"][&vec![]], 0);
+    let s = live.stop();
+    assert_eq!(s.in_series, s.counted);
+}
