@@ -537,3 +537,124 @@ fn rejected_data_is_moved_aside_and_the_rest_goes_on() {
     assert_eq!(spooled_files(&dir.path().join("rejected")), 1);
     assert_eq!(stored(&db), expected(&batches[..2]));
 }
+
+/// A loopback HTTP server of the test's own answering the given status lines and headers in
+/// turn (the last one from then on); returns its URL and the time each request arrived.
+fn scripted_server(answers: Vec<String>) -> (String, Arc<std::sync::Mutex<Vec<Instant>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = times.clone();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(stream) = conn else { continue };
+            let mut r = BufReader::new(stream);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            seen.lock().expect("times").push(Instant::now());
+            let a = &answers[i.min(answers.len() - 1)];
+            let _ = write!(
+                r.get_mut(),
+                "HTTP/1.1 {a}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, times)
+}
+
+fn gaps(times: &[Instant]) -> Vec<Duration> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// 503 and 429 with `Retry-After` (seconds, then an HTTP date) are retried after what the
+/// server asked for, not after the (much shorter) backoff; then the batch goes through.
+#[test]
+fn retry_after_is_honoured_on_429_and_503() {
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4));
+    let (url, times) = scripted_server(vec![
+        "503 Service Unavailable\r\nRetry-After: 2".into(),
+        format!("429 Too Many Requests\r\nRetry-After: {date}"),
+        "204 No Content".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = SpoolConfig {
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(100),
+        ..SpoolConfig::default()
+    };
+    let target = Target::V2 {
+        url,
+        org: "o".into(),
+        bucket: "b".into(),
+        token: None,
+    };
+    let spool = Spooler::start(target, dir.path().join("spool"), cfg).expect("spool");
+    spool.submit("m f=1i 0\n".into()).expect("submit");
+    let st = wait_for(&spool, "sent after the waits", |s| s.sent_batches == 1);
+    assert_eq!(st.retries, 2);
+    let t = times.lock().expect("times").clone();
+    assert_eq!(t.len(), 3, "requests");
+    let g = gaps(&t);
+    eprintln!("Retry-After gaps: {g:?}");
+    assert!(
+        g[0] >= Duration::from_millis(1950),
+        "Retry-After: 2 → {:?}",
+        g[0]
+    );
+    assert!(g[0] < Duration::from_millis(3000), "{:?}", g[0]);
+    // The date has a one-second resolution and was made before the first request.
+    assert!(
+        g[1] >= Duration::from_millis(900),
+        "Retry-After: date → {:?}",
+        g[1]
+    );
+    assert!(g[1] < Duration::from_millis(3500), "{:?}", g[1]);
+}
+
+/// Without `Retry-After`, a 500 is retried after an exponential backoff with jitter: each
+/// wait between half and all of 100, 200, 400, 400 ms (bounded by backoff_max).
+#[test]
+fn backoff_doubles_with_jitter_up_to_its_bound() {
+    let (url, times) = scripted_server(vec![
+        "500 Internal Server Error".into(),
+        "500 Internal Server Error".into(),
+        "500 Internal Server Error".into(),
+        "500 Internal Server Error".into(),
+        "204 No Content".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = SpoolConfig {
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(400),
+        ..SpoolConfig::default()
+    };
+    let target = Target::V2 {
+        url,
+        org: "o".into(),
+        bucket: "b".into(),
+        token: None,
+    };
+    let spool = Spooler::start(target, dir.path().join("spool"), cfg).expect("spool");
+    spool.submit("m f=1i 0\n".into()).expect("submit");
+    let st = wait_for(&spool, "sent after the retries", |s| s.sent_batches == 1);
+    assert_eq!(st.retries, 4);
+    let t = times.lock().expect("times").clone();
+    assert_eq!(t.len(), 5, "requests");
+    let g = gaps(&t);
+    eprintln!("backoff gaps: {g:?}");
+    for (gap, b) in g.iter().zip([100u64, 200, 400, 400]) {
+        assert!(*gap >= Duration::from_millis(b / 2), "{gap:?} for {b} ms");
+        assert!(*gap <= Duration::from_millis(b + 250), "{gap:?} for {b} ms");
+    }
+}

@@ -7,6 +7,7 @@
 //! timeout, 5xx, 429) and those retrying cannot fix (bad credentials, unknown database or
 //! bucket, rejected data). Secrets are never printed.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -112,6 +113,23 @@ pub struct Client {
     auth: Option<String>,
     what: String,
     opts: HttpOptions,
+    /// The server's `Retry-After` on the last 429 or 503, until taken.
+    retry_after: Cell<Option<Duration>>,
+}
+
+/// The longest `Retry-After` honoured: a server asking for more is retried after this.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+
+/// A `Retry-After` value: delay seconds or an HTTP date (RFC 9110 §10.2.3), from `now`.
+pub fn parse_retry_after(v: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(v.parse().unwrap_or(u64::MAX))
+    } else {
+        let at = httpdate::parse_http_date(v).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(d.min(RETRY_AFTER_MAX))
 }
 
 impl fmt::Debug for Client {
@@ -279,7 +297,14 @@ impl Client {
             auth,
             what,
             opts: opts.clone(),
+            retry_after: Cell::new(None),
         })
+    }
+
+    /// How long the server asked to wait (`Retry-After` on a 429 or 503) after the last
+    /// failed write, if it did.
+    pub fn take_retry_after(&self) -> Option<Duration> {
+        self.retry_after.take()
     }
 
     /// Sends line protocol in requests of at most [`BATCH_LINES`] lines; stops at the first
@@ -326,6 +351,12 @@ impl Client {
         match result {
             Ok(_) => Ok(()),
             Err(ureq::Error::Status(code, resp)) => {
+                if matches!(code, 429 | 503) {
+                    self.retry_after.set(
+                        resp.header("Retry-After")
+                            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
+                    );
+                }
                 let detail: String = resp
                     .into_string()
                     .unwrap_or_default()
@@ -373,6 +404,30 @@ mod tests {
             token: Some("tok3n".into()),
         };
         assert!(!format!("{t:?}").contains("tok3n"));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        for (v, want) in [
+            ("120", Some(120)),
+            (" 0 ", Some(0)),
+            ("99999999999999999999", Some(3600)),
+            // 1994-11-06T08:49:37Z is `now`; 10 s later in each of the three formats.
+            ("Sun, 06 Nov 1994 08:49:47 GMT", Some(10)),
+            ("Sunday, 06-Nov-94 08:49:47 GMT", Some(10)),
+            ("Sun Nov  6 08:49:47 1994", Some(10)),
+            ("Sun, 06 Nov 1994 08:00:00 GMT", Some(0)),
+            ("-5", None),
+            ("soon", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                parse_retry_after(v, now),
+                want.map(Duration::from_secs),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub struct SpoolConfig {
     /// Most bytes of pending batches; beyond it the oldest batch is dropped (and counted).
     /// The newest batch is always kept.
     pub max_bytes: u64,
-    /// First wait after a failure that can pass; doubled after each further failure.
+    /// First wait after a failure that can pass; doubled after each further failure, each wait
+    /// drawn between half of it and all of it (jitter). A `Retry-After` on a 429 or 503 is
+    /// waited instead.
     pub backoff_min: Duration,
     /// Longest wait between retries.
     pub backoff_max: Duration,
@@ -411,6 +413,15 @@ struct Sender {
     cfg: SpoolConfig,
 }
 
+/// A wait between half of `backoff` and all of it ("equal jitter").
+fn jittered(backoff: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    let frac = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    backoff / 2 + backoff.mul_f64(frac / 2.0)
+}
+
 /// Shortest request time while draining before a deadline.
 const MIN_REQUEST: Duration = Duration::from_millis(200);
 
@@ -521,8 +532,17 @@ impl Sender {
                         );
                     }
                     st.stats.last_error = Some(m);
-                    retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(self.cfg.backoff_max);
+                    // The server's Retry-After when it gave one (429, 503); otherwise the
+                    // backoff with jitter, so probes restarted together do not retry together.
+                    let wait = match self.client.take_retry_after() {
+                        Some(d) => d,
+                        None => {
+                            let w = jittered(backoff);
+                            backoff = (backoff * 2).min(self.cfg.backoff_max);
+                            w
+                        }
+                    };
+                    retry_at = Some(Instant::now() + wait);
                 }
                 Err(e @ WriteError::Rejected(_)) => {
                     let moved = self.reject(&batch);
@@ -649,6 +669,7 @@ mod tests {
             deadline: None,
             halted: false,
             full_reported: false,
+            failing_since: None,
             stats: SpoolStats::default(),
         };
         st.enforce_bound(25, dir.path());
