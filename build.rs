@@ -17,11 +17,18 @@ fn main() {
     println!("cargo:rustc-env=BITTAP_COMMIT={commit}");
     // Rebuilt when HEAD moves (a commit, a checkout); in a worktree the git dir is its own.
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        for f in ["HEAD", "logs/HEAD"] {
-            let p = std::path::Path::new(&dir).join(f);
-            if p.exists() {
-                println!("cargo:rerun-if-changed={}", p.display());
+        let mut watch: Vec<std::path::PathBuf> = ["HEAD", "logs/HEAD"]
+            .iter()
+            .map(|f| std::path::Path::new(&dir).join(f))
+            .collect();
+        // The branch's ref itself (in the common git dir for a worktree), should logs be off.
+        if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            if let Some(p) = git(&["rev-parse", "--git-path", &r]) {
+                watch.push(p.into());
             }
+        }
+        for p in watch.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", p.display());
         }
     } else {
         println!("cargo:rerun-if-changed=build.rs");
