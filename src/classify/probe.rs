@@ -367,6 +367,10 @@ impl ProbeState {
                 self.evidence = Evidence::MseRhythm;
                 return certain(Proto::PeerwireMse, Method::Heuristic);
             }
+            Mse::Midstream => {
+                self.evidence = Evidence::MseMidstream;
+                return certain(Proto::PeerwireMse, Method::Heuristic);
+            }
             Mse::NotYet | Mse::NotMine => {}
         }
         if transport == Transport::Tcp && self.opening_not_bittorrent() {
