@@ -18,6 +18,50 @@ use crate::sink::FlowWriter;
 use super::Collector;
 
 const NS: i64 = 1_000_000_000;
+/// Socket receive buffer asked for: agents send in bursts (a counter export of every port at
+/// once), and a datagram the kernel drops is a sequence gap.
+const RECEIVE_BUFFER: usize = 32 << 20;
+
+/// Asks for a receive buffer of `bytes` (beyond `net.core.rmem_max` when privileged) and
+/// returns what the kernel granted.
+pub fn grow_receive_buffer(sock: &UdpSocket, bytes: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt on a valid socket with a pointer to a c_int of the given length.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                len,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+    }
+    let mut got: libc::c_int = 0;
+    let mut got_len = len;
+    // SAFETY: getsockopt into a c_int of the given length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut got_len,
+        )
+    };
+    if r == 0 {
+        usize::try_from(got).unwrap_or(0)
+    } else {
+        0
+    }
+}
 
 /// How a collector run ended.
 #[derive(Debug, Default)]
@@ -44,6 +88,7 @@ pub fn run(
     let sock = UdpSocket::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on UDP {listen}: {e}"))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let rcvbuf = grow_receive_buffer(&sock, RECEIVE_BUFFER);
     let mut outputs = Outputs::open(opts)?;
     outputs.sampled = true;
     outputs.links = open_out(&sf.counters)?;
@@ -65,8 +110,9 @@ pub fn run(
         .name("bittap-sink".into())
         .spawn(move || live::run_sink(outputs, rx))?;
     eprintln!(
-        "bittap: collecting sFlow on udp {}",
-        sock.local_addr().unwrap_or(listen)
+        "bittap: collecting sFlow on udp {} (receive buffer {} KiB)",
+        sock.local_addr().unwrap_or(listen),
+        rcvbuf / 1024
     );
 
     let delay = i64::from(opts.flush_delay_secs) * NS;
