@@ -307,13 +307,6 @@ fn padded_capture(frames: &[Frame], path: &Path, lead: usize, rate: u32) {
     }
     hdr[4..8].copy_from_slice(&[2, 0, 4, 0]);
     f.write_all(&hdr).expect("write");
-    let mut record = |ts: i64, data: &[u8], wire: u32| {
-        let (s, us) = (ts / 1_000_000_000, (ts % 1_000_000_000) / 1000);
-        for v in [s as u32, us as u32, data.len() as u32, wire] {
-            f.write_all(&v.to_le_bytes()).expect("write");
-        }
-        f.write_all(data).expect("write");
-    };
     let mut pad = vec![2, 0, 0, 0, 0, 0x98, 2, 0, 0, 0, 0, 0x99];
     pad.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0]);
     pad.extend_from_slice(&PAD_SRC);
@@ -322,16 +315,29 @@ fn padded_capture(frames: &[Frame], path: &Path, lead: usize, rate: u32) {
     let first = frames.first().map(|f| f.0).unwrap_or(0);
     let last = frames.last().map(|f| f.0).unwrap_or(0);
     for i in 0..lead as i64 {
-        record(first - (lead as i64 - i) * 1000, &pad, pad.len() as u32);
+        record(
+            &mut f,
+            first - (lead as i64 - i) * 1000,
+            &pad,
+            pad.len() as u32,
+        );
     }
     for (ts, wire, data) in frames {
-        record(*ts, data, *wire);
+        record(&mut f, *ts, data, *wire);
     }
     for i in 0..(16 * i64::from(rate) + 256) {
-        record(last + (i + 1) * 1000, &pad, pad.len() as u32);
+        record(&mut f, last + (i + 1) * 1000, &pad, pad.len() as u32);
     }
-    drop(record);
     f.flush().expect("flush");
+}
+
+/// Appends one pcap record.
+fn record<W: Write>(f: &mut W, ts: i64, data: &[u8], wire: u32) {
+    let (s, us) = (ts / 1_000_000_000, (ts % 1_000_000_000) / 1000);
+    for v in [s as u32, us as u32, data.len() as u32, wire] {
+        f.write_all(&v.to_le_bytes()).expect("write");
+    }
+    f.write_all(data).expect("write");
 }
 
 /// Writes the IP frames of `pcaps` (not segmented) as a padded capture for pmacctd at 1:1.
@@ -1036,7 +1042,7 @@ fn bernoulli(frames: &[Frame], rate: u32, seed: u64) -> Vec<(i64, Vec<u8>)> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % u64::from(rate) != 0 {
+        if !x.is_multiple_of(u64::from(rate)) {
             continue;
         }
         seq += 1;

@@ -735,7 +735,7 @@ mod tests {
         );
         c.datagram(
             MIN,
-            &build::datagram(&[192, 0, 2, 1], 0, 1, 1, &[s.clone()]),
+            &build::datagram(&[192, 0, 2, 1], 0, 1, 1, std::slice::from_ref(&s)),
             &mut p,
         );
         // A sampled IPv4 record: TCP to 6881, 1500 bytes, 1 in 50.
