@@ -752,6 +752,10 @@ fn bernoulli_accuracy(rates: &[u32], runs: u64) -> Vec<Accuracy> {
     let frames = frames(&lab(), Some(MTU));
     let truth = analyze_frames(&frames);
     let (t_total, t_bt) = (truth.bytes(false), truth.bytes(true));
+    println!(
+        "truth: {} frames, {t_total} bytes, {t_bt} BitTorrent bytes",
+        frames.len()
+    );
     let rows: Vec<Accuracy> = rates
         .iter()
         .map(|&rate| {
