@@ -275,8 +275,18 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         }
     }
     let mut summary = sink::summary(&series, &ports, Some(flow_counts));
-    if let Some(rows) = &agent_rows {
+    if let (Some(rows), Some(sf)) = (&agent_rows, &opts.sflow) {
         summary.push_str(&sflow_summary(&series, &sflow_rows, rows));
+        let seen: u64 = sflow_rows
+            .iter()
+            .map(|(_, h)| h.datagrams + h.malformed + h.rejected)
+            .sum();
+        if seen == 0 {
+            warnings.push(format!(
+                "no sFlow datagrams (UDP to port {}) in the input: give the collector's port with --sflow-port",
+                sf.port
+            ));
+        }
     }
     Ok(Outcome {
         summary,
