@@ -84,6 +84,11 @@ fn have_pmacctd() -> bool {
 /// [`strip_padding`] takes out of its datagrams again. (Told to wait at the end of the file
 /// and stopped by a signal instead, it sends some headers twice.)
 fn pmacct(pcap: &Path, rate: u32, dir: &Path, tag: &str) -> Vec<(i64, Vec<u8>)> {
+    pmacct_as(pcap, rate, dir, tag, "192.0.2.10")
+}
+
+/// [`pmacct`] with the agent address `agent`.
+fn pmacct_as(pcap: &Path, rate: u32, dir: &Path, tag: &str, agent: &str) -> Vec<(i64, Vec<u8>)> {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     bittap::sflow::listen::grow_receive_buffer(&sock, 8 << 20);
     let port = sock.local_addr().expect("addr").port();
@@ -93,7 +98,7 @@ fn pmacct(pcap: &Path, rate: u32, dir: &Path, tag: &str) -> Vec<(i64, Vec<u8>)> 
     std::fs::write(
         &conf,
         format!(
-            "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:{port}\nsfprobe_agentip: 192.0.2.10\nsampling_rate: {rate}\nsnaplen: {HEADER}\n",
+            "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:{port}\nsfprobe_agentip: {agent}\nsampling_rate: {rate}\nsnaplen: {HEADER}\n",
             pcap.display()
         ),
     )
@@ -565,6 +570,8 @@ fn pmacct_into_the_live_collector_and_its_capture_into_analyze() {
         .arg(d.join("live-health.csv"))
         .arg("--line-protocol")
         .arg(d.join("live.lp"))
+        .arg("--sflow-agents")
+        .arg(d.join("live-agents.csv"))
         .current_dir(d)
         .stderr(Stdio::piped())
         .spawn()
@@ -573,12 +580,40 @@ fn pmacct_into_the_live_collector_and_its_capture_into_analyze() {
     let pcap = repo().join("pcaps/lab/bt-mixed.pcap");
     let padded = d.join("padded.pcap");
     padded_file(std::slice::from_ref(&pcap), &padded);
-    let datagrams = strip_padding(&pmacct(&padded, 1, d, "live"));
+    // A second agent samples another capture at 1 in 10, at the same time.
+    let other = d.join("other.pcap");
+    padded_capture(
+        &frames(&[repo().join("pcaps/lab/bt-utp.pcap")], None),
+        &other,
+        0,
+        10,
+    );
+    let dd = d.to_path_buf();
+    let second = std::thread::spawn(move || {
+        strip_padding(&pmacct_as(&other, 10, &dd, "live2", "192.0.2.11"))
+    });
+    let first = strip_padding(&pmacct(&padded, 1, d, "live"));
+    let second = second.join().expect("second agent");
+    assert!(!second.is_empty());
+    let mut datagrams = first.clone();
+    datagrams.extend(second.iter().cloned());
+    datagrams.sort_by_key(|(ts, _)| *ts);
     // The test stands between pmacctd and the collector: it forwards every datagram and
     // keeps a capture of them for `analyze --sflow`.
     let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
     for (_, dg) in &datagrams {
         tx.send_to(dg, ("127.0.0.1", port)).expect("forward");
+    }
+    // What the samples stand for: each counts its rate.
+    let (mut sent_samples, mut sent_packets) = (0u64, 0u64);
+    for (_, dg) in &datagrams {
+        let dg = bittap::sflow::decode::parse(dg).expect("datagram");
+        for s in dg.samples() {
+            if let Ok(bittap::sflow::decode::Sample::Flow(f)) = s {
+                sent_samples += 1;
+                sent_packets += u64::from(f.sampling_rate);
+            }
+        }
     }
     // One datagram from an agent outside --agents: counted and dropped.
     let stranger = build::datagram(&[198, 51, 100, 1], 0, 1, 1, &[]);
@@ -609,7 +644,41 @@ fn pmacct_into_the_live_collector_and_its_capture_into_analyze() {
     let live = csv_by_tag(&d.join("live.csv"));
     let offline = csv_by_tag(&d.join("offline.csv"));
     assert_eq!(live, offline);
-    let want = analyze_cut(&[pcap]).by_tag();
+    assert_eq!(live.values().map(|v| v.0).sum::<u64>(), sent_packets);
+    let samples: u64 = std::fs::read_to_string(d.join("live.csv"))
+        .expect("series")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(7)
+                .expect("samples")
+                .parse::<u64>()
+                .expect("int")
+        })
+        .sum();
+    assert_eq!(samples, sent_samples);
+    // Per agent: both, with their datagrams.
+    let agents = std::fs::read_to_string(d.join("live-agents.csv")).expect("agents");
+    for (agent, n) in [("192.0.2.10", first.len()), ("192.0.2.11", second.len())] {
+        let got: usize = agents
+            .lines()
+            .filter(|l| l.split(',').nth(1) == Some(agent))
+            .map(|l| {
+                l.split(',')
+                    .nth(3)
+                    .expect("datagrams")
+                    .parse::<usize>()
+                    .expect("int")
+            })
+            .sum();
+        assert_eq!(got, n, "{agent}");
+    }
+    // The first agent's capture at 1:1 gives the BitTorrent bytes of the capture cut to 128
+    // bytes; the second adds its own estimate.
+    let solo = collect(&first);
+    assert_eq!(solo.bytes(true), analyze_cut(&[pcap.clone()]).bytes(true));
+    let want = collect(&datagrams).by_tag();
     let bt = |m: &BTreeMap<String, (u64, u64)>| -> u64 {
         m.iter()
             .filter(|(k, _)| !k.starts_with("other") && !k.starts_with("non-ip"))
