@@ -677,7 +677,10 @@ fn pmacct_into_the_live_collector_and_its_capture_into_analyze() {
     // The first agent's capture at 1:1 gives the BitTorrent bytes of the capture cut to 128
     // bytes; the second adds its own estimate.
     let solo = collect(&first);
-    assert_eq!(solo.bytes(true), analyze_cut(&[pcap.clone()]).bytes(true));
+    assert_eq!(
+        solo.bytes(true),
+        analyze_cut(std::slice::from_ref(&pcap)).bytes(true)
+    );
     let want = collect(&datagrams).by_tag();
     let bt = |m: &BTreeMap<String, (u64, u64)>| -> u64 {
         m.iter()
