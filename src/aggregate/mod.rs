@@ -193,7 +193,7 @@ impl Amount {
     pub fn sample(wire: u64, weight: u32) -> Amount {
         Amount {
             packets: weight,
-            bytes: wire * u64::from(weight),
+            bytes: wire.saturating_mul(u64::from(weight)),
             est: Sampled::one(wire, weight),
         }
     }
