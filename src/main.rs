@@ -213,6 +213,9 @@ struct AnalyzeArgs {
     /// timed by its datagram's capture time and counted by its sampling rate.
     #[arg(long)]
     sflow: bool,
+    /// sFlow: UDP port of the datagrams in the captures.
+    #[arg(long, default_value_t = bittap::sflow::DEFAULT_PORT)]
+    sflow_port: u16,
     #[command(flatten)]
     sflow_opts: SflowOpts,
     /// No summary on stdout.
@@ -226,9 +229,6 @@ struct AnalyzeArgs {
 /// sFlow settings shared by `analyze --sflow` and `sflow`.
 #[derive(Args, Default)]
 struct SflowOpts {
-    /// sFlow: UDP port of the datagrams in the captures (analyze --sflow).
-    #[arg(long, default_value_t = bittap::sflow::DEFAULT_PORT)]
-    sflow_port: u16,
     /// sFlow: read only datagrams of agents (agent address) in these networks; others are
     /// counted as rejected.
     #[arg(long, value_name = "CIDR,...")]
@@ -243,7 +243,7 @@ struct SflowOpts {
 }
 
 impl SflowOpts {
-    fn options(&self) -> Result<bittap::sflow::Options, String> {
+    fn options(&self, port: u16) -> Result<bittap::sflow::Options, String> {
         let agents = self
             .agents
             .as_deref()
@@ -251,7 +251,7 @@ impl SflowOpts {
             .transpose()
             .map_err(|e| format!("--agents: {e}"))?;
         Ok(bittap::sflow::Options {
-            port: self.sflow_port,
+            port,
             agents,
             counters: self.sflow_counters.clone(),
             agent_health: self.sflow_agents.clone(),
@@ -328,8 +328,10 @@ fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
 }
 
 fn sflow_cmd(a: SflowArgs) -> ExitCode {
-    let setup = run_setup(&a.influx, a.rules.as_ref(), a.home_net.as_deref())
-        .and_then(|x| Ok((x, a.sflow_opts.options()?, parse_listen(&a.listen)?)));
+    let setup = run_setup(&a.influx, a.rules.as_ref(), a.home_net.as_deref()).and_then(|x| {
+        let listen = parse_listen(&a.listen)?;
+        Ok((x, a.sflow_opts.options(listen.port())?, listen))
+    });
     let ((influx, rules, home_net), sf, listen) = match setup {
         Ok(x) => x,
         Err(e) => {
@@ -768,7 +770,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         eprintln!("bittap: --max-flows must be at least 1");
         return ExitCode::from(EXIT_USAGE);
     }
-    let sflow = match a.sflow_opts.options() {
+    let sflow = match a.sflow_opts.options(a.sflow_port) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("bittap: {e}");
