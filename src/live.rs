@@ -290,12 +290,28 @@ pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
                 } else {
                     100.0 * bt as f64 / all as f64
                 };
+                let t = Rfc3339 {
+                    ts_ns: minute * NS_PER_MIN,
+                    frac_digits: 0,
+                };
+                if let Some(sf) = sflow.and_then(|v| v.iter().find(|(m, _)| m == minute)) {
+                    let sf = sf.1;
+                    println!(
+                        "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} datagrams={} lost={} samples={} agent_drops={} malformed={} rejected={}",
+                        h.packets,
+                        h.bytes,
+                        h.flows_tracked,
+                        sf.datagrams,
+                        sf.datagrams_lost,
+                        sf.flow_samples,
+                        sf.sample_drops,
+                        sf.malformed,
+                        sf.rejected
+                    );
+                    continue;
+                }
                 println!(
-                    "{} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
-                    Rfc3339 {
-                        ts_ns: minute * NS_PER_MIN,
-                        frac_digits: 0
-                    },
+                    "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
                     h.packets,
                     h.bytes,
                     h.flows_tracked,
