@@ -8,10 +8,11 @@
 #   tcpreplay                  tests/live.rs and scripts/bench-live.sh replay captures onto a veth pair
 #   influxdb, victoria-metrics  real databases for tests/influx.rs, tests/victoria.rs, tests/spool.rs
 #   openssl                    a throw-away CA and server certificate for the https tests
+#   pmacct                     pmacctd's sfprobe plugin: a real sFlow agent for tests/sflow.rs
 #   the lab's packages         real BitTorrent clients for lab/ci-smoke.sh (lab/deps.sh --minimal)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(ca-certificates gcc libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl)
+pkgs=(ca-certificates gcc libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl pmacct)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "$(id -u)" -eq 0 ]; then

@@ -13,5 +13,6 @@ pub mod flow;
 pub mod live;
 pub mod pipeline;
 pub mod report;
+pub mod sflow;
 pub mod sink;
 pub mod workers;

@@ -88,7 +88,7 @@ impl Signals {
     }
 }
 
-fn wall_ns() -> i64 {
+pub(crate) fn wall_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -96,14 +96,14 @@ fn wall_ns() -> i64 {
 }
 
 /// Files appended minute by minute, opened before privileges are dropped.
-struct Out {
+pub(crate) struct Out {
     w: BufWriter<File>,
     fmt: Format,
     header: bool,
     path: PathBuf,
 }
 
-fn open_out(p: &Option<PathBuf>) -> anyhow::Result<Option<Out>> {
+pub(crate) fn open_out(p: &Option<PathBuf>) -> anyhow::Result<Option<Out>> {
     let Some(p) = p else { return Ok(None) };
     let (w, empty) = sink::open_append(p)?;
     Ok(Some(Out {
@@ -114,34 +114,74 @@ fn open_out(p: &Option<PathBuf>) -> anyhow::Result<Option<Out>> {
     }))
 }
 
-struct Outputs {
-    series: Option<Out>,
-    ports: Option<Out>,
-    health: Option<Out>,
-    line: Option<Out>,
-    hosts: Option<Out>,
-    spool: Option<Spooler>,
-    probe: String,
-    quiet: bool,
+pub(crate) struct Outputs {
+    pub(crate) series: Option<Out>,
+    pub(crate) ports: Option<Out>,
+    pub(crate) health: Option<Out>,
+    pub(crate) line: Option<Out>,
+    pub(crate) hosts: Option<Out>,
+    pub(crate) spool: Option<Spooler>,
+    pub(crate) probe: String,
+    pub(crate) quiet: bool,
+    /// Sampled input (sFlow): series rows carry samples and intervals, health sFlow's fields.
+    pub(crate) sampled: bool,
+    /// sFlow: per-interface link load and per-agent health, appended.
+    pub(crate) links: Option<Out>,
+    pub(crate) agents: Option<Out>,
+}
+
+impl Outputs {
+    /// The outputs of `opts`, opened (and the spool started) before privileges are dropped.
+    pub(crate) fn open(opts: &Options) -> anyhow::Result<Outputs> {
+        Ok(Outputs {
+            series: open_out(&opts.series)?,
+            ports: open_out(&opts.port_series)?,
+            health: open_out(&opts.health)?,
+            line: open_out(&opts.line_protocol)?,
+            hosts: open_out(&opts.hosts)?,
+            // Started before privileges are dropped (the spool directory may be root's), and
+            // replaying what an earlier run left.
+            spool: match &opts.influx {
+                Some(t) => Some(Spooler::start(
+                    t.clone(),
+                    opts.spool.0.clone(),
+                    opts.spool.1.clone(),
+                )?),
+                None => None,
+            },
+            probe: opts.probe.clone(),
+            quiet: opts.quiet,
+            sampled: false,
+            links: None,
+            agents: None,
+        })
+    }
 }
 
 /// Minutes ready to be written, with the rule set they were counted under.
-struct Ready {
-    agg: Aggregator,
-    rules: Arc<Rules>,
+pub(crate) struct Ready {
+    pub(crate) agg: Aggregator,
+    pub(crate) rules: Arc<Rules>,
+    /// sFlow: the per-agent rows of the same minutes.
+    pub(crate) agent_rows: Option<crate::sflow::AgentRows>,
 }
 
 #[derive(Default)]
-struct SinkReport {
-    in_series: u64,
-    minutes: u64,
-    errors: Vec<String>,
-    spool: Option<SpoolStats>,
+pub(crate) struct SinkReport {
+    pub(crate) in_series: u64,
+    pub(crate) minutes: u64,
+    pub(crate) errors: Vec<String>,
+    pub(crate) spool: Option<SpoolStats>,
 }
 
-fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
+pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
     let mut rep = SinkReport::default();
-    for Ready { mut agg, rules } in rx {
+    for Ready {
+        mut agg,
+        rules,
+        agent_rows,
+    } in rx
+    {
         if let Some(sp) = &o.spool {
             // The spool as it stands when the minute is written.
             let st = sp.stats();
@@ -156,6 +196,8 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
         let ports = agg.port_rows();
         let health = agg.health_rows();
         let hosts = agg.hosts_rows();
+        let sflow_rows = agg.sflow_rows();
+        let sflow = o.sampled.then_some(sflow_rows.as_slice());
         rep.minutes += health.len() as u64;
         rep.in_series += series.iter().map(|r| r.counts.packets).sum::<u64>();
         let mut fail = |what: &Out, e: std::io::Error| {
@@ -164,7 +206,7 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             rep.errors.push(msg);
         };
         if let Some(out) = &mut o.series {
-            let r = sink::write_series_to(&mut out.w, out.fmt, &series, out.header)
+            let r = sink::write_series_to(&mut out.w, out.fmt, &series, out.header, o.sampled)
                 .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
@@ -172,19 +214,39 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             }
         }
         if let Some(out) = &mut o.ports {
-            let r = sink::write_port_series_to(&mut out.w, out.fmt, &ports, &rules, out.header)
-                .and_then(|_| out.w.flush());
+            let r = sink::write_port_series_to(
+                &mut out.w, out.fmt, &ports, &rules, out.header, o.sampled,
+            )
+            .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
                 fail(out, e);
             }
         }
         if let Some(out) = &mut o.health {
-            let r = sink::write_health_to(&mut out.w, out.fmt, &health, out.header)
+            let r = sink::write_health_to(&mut out.w, out.fmt, &health, out.header, sflow)
                 .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
                 fail(out, e);
+            }
+        }
+        if let Some(rows) = &agent_rows {
+            if let Some(out) = &mut o.links {
+                let r = crate::sflow::write_link_rows_to(&mut out.w, rows, out.header)
+                    .and_then(|_| out.w.flush());
+                out.header = false;
+                if let Err(e) = r {
+                    fail(out, e);
+                }
+            }
+            if let Some(out) = &mut o.agents {
+                let r = crate::sflow::write_agent_rows_to(&mut out.w, rows, out.header)
+                    .and_then(|_| out.w.flush());
+                out.header = false;
+                if let Err(e) = r {
+                    fail(out, e);
+                }
             }
         }
         if let Some(out) = &mut o.hosts {
@@ -196,7 +258,8 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             }
         }
         if o.line.is_some() || o.spool.is_some() {
-            let mut text = sink::line::render(&o.probe, &series, &ports, &health, &rules);
+            let mut text =
+                sink::line::render_with(&o.probe, &series, &ports, &health, sflow, &rules);
             text.push_str(&sink::line::render_hosts(&o.probe, &hosts));
             if let Some(out) = &mut o.line {
                 let r = out.w.write_all(text.as_bytes()).and_then(|_| out.w.flush());
@@ -227,12 +290,28 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
                 } else {
                     100.0 * bt as f64 / all as f64
                 };
+                let t = Rfc3339 {
+                    ts_ns: minute * NS_PER_MIN,
+                    frac_digits: 0,
+                };
+                if let Some(sf) = sflow.and_then(|v| v.iter().find(|(m, _)| m == minute)) {
+                    let sf = sf.1;
+                    println!(
+                        "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} datagrams={} lost={} samples={} agent_drops={} malformed={} rejected={}",
+                        h.packets,
+                        h.bytes,
+                        h.flows_tracked,
+                        sf.datagrams,
+                        sf.datagrams_lost,
+                        sf.flow_samples,
+                        sf.sample_drops,
+                        sf.malformed,
+                        sf.rejected
+                    );
+                    continue;
+                }
                 println!(
-                    "{} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
-                    Rfc3339 {
-                        ts_ns: minute * NS_PER_MIN,
-                        frac_digits: 0
-                    },
+                    "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
                     h.packets,
                     h.bytes,
                     h.flows_tracked,
@@ -252,7 +331,7 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
 
 /// How long the last minutes may take to reach the database at exit; what is left stays in
 /// the spool for the next start.
-const SPOOL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const SPOOL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Switches to `user` (its uid, primary gid, no supplementary groups) for good.
 pub fn drop_privileges(user: &str) -> anyhow::Result<()> {
@@ -285,7 +364,7 @@ pub fn drop_privileges(user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_rules(dir: &Option<PathBuf>) -> Result<Rules, crate::classify::RuleError> {
+pub(crate) fn load_rules(dir: &Option<PathBuf>) -> Result<Rules, crate::classify::RuleError> {
     match dir {
         Some(d) => Rules::load_dir(d),
         None => Rules::builtin(),
@@ -302,25 +381,7 @@ pub fn run(
     // The interfaces first (an interface that cannot be opened leaves no empty files), then
     // the outputs, both before privileges are dropped.
     let mut cap = LiveCapture::open(&opts.capture)?;
-    let outputs = Outputs {
-        series: open_out(&opts.series)?,
-        ports: open_out(&opts.port_series)?,
-        health: open_out(&opts.health)?,
-        line: open_out(&opts.line_protocol)?,
-        hosts: open_out(&opts.hosts)?,
-        // Started before privileges are dropped (the spool directory may be root's), and
-        // replaying what an earlier run left.
-        spool: match &opts.influx {
-            Some(t) => Some(Spooler::start(
-                t.clone(),
-                opts.spool.0.clone(),
-                opts.spool.1.clone(),
-            )?),
-            None => None,
-        },
-        probe: opts.probe.clone(),
-        quiet: opts.quiet,
-    };
+    let outputs = Outputs::open(opts)?;
     let flows: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::append(p)?)),
         None => None,
@@ -428,6 +489,7 @@ pub fn run(
             let _ = tx.send(Ready {
                 agg: f.agg,
                 rules: rules.clone(),
+                agent_rows: None,
             });
             open = due;
         }
@@ -449,7 +511,11 @@ pub fn run(
     if let Some(e) = f.error {
         out.errors.push(format!("flows: {e}"));
     }
-    let _ = tx.send(Ready { agg: f.agg, rules });
+    let _ = tx.send(Ready {
+        agg: f.agg,
+        rules,
+        agent_rows: None,
+    });
     drop(tx);
     let rep = sink
         .join()
