@@ -21,7 +21,9 @@
 //! messages whole: 4-byte keep-alives, 5-byte interested/unchoke, 9-byte haves, 17-byte
 //! requests sent in batches, a 68-byte handshake.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 /// Shortest and longest first turn: a 96-byte key plus up to 512 bytes of padding.
 pub const KEY_MIN: u32 = 96;
@@ -44,6 +46,12 @@ const BULK: u32 = 1024;
 
 /// The plaintext handshake's opening.
 const HANDSHAKE: &[u8] = b"\x13BitTorrent protocol";
+
+/// Whether a segment holds the plaintext handshake's opening (a searcher built once).
+fn has_handshake(segment: &[u8]) -> bool {
+    static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(HANDSHAKE));
+    FINDER.find(segment).is_some()
+}
 
 /// What the exchange says so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,16 +131,13 @@ pub fn looks_random(b: &[u8]) -> bool {
     if n < 32 {
         return false;
     }
-    let mut seen = [false; 256];
-    let mut distinct = 0usize;
+    let mut seen = [0u64; 4];
     let mut ones = 0u64;
     for &x in b {
-        if !seen[usize::from(x)] {
-            seen[usize::from(x)] = true;
-            distinct += 1;
-        }
+        seen[usize::from(x >> 6)] |= 1 << (x & 63);
         ones += u64::from(x.count_ones());
     }
+    let distinct: u32 = seen.iter().map(|w| w.count_ones()).sum();
     let expected = 256.0 * (1.0 - (-(n as f64) / 256.0).exp());
     let bits = ones as f64 / n as f64;
     distinct as f64 >= 0.75 * expected && (3.5..=4.5).contains(&bits)
@@ -236,6 +241,20 @@ impl MseTracker {
         self.answer.is_none() && self.stage != Stage::Done
     }
 
+    /// Whether feeding more packets can change anything: while active, and afterwards while
+    /// the responder is still silent and [`MseTracker::silent_responder`] is below `limit`.
+    pub fn wants_packets(&self, limit: u32) -> bool {
+        if self.active() {
+            return true;
+        }
+        !matches!(
+            self.answer,
+            Some(Mse::Handshake | Mse::Rhythm | Mse::Midstream)
+        ) && self.initiator.is_some_and(|i| {
+            self.sent[usize::from(i ^ 1)] == 0 && self.sent[usize::from(i)] <= limit
+        })
+    }
+
     /// Bytes the initiator is known to have sent while the responder has sent nothing, when
     /// the connection's start was seen. BitTorrent's initiator can send no more than its
     /// handshake, extension handshake and bitfield (or an MSE key) before the responder
@@ -310,16 +329,22 @@ impl MseTracker {
                     if self.turn <= 1 && !first {
                         return self.fail();
                     }
-                    if first && s.payload.len() >= 32 {
+                    // A key turn is one write of 96–608 bytes.
+                    if self.turn <= 1 && (bytes > KEY_MAX || (first && s.len < KEY_MIN)) {
+                        return self.fail();
+                    }
+                    // The statistics of the first 128 bytes are as telling as all of them.
+                    let head = &s.payload[..s.payload.len().min(128)];
+                    if first && head.len() >= 32 {
                         let ok = match self.turn {
-                            0 | 1 => key_like(s.payload),
-                            _ => looks_random(s.payload),
+                            0 | 1 => key_like(head),
+                            _ => looks_random(head),
                         };
                         if !ok {
                             return self.fail();
                         }
                     }
-                    if self.turn >= 2 && memmem::find(s.payload, HANDSHAKE).is_some() {
+                    if self.turn >= 2 && has_handshake(s.payload) {
                         self.answer = Some(Mse::Handshake);
                         return;
                     }
@@ -334,7 +359,7 @@ impl MseTracker {
             Stage::Exchanged => {
                 self.sent[si] = total;
                 if let Some((_, s)) = seg {
-                    if memmem::find(s.payload, HANDSHAKE).is_some() {
+                    if has_handshake(s.payload) {
                         self.answer = Some(Mse::Handshake);
                         return;
                     }
@@ -380,8 +405,9 @@ impl MseTracker {
         if new >= BULK {
             return;
         }
-        let zeros = bytes.iter().filter(|&&b| b == 0).count();
-        if zeros >= 2 || (bytes.len() >= 32 && !looks_random(bytes)) {
+        let head = &bytes[..bytes.len().min(64)];
+        let zeros = head.iter().filter(|&&b| b == 0).count();
+        if (new < 32 && zeros >= 2) || (head.len() >= 32 && !looks_random(head)) {
             self.stage = Stage::Done;
             return;
         }
