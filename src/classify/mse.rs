@@ -172,8 +172,10 @@ pub fn looks_framed(b: &[u8]) -> bool {
 }
 
 /// A key turn's first segment: uniformly random, with no length framing.
+/// Randomness is judged on the first 128 bytes (as telling as all of them); framing on the
+/// whole segment, since it compares a length prefix with the segment's length.
 fn key_like(b: &[u8]) -> bool {
-    looks_random(b) && !looks_framed(b)
+    looks_random(&b[..b.len().min(128)]) && !looks_framed(b)
 }
 
 /// Lengths of single peer-wire messages (and their common pairs) that clients write on their
@@ -337,7 +339,7 @@ impl MseTracker {
                     let head = &s.payload[..s.payload.len().min(128)];
                     if first && head.len() >= 32 {
                         let ok = match self.turn {
-                            0 | 1 => key_like(head),
+                            0 | 1 => key_like(s.payload),
                             _ => looks_random(head),
                         };
                         if !ok {
@@ -656,6 +658,8 @@ mod tests {
         // record, and a header with zero bytes.
         let cases: &[(&[u8], usize)] = &[
             (&[0x01, 0x9d, 0x04, 0xf8], 415),
+            // RLPx EIP-8 auth of nDPI's ethereum capture: u16 length 571, then 571 bytes.
+            (&[0x02, 0x3b], 573),
             (&[0x00, 0x04, 0x00, 0x00, 0x01, 0x49], 329),
             (&[0xca, 0x00, 0x00, 0x00, 0xa0, 0x59], 206),
             (&[0x17, 0x03, 0x03, 0x00, 0x7a], 127),
@@ -665,6 +669,7 @@ mod tests {
             let mut b = random(*n, i as u32 + 11);
             b[..head.len()].copy_from_slice(head);
             assert!(looks_framed(&b), "case {i}");
+            assert!(!key_like(&b), "case {i}: a key turn must not be framed");
         }
         let framed = (0..200)
             .filter(|&i| looks_framed(&random(300, i + 1000)))
