@@ -435,11 +435,15 @@ impl Pipeline {
                         flow.proof = probe.evidence();
                         Some(v)
                     }
-                    Answer::NotMine => Some(fallback(rules, flow)),
+                    Answer::NotMine => {
+                        refresh_correlation(flow, &key, endpoints, ts);
+                        Some(fallback(rules, flow))
+                    }
                     Answer::NotYet
                         if flow.packets >= MAX_PROBE_PACKETS
                             || (flow.packets >= 24 && probe.any_done()) =>
                     {
+                        refresh_correlation(flow, &key, endpoints, ts);
                         Some(fallback(rules, flow))
                     }
                     Answer::NotYet => None,
@@ -541,6 +545,7 @@ impl Pipeline {
                 rules,
                 ended,
                 flow_sink,
+                endpoints,
                 ..
             } = self;
             finish_flow(
@@ -548,6 +553,7 @@ impl Pipeline {
                 &mut f,
                 reason,
                 rules,
+                endpoints,
                 probes,
                 agg,
                 flow_sink.is_some().then_some(ended),
@@ -570,6 +576,7 @@ impl Pipeline {
             rules,
             ended,
             flow_sink,
+            endpoints,
             ..
         } = self;
         let want_records = flow_sink.is_some();
@@ -597,6 +604,7 @@ impl Pipeline {
                 f,
                 reason,
                 rules,
+                endpoints,
                 probes,
                 agg,
                 want_records.then_some(&mut *ended),
@@ -634,6 +642,7 @@ impl Pipeline {
             rules,
             ended,
             flow_sink,
+            endpoints,
             ..
         } = self;
         let want_records = flow_sink.is_some();
@@ -647,6 +656,7 @@ impl Pipeline {
                 f,
                 EndReason::Evicted,
                 rules,
+                endpoints,
                 probes,
                 agg,
                 want_records.then_some(&mut *ended),
@@ -710,6 +720,25 @@ impl Pipeline {
             None => Ok(()),
         }
     }
+}
+
+/// Looks the flow's ends up again when it is decided without evidence: a peer identified
+/// after the flow began (in the same flow's lifetime) correlates it too. Matters most for
+/// sampled input, where a flow's first sample rarely shows the evidence that names its peer.
+fn refresh_correlation(flow: &mut Flow, key: &FlowKey, endpoints: &SharedEndpoints, ts: i64) {
+    if flow.correlated.is_some() || flow.evidence {
+        return;
+    }
+    let e = |addr, port| Endpoint {
+        addr,
+        port,
+        proto: key.proto,
+    };
+    let (a, b) = (
+        endpoints.lookup(&e(key.lo, key.lo_port), ts),
+        endpoints.lookup(&e(key.hi, key.hi_port), ts),
+    );
+    flow.correlated = a.into_iter().chain(b).min();
 }
 
 /// The verdict of a flow whose payload said nothing either way: BitTorrent by correlation
@@ -798,16 +827,19 @@ fn account(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish_flow(
     key: &FlowKey,
     f: &mut Flow,
     reason: EndReason,
     rules: &Rules,
+    endpoints: &SharedEndpoints,
     probes: &mut ProbePool,
     agg: &mut Aggregator,
     records: Option<&mut Vec<FlowRecord>>,
 ) {
     if f.verdict.is_none() {
+        refresh_correlation(f, key, endpoints, f.last_ts);
         let v = fallback(rules, f);
         set_verdict(f, v, probes, agg);
     }
