@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::aggregate::{minute_of, Aggregator, Rfc3339, NS_PER_MIN};
+use crate::aggregate::{minute_of, Aggregator, MinuteStart};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowSink};
@@ -229,10 +229,7 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
                 };
                 println!(
                     "{} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
-                    Rfc3339 {
-                        ts_ns: minute * NS_PER_MIN,
-                        frac_digits: 0
-                    },
+                    MinuteStart(*minute),
                     h.packets,
                     h.bytes,
                     h.flows_tracked,
@@ -343,7 +340,7 @@ pub fn run(
     let mut rules = rules;
     let mut out = Outcome::default();
     // Minutes before `open` are flushed.
-    let mut open = minute_of(wall_ns() - delay);
+    let mut open = minute_of(wall_ns().saturating_sub(delay));
     let mut last = cap.drops();
     let mut dropping = false;
     let mut last_clock = wall_ns();
@@ -384,7 +381,7 @@ pub fn run(
         let now = wall_ns().max(workers.watermark());
         if read == 0 {
             workers.send_pending();
-            if now - last_clock >= NS {
+            if now.saturating_sub(last_clock) >= NS {
                 // A quiet link: idle flows still end on time.
                 workers.clock(now);
                 last_clock = now;
@@ -393,7 +390,7 @@ pub fn run(
         if stopping || read_error.is_some() {
             break;
         }
-        let due = minute_of(now - delay);
+        let due = minute_of(now.saturating_sub(delay));
         if due > open {
             let mut f = workers.flush(due);
             let d = cap.drops();
@@ -412,10 +409,7 @@ pub fn run(
             if now_dropping && !dropping {
                 eprintln!(
                     "bittap: warning: packets dropped in the minute to {}: kernel {kernel}, interface {iface}, queue {q}; counts are low by that much (raise --buffer-size or --threads, or narrow --filter)",
-                    Rfc3339 {
-                        ts_ns: due * NS_PER_MIN,
-                        frac_digits: 0
-                    }
+                    MinuteStart(due)
                 );
             }
             dropping = now_dropping;

@@ -243,7 +243,7 @@ impl Pipeline {
         if self.last_sweep == i64::MIN {
             self.last_sweep = ts;
         }
-        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+        if self.now.saturating_sub(self.last_sweep) >= self.cfg.sweep_interval_ns {
             self.sweep(false);
         }
     }
@@ -292,7 +292,7 @@ impl Pipeline {
                 }
             }
         }
-        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+        if self.now.saturating_sub(self.last_sweep) >= self.cfg.sweep_interval_ns {
             self.sweep(false);
         }
     }
@@ -576,7 +576,7 @@ impl Pipeline {
             };
             let reason = if eof {
                 EndReason::Eof
-            } else if now - f.last_ts > timeout {
+            } else if now.saturating_sub(f.last_ts) > timeout {
                 if f.closed() {
                     EndReason::Closed
                 } else {
@@ -597,7 +597,7 @@ impl Pipeline {
             false
         });
         frags.retain(|_, e| {
-            if eof || now - e.last_ts > cfg.frag_timeout_ns {
+            if eof || now.saturating_sub(e.last_ts) > cfg.frag_timeout_ns {
                 orphan_fragments(agg, &e.early);
                 false
             } else {

@@ -90,14 +90,15 @@ impl EndpointTable {
     pub fn knows(&self, e: &Endpoint, now: i64) -> bool {
         self.map
             .get(e)
-            .is_some_and(|&t| now.saturating_sub(t).abs() <= self.ttl_ns)
+            .is_some_and(|&t| now.abs_diff(t) <= self.ttl_ns.unsigned_abs())
     }
 
     #[cold]
     fn make_room(&mut self, now: i64) {
         let ttl = self.ttl_ns;
         let before = self.map.len();
-        self.map.retain(|_, t| now.saturating_sub(*t).abs() <= ttl);
+        self.map
+            .retain(|_, t| now.abs_diff(*t) <= ttl.unsigned_abs());
         if self.map.len() >= self.max {
             // Still full: drop the oldest eighth.
             self.scratch.clear();
