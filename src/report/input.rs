@@ -154,6 +154,9 @@ pub struct Influx {
     /// RFC 3339 bounds: `from` included, `to` excluded.
     pub from: String,
     pub to: String,
+    /// How long each query may take, reading the reply included: a database that answers
+    /// slowly, or trickles its reply, is an error after this.
+    pub timeout: std::time::Duration,
 }
 
 /// Standard base64 with padding (RFC 4648), for the basic authentication header.
@@ -184,7 +187,8 @@ impl Influx {
     fn query(&self, q: &str) -> Result<serde_json::Value, InputError> {
         let url = format!("{}/query", self.url.trim_end_matches('/'));
         let form: [(&str, &str); 3] = [("db", &self.db), ("q", q), ("epoch", "s")];
-        let mut req = ureq::post(&url);
+        // ureq also caps a reply read as text at 10 MB: a huge reply is an error, not memory.
+        let mut req = ureq::post(&url).timeout(self.timeout);
         if let Some(u) = &self.user {
             // HTTP basic authentication: the password stays out of the URL, so no error
             // message can show it.
