@@ -354,3 +354,64 @@ fn a_spool_path_that_is_not_a_directory_is_a_clear_error() {
         .expect_err("a file is no spool");
     assert!(e.to_string().contains("not-a-dir"), "{e}");
 }
+
+/// A tmpfs of 64 kB mounted for one test (root only), unmounted when dropped.
+struct TinyDisk(tempfile::TempDir);
+
+impl TinyDisk {
+    fn mount() -> Option<TinyDisk> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TinyDisk(dir))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_spool_disk_is_a_clear_error_and_keeps_the_earlier_batches() {
+    let Some(disk) = TinyDisk::mount() else {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    };
+    let srv = serve(Misbehave::Silent);
+    let dir = disk.0.path().join("spool");
+    let cfg = SpoolConfig {
+        http: http(1),
+        ..SpoolConfig::default()
+    };
+    let spool = Spooler::start(target(&srv), dir.clone(), cfg).expect("spool");
+    spool.submit(LINES.to_string()).expect("a small batch fits");
+    let big = LINES.repeat(1000);
+    let e = spool
+        .submit(big)
+        .expect_err("a batch larger than the disk cannot be made durable");
+    let msg = e.to_string();
+    assert!(msg.contains("No space left"), "{msg}");
+    assert!(msg.contains(".lp.tmp"), "names the file: {msg}");
+    // The half-written file is gone, the earlier batch is kept, and a small one still fits.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("spool dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    assert_eq!(pending(&dir), 1);
+    spool.submit(LINES.to_string()).expect("room again");
+    assert_eq!(pending(&dir), 2);
+    drop(spool.close(Duration::from_millis(200)));
+}
