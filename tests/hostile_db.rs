@@ -314,7 +314,8 @@ fn corrupt_and_oversized_batches_are_set_aside_and_the_rest_is_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     // As a crash, a disk error or a stray copy could leave them: a good batch, one that is
-    // not UTF-8, one far larger than any batch (sparse: no disk used), another good one.
+    // not UTF-8, one far larger than any batch (sparse: no disk used), a directory under a
+    // batch's name, another good one.
     std::fs::write(d.join("00000000000000000001-1717149600000.lp"), LINES).expect("write");
     std::fs::write(
         d.join("00000000000000000002-1717149600000.lp"),
@@ -326,7 +327,8 @@ fn corrupt_and_oversized_batches_are_set_aside_and_the_rest_is_sent() {
     huge.set_len(bittap::sink::spool::MAX_BATCH_BYTES + 1)
         .expect("sparse file");
     drop(huge);
-    std::fs::write(d.join("00000000000000000004-1717149600000.lp"), LINES).expect("write");
+    std::fs::create_dir(d.join("00000000000000000004-1717149600000.lp")).expect("mkdir");
+    std::fs::write(d.join("00000000000000000005-1717149600000.lp"), LINES).expect("write");
     let cfg = SpoolConfig {
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_millis(200),
@@ -339,9 +341,9 @@ fn corrupt_and_oversized_batches_are_set_aside_and_the_rest_is_sent() {
         thread::sleep(Duration::from_millis(50));
     }
     let st = spool.close(Duration::from_secs(2));
-    assert_eq!((st.sent_batches, st.rejected_batches), (2, 2), "{st:?}");
+    assert_eq!((st.sent_batches, st.rejected_batches), (2, 3), "{st:?}");
     assert_eq!(pending(d), 0);
-    assert_eq!(pending(&d.join("rejected")), 2);
+    assert_eq!(pending(&d.join("rejected")), 3);
 }
 
 #[test]

@@ -363,6 +363,33 @@ mod tests {
     }
 
     #[test]
+    fn huge_counts_and_spans_from_input() {
+        // Counts at the top of u64 in two minutes: sums saturate (issue 18).
+        let mut b = Builder::default();
+        for m in [0, 1] {
+            b.add_series(m, Proto::Dht, Method::Signature, u64::MAX, u64::MAX);
+            b.add_series(m, Proto::Utp, Method::Heuristic, u64::MAX, u64::MAX);
+            b.add_port(m, u64::MAX);
+            b.add_port(m, 1);
+        }
+        let s = b.build().expect("two minutes");
+        assert_eq!(s.minutes[0].bytes, u64::MAX);
+        assert_eq!(s.minutes[0].bt_bytes(), u64::MAX);
+        let text = summary::render(&s, &shift::detect(&s, &Default::default()));
+        assert!(text.contains("2 minutes"), "{text}");
+        // Minutes far apart (a database reply may hold any i64): refused, not allocated.
+        let mut b = Builder::default();
+        b.add_series(i64::MIN, Proto::Other, Method::None, 1, 1);
+        b.add_series(i64::MAX, Proto::Other, Method::None, 1, 1);
+        let e = b.build().expect_err("too long");
+        assert!(e.contains("at most 527040"), "{e}");
+        let mut b = Builder::default();
+        b.add_series(0, Proto::Other, Method::None, 1, 1);
+        b.add_series(MAX_MINUTES - 1, Proto::Other, Method::None, 1, 1);
+        assert_eq!(b.build().map(|s| s.len()), Ok(MAX_MINUTES as usize));
+    }
+
+    #[test]
     fn builder_fills_gaps() {
         let mut b = Builder::default();
         b.add_series(12, Proto::Other, Method::None, 1, 100);

@@ -111,11 +111,19 @@ pub const MAX_BATCH_BYTES: u64 = 64 << 20;
 /// failure that can pass.
 pub fn read_batch(path: &Path) -> Result<Option<String>, WriteError> {
     let transient = |e: io::Error| WriteError::Transient(format!("{}: {e}", path.display()));
-    let len = match fs::metadata(path) {
-        Ok(m) => m.len(),
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(transient(e)),
     };
+    // A directory or device under a batch's name would fail every retry: set it aside.
+    if !meta.is_file() {
+        return Err(WriteError::Rejected(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    let len = meta.len();
     if len > MAX_BATCH_BYTES {
         return Err(WriteError::Rejected(format!(
             "{}: {len} bytes, more than a batch can be ({MAX_BATCH_BYTES})",
