@@ -10,6 +10,7 @@
 #   openssl                    a throw-away CA and server certificate for the https tests
 #   pmacct                     pmacctd's sfprobe plugin: a real sFlow agent for tests/sflow.rs
 #   the lab's packages         real BitTorrent clients for lab/ci-smoke.sh (lab/deps.sh --minimal)
+#   cargo-fuzz                 (cargo install) the fuzz step of scripts/test.sh, fuzz/README.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(ca-certificates gcc libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl pmacct)
@@ -32,3 +33,8 @@ if [ "${1:-}" != "--no-lab" ] && [ -x lab/deps.sh ]; then
   lab/deps.sh --minimal >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+# cargo-fuzz for the fuzz step of scripts/test.sh (fuzz/README.md); a few minutes to build once.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "deps: installing cargo-fuzz (cargo install --locked)" >&2
+  cargo install --locked --quiet cargo-fuzz
+fi

@@ -246,7 +246,8 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         sink::write_hosts(p, &hosts)?;
     }
     if let Some(p) = &opts.chart {
-        let data = crate::report::Series::from_rows(&series, &ports, &hosts);
+        let data = crate::report::Series::from_rows(&series, &ports, &hosts)
+            .map_err(|e| anyhow::anyhow!("{}: no chart: {e}", p.display()))?;
         crate::report::chart::write(p, &data)?;
     }
     let (mut influx, mut spool) = (None, None);
@@ -268,7 +269,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
     let mut errors = Vec::new();
     for p in reader.problems.drain(..) {
-        if p.is_truncation() {
+        if p.is_warning() {
             warnings.push(p.to_string());
         } else {
             errors.push(p);

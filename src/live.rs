@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::aggregate::{minute_of, Aggregator, Rfc3339, NS_PER_MIN};
+use crate::aggregate::{minute_of, Aggregator, MinuteStart};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowSink};
@@ -290,10 +290,7 @@ pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
                 } else {
                     100.0 * bt as f64 / all as f64
                 };
-                let t = Rfc3339 {
-                    ts_ns: minute * NS_PER_MIN,
-                    frac_digits: 0,
-                };
+                let t = MinuteStart(*minute);
                 if let Some(sf) = sflow.and_then(|v| v.iter().find(|(m, _)| m == minute)) {
                     let sf = sf.1;
                     println!(
@@ -404,7 +401,7 @@ pub fn run(
     let mut rules = rules;
     let mut out = Outcome::default();
     // Minutes before `open` are flushed.
-    let mut open = minute_of(wall_ns() - delay);
+    let mut open = minute_of(wall_ns().saturating_sub(delay));
     let mut last = cap.drops();
     let mut dropping = false;
     let mut last_clock = wall_ns();
@@ -445,7 +442,7 @@ pub fn run(
         let now = wall_ns().max(workers.watermark());
         if read == 0 {
             workers.send_pending();
-            if now - last_clock >= NS {
+            if now.saturating_sub(last_clock) >= NS {
                 // A quiet link: idle flows still end on time.
                 workers.clock(now);
                 last_clock = now;
@@ -454,7 +451,7 @@ pub fn run(
         if stopping || read_error.is_some() {
             break;
         }
-        let due = minute_of(now - delay);
+        let due = minute_of(now.saturating_sub(delay));
         if due > open {
             let mut f = workers.flush(due);
             let d = cap.drops();
@@ -473,10 +470,7 @@ pub fn run(
             if now_dropping && !dropping {
                 eprintln!(
                     "bittap: warning: packets dropped in the minute to {}: kernel {kernel}, interface {iface}, queue {q}; counts are low by that much (raise --buffer-size or --threads, or narrow --filter)",
-                    Rfc3339 {
-                        ts_ns: due * NS_PER_MIN,
-                        frac_digits: 0
-                    }
+                    MinuteStart(due)
                 );
             }
             dropping = now_dropping;

@@ -942,6 +942,9 @@ fn report_cmd(a: ReportArgs) -> ExitCode {
                 probe: probe.clone(),
                 from: from.clone(),
                 to: to.clone(),
+                timeout: std::time::Duration::from_secs(
+                    a.influx.influx_timeout.unwrap_or(30).max(1),
+                ),
             })
         }
     };

@@ -248,7 +248,7 @@ impl Pipeline {
         if self.last_sweep == i64::MIN {
             self.last_sweep = ts;
         }
-        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+        if self.now.saturating_sub(self.last_sweep) >= self.cfg.sweep_interval_ns {
             self.sweep(false);
         }
     }
@@ -297,7 +297,7 @@ impl Pipeline {
                 }
             }
         }
-        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+        if self.now.saturating_sub(self.last_sweep) >= self.cfg.sweep_interval_ns {
             self.sweep(false);
         }
     }
@@ -590,7 +590,7 @@ impl Pipeline {
             };
             let reason = if eof {
                 EndReason::Eof
-            } else if now - f.last_ts > timeout {
+            } else if now.saturating_sub(f.last_ts) > timeout {
                 if f.closed() {
                     EndReason::Closed
                 } else {
@@ -612,7 +612,7 @@ impl Pipeline {
             false
         });
         frags.retain(|_, e| {
-            if eof || now - e.last_ts > cfg.frag_timeout_ns {
+            if eof || now.saturating_sub(e.last_ts) > cfg.frag_timeout_ns {
                 orphan_fragments(agg, &e.early);
                 false
             } else {

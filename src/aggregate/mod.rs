@@ -16,6 +16,14 @@ pub fn minute_of(ts_ns: i64) -> i64 {
     ts_ns.div_euclid(NS_PER_MIN)
 }
 
+/// The start of a minute in nanoseconds since the epoch, saturating at the ends of `i64`
+/// (never reached by packet times, which the readers keep within
+/// [`crate::capture::TS_MIN`]..=[`crate::capture::TS_MAX`]).
+#[inline]
+pub fn minute_start_ns(minute: i64) -> i64 {
+    minute.saturating_mul(NS_PER_MIN)
+}
+
 /// Which way a packet crossed the link, seen from the home network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
@@ -717,24 +725,38 @@ impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.ts_ns.div_euclid(1_000_000_000);
         let nanos = self.ts_ns.rem_euclid(1_000_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )?;
-        match self.frac_digits {
-            3 => write!(f, ".{:03}", nanos / 1_000_000)?,
-            6 => write!(f, ".{:06}", nanos / 1_000)?,
-            9 => write!(f, ".{nanos:09}")?,
-            _ => {}
-        }
-        f.write_str("Z")
+        write_civil(f, secs, nanos, self.frac_digits)
     }
+}
+
+/// RFC 3339 UTC start of a minute, for any minute an `i64` holds (the time in nanoseconds
+/// would not fit beyond 2262).
+pub struct MinuteStart(pub i64);
+
+impl fmt::Display for MinuteStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_civil(f, self.0.saturating_mul(60), 0, 0)
+    }
+}
+
+fn write_civil(f: &mut fmt::Formatter<'_>, secs: i64, nanos: i64, frac_digits: u8) -> fmt::Result {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    write!(
+        f,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )?;
+    match frac_digits {
+        3 => write!(f, ".{:03}", nanos / 1_000_000)?,
+        6 => write!(f, ".{:06}", nanos / 1_000)?,
+        9 => write!(f, ".{nanos:09}")?,
+        _ => {}
+    }
+    f.write_str("Z")
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -780,6 +802,23 @@ mod tests {
         assert_eq!(minute_of(59_999_999_999), 0);
         assert_eq!(minute_of(60_000_000_000), 1);
         assert_eq!(minute_of(-1), -1);
+        assert_eq!(minute_of(i64::MIN), -153_722_868);
+        assert_eq!(minute_start_ns(minute_of(i64::MIN)), i64::MIN);
+        assert_eq!(minute_start_ns(minute_of(i64::MAX) + 1), i64::MAX);
+        assert_eq!(MinuteStart(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            MinuteStart(minute_of(i64::MAX)).to_string(),
+            "2262-04-11T23:47:00Z"
+        );
+        assert_eq!(
+            MinuteStart(minute_of(i64::MIN)).to_string(),
+            "1677-09-21T00:12:00Z"
+        );
+        // A report's input may name any year up to 9999.
+        assert_eq!(
+            MinuteStart(4_223_371_679).to_string(),
+            "9999-12-31T23:59:00Z"
+        );
     }
 
     #[test]

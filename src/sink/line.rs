@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::aggregate::{Health, PortRow, SeriesRow, SflowHealth, NS_PER_MIN};
+use crate::aggregate::{minute_start_ns, Health, PortRow, SeriesRow, SflowHealth};
 use crate::classify::Rules;
 
 /// Measurement of the series (partitioning the input).
@@ -68,7 +68,7 @@ fn line(
         escape_key(k, out);
         let _ = write!(out, "={v}i");
     }
-    let _ = writeln!(out, " {}", minute * NS_PER_MIN);
+    let _ = writeln!(out, " {}", minute_start_ns(minute));
 }
 
 /// The series, port view and health of a run as line protocol, one line per row.

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::aggregate::{Health, PortRow, Rfc3339, SeriesRow, SflowHealth, NS_PER_MIN};
+use crate::aggregate::{Health, MinuteStart, PortRow, Rfc3339, SeriesRow, SflowHealth};
 use crate::classify::{Class, Method, Proto, Rules};
 use crate::decode::addr_to_ip;
 use crate::pipeline::{FlowRecord, FlowSink};
@@ -31,11 +31,8 @@ impl Format {
     }
 }
 
-fn minute_time(minute: i64) -> Rfc3339 {
-    Rfc3339 {
-        ts_ns: minute * NS_PER_MIN,
-        frac_digits: 0,
-    }
+fn minute_time(minute: i64) -> MinuteStart {
+    MinuteStart(minute)
 }
 
 fn create(path: &Path) -> io::Result<BufWriter<File>> {
