@@ -9,6 +9,8 @@
 #                plus ../shared/corpus/ndpi/pcap when present)
 # env: BITTAP_BENCH_DIR (default /tmp/bittap-bench) holds the capture, outside the repository.
 #      BENCH_RUNS (default 3): runs of each program, alternating; the median is reported.
+#      BENCH_OTHER=BIN: also time another bittap binary (an older build, say) in the same
+#      alternation, and print its ratio beside this build's.
 #
 # tools/benchcap builds the capture deterministically: copies of the inputs merged in time
 # order, each copy with its IPv4/IPv6 addresses rewritten (bijectively) so its flows are
@@ -106,7 +108,8 @@ measure() {
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-td_t=(); bt_t=(); bt_rss=(); td_rss=()
+td_t=(); bt_t=(); bt_rss=(); td_rss=(); ot_t=()
+other=${BENCH_OTHER:-}
 for i in $(seq 1 "$runs"); do
   echo "== run $i/$runs: tcpdump" >&2
   read -r t r < <(measure "$tcpdump_bin" -r "$cap" -w /dev/null)
@@ -114,6 +117,11 @@ for i in $(seq 1 "$runs"); do
   echo "== run $i/$runs: bittap" >&2
   read -r t r < <(measure "$bin" analyze "$cap" --series /dev/null -q --no-progress)
   bt_t+=("$t"); bt_rss+=("$r")
+  if [ -n "$other" ]; then
+    echo "== run $i/$runs: $other" >&2
+    read -r t r < <(measure "$other" analyze "$cap" --series /dev/null -q --no-progress)
+    ot_t+=("$t")
+  fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -140,3 +148,9 @@ awk -v p="$packets" -v b="$bytes" -v fb="$file_bytes" -v td="$td" -v bt="$bt" -v
   printf "ratio              %.3f x tcpdump packet rate (bar: 0.35, one thread)\n", btr / tdr
   printf "machine            %d CPUs, load average %s before, %s after (shared machine: figures are noisy)\n", cpus, lb, la
 }'
+if [ -n "$other" ]; then
+  ot=$(median "${ot_t[@]}")
+  awk -v p="$packets" -v td="$td" -v bt="$bt" -v ot="$ot" -v o="$other" -v ots="$(secs "${ot_t[@]}")" 'BEGIN {
+    printf "other binary       %s: %.3f s median [%s], ratio %.3f x tcpdump; this build / other: %.3f x speed\n", o, ot / 1e9, ots, (p / (ot / 1e9)) / (p / (td / 1e9)), ot / bt
+  }'
+fi

@@ -8,11 +8,13 @@
 #   tcpreplay                  tests/live.rs and scripts/bench-live.sh replay captures onto a veth pair
 #   influxdb, victoria-metrics  real databases for tests/influx.rs, tests/victoria.rs, tests/spool.rs
 #   openssl                    a throw-away CA and server certificate for the https tests
+#   pmacct                     pmacctd's sfprobe plugin: a real sFlow agent for tests/sflow.rs
 #   prometheus (promtool)      tests/live.rs checks the /metrics scrape with `promtool check metrics`
 #   the lab's packages         real BitTorrent clients for lab/ci-smoke.sh (lab/deps.sh --minimal)
+#   cargo-fuzz                 (cargo install) the fuzz step of scripts/test.sh, fuzz/README.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(ca-certificates gcc libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl prometheus)
+pkgs=(ca-certificates gcc libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl pmacct prometheus)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "$(id -u)" -eq 0 ]; then
@@ -32,3 +34,8 @@ if [ "${1:-}" != "--no-lab" ] && [ -x lab/deps.sh ]; then
   lab/deps.sh --minimal >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+# cargo-fuzz for the fuzz step of scripts/test.sh (fuzz/README.md); a few minutes to build once.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "deps: installing cargo-fuzz (cargo install --locked)" >&2
+  cargo install --locked --quiet cargo-fuzz
+fi

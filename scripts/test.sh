@@ -26,4 +26,14 @@ else
 fi
 step "cargo test"
 cargo test --release
+# Overflow and `unsafe` preconditions are checked only with debug assertions: the property
+# tests of hostile input run on a debug build too (issue 18).
+step "property tests, debug build"
+cargo test --quiet --test time_extremes --test property
+if cargo fuzz --version >/dev/null 2>&1; then
+  step "fuzz targets, ${BITTAP_FUZZ_SECONDS:-10} s each from their seeds"
+  bash fuzz/run.sh --seconds "${BITTAP_FUZZ_SECONDS:-10}"
+else
+  echo "test: fuzz step skipped (cargo-fuzz not installed; scripts/deps.sh installs it)"
+fi
 step "done"

@@ -11,10 +11,12 @@ use crate::aggregate::Aggregator;
 use crate::capture::{expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
+use crate::sflow::{self, Collector};
 use crate::sink::influx::Client;
 use crate::sink::spool::Spooler;
 use crate::sink::{self, FlowWriter};
 use crate::workers::Workers;
+use std::io::Write as _;
 
 /// What to read and where to write.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +47,8 @@ pub struct Options {
     pub hosts: Option<PathBuf>,
     /// An SVG chart of the run (`--chart`).
     pub chart: Option<PathBuf>,
+    /// The inputs are captures of sFlow datagrams (`--sflow`).
+    pub sflow: Option<crate::sflow::Options>,
 }
 
 /// How a run went.
@@ -100,9 +104,18 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     let learned = if opts.look_ahead {
         let mut reader = MergedReader::new(&files)?;
         let mut first = Pipeline::new(cfg.clone(), rules.clone());
+        let mut col = opts
+            .sflow
+            .as_ref()
+            .map(|s| Collector::new(s.agents.clone()));
         while reader.advance() {
             if let Some(pkt) = reader.packet() {
-                first.process(&pkt);
+                match (&mut col, &opts.sflow) {
+                    (Some(c), Some(s)) => {
+                        sflow::captured(c, &mut first, &pkt, s.port);
+                    }
+                    _ => first.process(&pkt),
+                }
             }
         }
         first.finish()?;
@@ -133,7 +146,30 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
             }
         }
     };
-    let (mut agg, totals, mut warnings) = if opts.threads <= 1 {
+    let mut agent_rows = None;
+    let (mut agg, totals, mut warnings) = if let Some(sf) = &opts.sflow {
+        // One pipeline: the datagrams' samples, in capture order.
+        let mut pipeline = Pipeline::new(cfg, rules.clone());
+        if let Some(t) = learned {
+            pipeline.set_endpoints(t);
+        }
+        pipeline.set_flow_sink(flow_sink);
+        let mut col = Collector::new(sf.agents.clone());
+        while reader.advance() {
+            if let Some(pkt) = reader.packet() {
+                sflow::captured(&mut col, &mut pipeline, &pkt, sf.port);
+            }
+            n += 1;
+            tick(n);
+        }
+        pipeline.finish()?;
+        agent_rows = Some(col.take_rows());
+        let mut agg = Aggregator::new(rules.ports.len());
+        for (m, b) in pipeline.aggregator().take_all() {
+            agg.absorb(m, &b);
+        }
+        (agg, pipeline.totals(), pipeline.warnings.clone())
+    } else if opts.threads <= 1 {
         let mut pipeline = Pipeline::new(cfg, rules.clone());
         if let Some(t) = learned {
             pipeline.set_endpoints(t);
@@ -181,26 +217,44 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     let agg = &mut agg;
     let series = agg.series_rows();
     let ports = agg.port_rows();
+    let sampled = opts.sflow.is_some();
+    let sflow_rows = agg.sflow_rows();
+    let sflow_health = sampled.then_some(sflow_rows.as_slice());
     if let Some(p) = &opts.series {
-        sink::write_series(p, &series)?;
+        sink::write_series(p, &series, sampled)?;
     }
     if let Some(p) = &opts.port_series {
-        sink::write_port_series(p, &ports, &rules)?;
+        sink::write_port_series(p, &ports, &rules, sampled)?;
     }
     if let Some(p) = &opts.health {
-        sink::write_health(p, &agg.health_rows())?;
+        sink::write_health(p, &agg.health_rows(), sflow_health)?;
+    }
+    if let (Some(sf), Some(rows)) = (&opts.sflow, &agent_rows) {
+        if let Some(p) = &sf.counters {
+            let mut w = sink::create_file(p)?;
+            sflow::write_link_rows_to(&mut w, rows, true)?;
+            w.flush()?;
+        }
+        if let Some(p) = &sf.agent_health {
+            let mut w = sink::create_file(p)?;
+            sflow::write_agent_rows_to(&mut w, rows, true)?;
+            w.flush()?;
+        }
     }
     let hosts = agg.hosts_rows();
     if let Some(p) = &opts.hosts {
         sink::write_hosts(p, &hosts)?;
     }
     if let Some(p) = &opts.chart {
-        let data = crate::report::Series::from_rows(&series, &ports, &hosts);
+        let data = crate::report::Series::from_rows(&series, &ports, &hosts)
+            .map_err(|e| anyhow::anyhow!("{}: no chart: {e}", p.display()))?;
         crate::report::chart::write(p, &data)?;
     }
     let (mut influx, mut spool) = (None, None);
     if opts.line_protocol.is_some() || opts.influx.is_some() {
-        let mut text = sink::line::render(&opts.probe, &series, &ports, &agg.health_rows(), &rules);
+        let health = agg.health_rows();
+        let mut text =
+            sink::line::render_with(&opts.probe, &series, &ports, &health, sflow_health, &rules);
         text.push_str(&sink::line::render_hosts(&opts.probe, &hosts));
         if let Some(p) = &opts.line_protocol {
             sink::line::write_file(p, &text)?;
@@ -215,14 +269,28 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
     let mut errors = Vec::new();
     for p in reader.problems.drain(..) {
-        if p.is_truncation() {
+        if p.is_warning() {
             warnings.push(p.to_string());
         } else {
             errors.push(p);
         }
     }
+    let mut summary = sink::summary(&series, &ports, Some(flow_counts));
+    if let (Some(rows), Some(sf)) = (&agent_rows, &opts.sflow) {
+        summary.push_str(&sflow_summary(&series, &sflow_rows, rows));
+        let seen: u64 = sflow_rows
+            .iter()
+            .map(|(_, h)| h.datagrams + h.malformed + h.rejected)
+            .sum();
+        if seen == 0 {
+            warnings.push(format!(
+                "no sFlow datagrams (UDP to port {}) in the input: give the collector's port with --sflow-port",
+                sf.port
+            ));
+        }
+    }
     Ok(Outcome {
-        summary: sink::summary(&series, &ports, Some(flow_counts)),
+        summary,
         packets: totals.packets,
         bytes: totals.bytes,
         errors,
@@ -230,6 +298,60 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         influx,
         spool,
     })
+}
+
+/// What the sFlow input held: datagrams, samples, losses, and the estimate's interval.
+fn sflow_summary(
+    series: &[crate::aggregate::SeriesRow],
+    health: &[(i64, crate::aggregate::SflowHealth)],
+    rows: &sflow::AgentRows,
+) -> String {
+    let mut h = crate::aggregate::SflowHealth::default();
+    for (_, x) in health {
+        h.merge(x);
+    }
+    let mut agents: Vec<_> = rows.agents.iter().map(|(_, k, _)| *k).collect();
+    agents.sort_unstable();
+    agents.dedup();
+    let (mut samples, mut bt_samples) = (0u64, 0u64);
+    let (mut var, mut bt_var) = (0f64, 0f64);
+    let (mut bytes, mut bt_bytes) = (0u64, 0u64);
+    for r in series {
+        // Rows' half-widths back to variances, so intervals of sums can be given.
+        let v = (r.bytes_err as f64 / 1.96).powi(2);
+        samples += r.samples;
+        var += v;
+        bytes += r.counts.bytes;
+        if r.proto.class() == Class::Bittorrent {
+            bt_samples += r.samples;
+            bt_var += v;
+            bt_bytes += r.counts.bytes;
+        }
+    }
+    let pm = |b: u64, v: f64| {
+        if b == 0 {
+            0.0
+        } else {
+            100.0 * 1.96 * v.sqrt() / b as f64
+        }
+    };
+    format!(
+        "sflow: {} datagrams from {} agent(s), {} flow samples, {} counter samples; {} datagrams lost, {} samples dropped by agents, {} malformed, {} rejected, {} unknown\n\
+         sflow: estimated bytes {bytes} ±{:.1}% ({samples} samples), BitTorrent {bt_bytes} ±{:.1}% ({bt_samples} samples), 95% intervals; interface counters: {} octets in, {} out\n",
+        h.datagrams,
+        agents.len(),
+        h.flow_samples,
+        h.counter_samples,
+        h.datagrams_lost,
+        h.sample_drops,
+        h.malformed,
+        h.rejected,
+        h.unknown,
+        pm(bytes, var),
+        pm(bt_bytes, bt_var),
+        h.if_in_octets,
+        h.if_out_octets,
+    )
 }
 
 fn progress_bar(wanted: bool, total: u64) -> Option<ProgressBar> {

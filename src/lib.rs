@@ -14,5 +14,6 @@ pub mod live;
 pub mod metrics;
 pub mod pipeline;
 pub mod report;
+pub mod sflow;
 pub mod sink;
 pub mod workers;

@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::aggregate::{minute_of, Aggregator, Rfc3339, NS_PER_MIN};
+use crate::aggregate::{minute_of, Aggregator, MinuteStart};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
 use crate::classify::{Class, Rules};
 use crate::metrics::{Metrics, MetricsOptions};
@@ -91,7 +91,7 @@ impl Signals {
     }
 }
 
-fn wall_ns() -> i64 {
+pub(crate) fn wall_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -99,14 +99,14 @@ fn wall_ns() -> i64 {
 }
 
 /// Files appended minute by minute, opened before privileges are dropped.
-struct Out {
+pub(crate) struct Out {
     w: BufWriter<File>,
     fmt: Format,
     header: bool,
     path: PathBuf,
 }
 
-fn open_out(p: &Option<PathBuf>) -> anyhow::Result<Option<Out>> {
+pub(crate) fn open_out(p: &Option<PathBuf>) -> anyhow::Result<Option<Out>> {
     let Some(p) = p else { return Ok(None) };
     let (w, empty) = sink::open_append(p)?;
     Ok(Some(Out {
@@ -117,35 +117,77 @@ fn open_out(p: &Option<PathBuf>) -> anyhow::Result<Option<Out>> {
     }))
 }
 
-struct Outputs {
-    series: Option<Out>,
-    ports: Option<Out>,
-    health: Option<Out>,
-    line: Option<Out>,
-    hosts: Option<Out>,
-    spool: Option<Spooler>,
-    probe: String,
-    quiet: bool,
-    metrics: Option<Arc<Metrics>>,
+pub(crate) struct Outputs {
+    pub(crate) series: Option<Out>,
+    pub(crate) ports: Option<Out>,
+    pub(crate) health: Option<Out>,
+    pub(crate) line: Option<Out>,
+    pub(crate) hosts: Option<Out>,
+    pub(crate) spool: Option<Spooler>,
+    pub(crate) probe: String,
+    pub(crate) quiet: bool,
+    /// Sampled input (sFlow): series rows carry samples and intervals, health sFlow's fields.
+    pub(crate) sampled: bool,
+    /// sFlow: per-interface link load and per-agent health, appended.
+    pub(crate) links: Option<Out>,
+    pub(crate) agents: Option<Out>,
+    /// `--metrics-listen`: updated as minutes are flushed.
+    pub(crate) metrics: Option<Arc<Metrics>>,
+}
+
+impl Outputs {
+    /// The outputs of `opts`, opened (and the spool started) before privileges are dropped.
+    pub(crate) fn open(opts: &Options) -> anyhow::Result<Outputs> {
+        Ok(Outputs {
+            series: open_out(&opts.series)?,
+            ports: open_out(&opts.port_series)?,
+            health: open_out(&opts.health)?,
+            line: open_out(&opts.line_protocol)?,
+            hosts: open_out(&opts.hosts)?,
+            // Started before privileges are dropped (the spool directory may be root's), and
+            // replaying what an earlier run left.
+            spool: match &opts.influx {
+                Some(t) => Some(Spooler::start(
+                    t.clone(),
+                    opts.spool.0.clone(),
+                    opts.spool.1.clone(),
+                )?),
+                None => None,
+            },
+            probe: opts.probe.clone(),
+            quiet: opts.quiet,
+            sampled: false,
+            links: None,
+            agents: None,
+            metrics: None,
+        })
+    }
 }
 
 /// Minutes ready to be written, with the rule set they were counted under.
-struct Ready {
-    agg: Aggregator,
-    rules: Arc<Rules>,
+pub(crate) struct Ready {
+    pub(crate) agg: Aggregator,
+    pub(crate) rules: Arc<Rules>,
+    /// sFlow: the per-agent rows of the same minutes.
+    pub(crate) agent_rows: Option<crate::sflow::AgentRows>,
 }
 
 #[derive(Default)]
-struct SinkReport {
-    in_series: u64,
-    minutes: u64,
-    errors: Vec<String>,
-    spool: Option<SpoolStats>,
+pub(crate) struct SinkReport {
+    pub(crate) in_series: u64,
+    pub(crate) minutes: u64,
+    pub(crate) errors: Vec<String>,
+    pub(crate) spool: Option<SpoolStats>,
 }
 
-fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
+pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
     let mut rep = SinkReport::default();
-    for Ready { mut agg, rules } in rx {
+    for Ready {
+        mut agg,
+        rules,
+        agent_rows,
+    } in rx
+    {
         if let Some(sp) = &o.spool {
             // The spool as it stands when the minute is written.
             let st = sp.stats();
@@ -160,6 +202,8 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
         let ports = agg.port_rows();
         let health = agg.health_rows();
         let hosts = agg.hosts_rows();
+        let sflow_rows = agg.sflow_rows();
+        let sflow = o.sampled.then_some(sflow_rows.as_slice());
         rep.minutes += health.len() as u64;
         rep.in_series += series.iter().map(|r| r.counts.packets).sum::<u64>();
         // Before the files: once a minute is in them, it is in the metrics too.
@@ -176,7 +220,7 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             rep.errors.push(msg);
         };
         if let Some(out) = &mut o.series {
-            let r = sink::write_series_to(&mut out.w, out.fmt, &series, out.header)
+            let r = sink::write_series_to(&mut out.w, out.fmt, &series, out.header, o.sampled)
                 .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
@@ -184,19 +228,39 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             }
         }
         if let Some(out) = &mut o.ports {
-            let r = sink::write_port_series_to(&mut out.w, out.fmt, &ports, &rules, out.header)
-                .and_then(|_| out.w.flush());
+            let r = sink::write_port_series_to(
+                &mut out.w, out.fmt, &ports, &rules, out.header, o.sampled,
+            )
+            .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
                 fail(out, e);
             }
         }
         if let Some(out) = &mut o.health {
-            let r = sink::write_health_to(&mut out.w, out.fmt, &health, out.header)
+            let r = sink::write_health_to(&mut out.w, out.fmt, &health, out.header, sflow)
                 .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
                 fail(out, e);
+            }
+        }
+        if let Some(rows) = &agent_rows {
+            if let Some(out) = &mut o.links {
+                let r = crate::sflow::write_link_rows_to(&mut out.w, rows, out.header)
+                    .and_then(|_| out.w.flush());
+                out.header = false;
+                if let Err(e) = r {
+                    fail(out, e);
+                }
+            }
+            if let Some(out) = &mut o.agents {
+                let r = crate::sflow::write_agent_rows_to(&mut out.w, rows, out.header)
+                    .and_then(|_| out.w.flush());
+                out.header = false;
+                if let Err(e) = r {
+                    fail(out, e);
+                }
             }
         }
         if let Some(out) = &mut o.hosts {
@@ -208,7 +272,8 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             }
         }
         if o.line.is_some() || o.spool.is_some() {
-            let mut text = sink::line::render(&o.probe, &series, &ports, &health, &rules);
+            let mut text =
+                sink::line::render_with(&o.probe, &series, &ports, &health, sflow, &rules);
             text.push_str(&sink::line::render_hosts(&o.probe, &hosts));
             if let Some(out) = &mut o.line {
                 let r = out.w.write_all(text.as_bytes()).and_then(|_| out.w.flush());
@@ -239,12 +304,25 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
                 } else {
                     100.0 * bt as f64 / all as f64
                 };
+                let t = MinuteStart(*minute);
+                if let Some(sf) = sflow.and_then(|v| v.iter().find(|(m, _)| m == minute)) {
+                    let sf = sf.1;
+                    println!(
+                        "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} datagrams={} lost={} samples={} agent_drops={} malformed={} rejected={}",
+                        h.packets,
+                        h.bytes,
+                        h.flows_tracked,
+                        sf.datagrams,
+                        sf.datagrams_lost,
+                        sf.flow_samples,
+                        sf.sample_drops,
+                        sf.malformed,
+                        sf.rejected
+                    );
+                    continue;
+                }
                 println!(
-                    "{} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
-                    Rfc3339 {
-                        ts_ns: minute * NS_PER_MIN,
-                        frac_digits: 0
-                    },
+                    "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} drops kernel={} interface={} queue={}",
                     h.packets,
                     h.bytes,
                     h.flows_tracked,
@@ -264,7 +342,7 @@ fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
 
 /// How long the last minutes may take to reach the database at exit; what is left stays in
 /// the spool for the next start.
-const SPOOL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const SPOOL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Switches to `user` (its uid, primary gid, no supplementary groups) for good.
 pub fn drop_privileges(user: &str) -> anyhow::Result<()> {
@@ -297,7 +375,7 @@ pub fn drop_privileges(user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_rules(dir: &Option<PathBuf>) -> Result<Rules, crate::classify::RuleError> {
+pub(crate) fn load_rules(dir: &Option<PathBuf>) -> Result<Rules, crate::classify::RuleError> {
     match dir {
         Some(d) => Rules::load_dir(d),
         None => Rules::builtin(),
@@ -314,26 +392,7 @@ pub fn run(
     // The interfaces first (an interface that cannot be opened leaves no empty files), then
     // the outputs, both before privileges are dropped.
     let mut cap = LiveCapture::open(&opts.capture)?;
-    let mut outputs = Outputs {
-        series: open_out(&opts.series)?,
-        ports: open_out(&opts.port_series)?,
-        health: open_out(&opts.health)?,
-        line: open_out(&opts.line_protocol)?,
-        hosts: open_out(&opts.hosts)?,
-        // Started before privileges are dropped (the spool directory may be root's), and
-        // replaying what an earlier run left.
-        spool: match &opts.influx {
-            Some(t) => Some(Spooler::start(
-                t.clone(),
-                opts.spool.0.clone(),
-                opts.spool.1.clone(),
-            )?),
-            None => None,
-        },
-        probe: opts.probe.clone(),
-        quiet: opts.quiet,
-        metrics: None,
-    };
+    let mut outputs = Outputs::open(opts)?;
     // Bound before privileges are dropped (a port below 1024 needs them).
     let metrics = match &opts.metrics {
         Some(m) => {
@@ -372,7 +431,7 @@ pub fn run(
     let mut rules = rules;
     let mut out = Outcome::default();
     // Minutes before `open` are flushed.
-    let mut open = minute_of(wall_ns() - delay);
+    let mut open = minute_of(wall_ns().saturating_sub(delay));
     let mut last = cap.drops();
     let mut dropping = false;
     let mut last_clock = wall_ns();
@@ -419,7 +478,7 @@ pub fn run(
         let now = wall_ns().max(workers.watermark());
         if read == 0 {
             workers.send_pending();
-            if now - last_clock >= NS {
+            if now.saturating_sub(last_clock) >= NS {
                 // A quiet link: idle flows still end on time.
                 workers.clock(now);
                 last_clock = now;
@@ -428,7 +487,7 @@ pub fn run(
         if stopping || read_error.is_some() {
             break;
         }
-        let due = minute_of(now - delay);
+        let due = minute_of(now.saturating_sub(delay));
         if due > open {
             let mut f = workers.flush(due);
             let d = cap.drops();
@@ -450,10 +509,7 @@ pub fn run(
             if now_dropping && !dropping {
                 eprintln!(
                     "bittap: warning: packets dropped in the minute to {}: kernel {kernel}, interface {iface}, queue {q}; counts are low by that much (raise --buffer-size or --threads, or narrow --filter)",
-                    Rfc3339 {
-                        ts_ns: due * NS_PER_MIN,
-                        frac_digits: 0
-                    }
+                    MinuteStart(due)
                 );
             }
             dropping = now_dropping;
@@ -466,6 +522,7 @@ pub fn run(
             let _ = tx.send(Ready {
                 agg: f.agg,
                 rules: rules.clone(),
+                agent_rows: None,
             });
             open = due;
         }
@@ -490,7 +547,11 @@ pub fn run(
     if let Some(e) = f.error {
         out.errors.push(format!("flows: {e}"));
     }
-    let _ = tx.send(Ready { agg: f.agg, rules });
+    let _ = tx.send(Ready {
+        agg: f.agg,
+        rules,
+        agent_rows: None,
+    });
     drop(tx);
     let rep = sink
         .join()

@@ -42,6 +42,10 @@ enum Command {
     /// Capture live from network interfaces (libpcap); every minute is appended to the
     /// outputs a few seconds after it ends. SIGTERM/SIGINT flush and exit, SIGHUP reloads rules.
     Live(Box<LiveArgs>),
+    /// Collect sFlow v5 datagrams from switches (UDP): each packet sample is counted by its
+    /// sampling rate, with the same outputs as `live` and a 95 % interval per series row.
+    /// SIGTERM/SIGINT flush and exit, SIGHUP reloads rules.
+    Sflow(Box<SflowArgs>),
     /// Send a line-protocol file written earlier (`analyze --line-protocol`) to a database,
     /// e.g. from a machine that had no route to it.
     Send(Box<SendArgs>),
@@ -217,12 +221,193 @@ struct AnalyzeArgs {
     /// SVG chart of the run (as `bittap report --chart`).
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
+    /// The inputs are captures of sFlow v5 datagrams (UDP to --sflow-port); each sample is
+    /// timed by its datagram's capture time and counted by its sampling rate.
+    #[arg(long)]
+    sflow: bool,
+    /// sFlow: UDP port of the datagrams in the captures.
+    #[arg(long, default_value_t = bittap::sflow::DEFAULT_PORT)]
+    sflow_port: u16,
+    #[command(flatten)]
+    sflow_opts: SflowOpts,
     /// No summary on stdout.
     #[arg(short, long)]
     quiet: bool,
     /// Never show the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// sFlow settings shared by `analyze --sflow` and `sflow`.
+#[derive(Args, Default)]
+struct SflowOpts {
+    /// sFlow: read only datagrams of agents (agent address) in these networks; others are
+    /// counted as rejected.
+    #[arg(long, value_name = "CIDR,...")]
+    agents: Option<String>,
+    /// sFlow: link load per agent and interface and minute, from counter samples (CSV;
+    /// holds agent addresses).
+    #[arg(long, value_name = "FILE")]
+    sflow_counters: Option<PathBuf>,
+    /// sFlow: health per agent and minute (CSV; holds agent addresses).
+    #[arg(long, value_name = "FILE")]
+    sflow_agents: Option<PathBuf>,
+}
+
+impl SflowOpts {
+    fn options(&self, port: u16) -> Result<bittap::sflow::Options, String> {
+        let agents = self
+            .agents
+            .as_deref()
+            .map(HomeNet::parse)
+            .transpose()
+            .map_err(|e| format!("--agents: {e}"))?;
+        Ok(bittap::sflow::Options {
+            port,
+            agents,
+            counters: self.sflow_counters.clone(),
+            agent_health: self.sflow_agents.clone(),
+        })
+    }
+}
+
+/// `bittap sflow` flags.
+#[derive(Args)]
+struct SflowArgs {
+    /// Where to listen: PORT or ADDR:PORT ([::]:PORT for IPv6).
+    #[arg(long, default_value = "6343", value_name = "[ADDR:]PORT")]
+    listen: String,
+    #[command(flatten)]
+    sflow_opts: SflowOpts,
+    /// Seconds after a minute ends before it is flushed.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    flush_delay: u32,
+    /// Switch to this user once the socket and outputs are open.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Per-minute series with samples and intervals, appended.
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Per-flow verdicts (estimated counts), appended. Holds addresses: keep it local.
+    #[arg(long, value_name = "FILE")]
+    flows: Option<PathBuf>,
+    /// Port view per minute, appended.
+    #[arg(long, value_name = "FILE")]
+    port_series: Option<PathBuf>,
+    /// Health per minute with sFlow's fields, appended.
+    #[arg(long, value_name = "FILE")]
+    health: Option<PathBuf>,
+    /// InfluxDB line protocol, appended.
+    #[arg(long, value_name = "FILE")]
+    line_protocol: Option<PathBuf>,
+    /// Estimated distinct BitTorrent hosts per minute, appended.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// Value of the `probe` tag (default: the host name).
+    #[arg(long)]
+    probe: Option<String>,
+    /// Home network CIDRs, comma-separated, for the up/down direction tag.
+    #[arg(long, value_name = "CIDR,...")]
+    home_net: Option<String>,
+    /// Rule directory (default: built-in rules); SIGHUP reloads it.
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// Idle timeout of TCP flows, in seconds.
+    #[arg(long, default_value_t = 300)]
+    tcp_timeout: u32,
+    /// Idle timeout of UDP flows, in seconds.
+    #[arg(long, default_value_t = 120)]
+    udp_timeout: u32,
+    /// Most flows tracked at once.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_flows: usize,
+    /// Minutes a learned BitTorrent endpoint is trusted.
+    #[arg(long, default_value_t = 30)]
+    endpoint_ttl: u32,
+    /// No line per minute on stdout.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    influx: InfluxArgs,
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("--listen {s}: expected PORT or ADDR:PORT"))
+}
+
+fn sflow_cmd(a: SflowArgs) -> ExitCode {
+    let setup = run_setup(&a.influx, a.rules.as_ref(), a.home_net.as_deref()).and_then(|x| {
+        let listen = parse_listen(&a.listen)?;
+        Ok((x, a.sflow_opts.options(listen.port())?, listen))
+    });
+    let ((influx, rules, home_net), sf, listen) = match setup {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let cfg = Config {
+        home_net,
+        tcp_idle_ns: i64::from(a.tcp_timeout) * 1_000_000_000,
+        udp_idle_ns: i64::from(a.udp_timeout) * 1_000_000_000,
+        max_flows: a.max_flows.max(1),
+        endpoint_ttl_ns: i64::from(a.endpoint_ttl) * 60_000_000_000,
+        ..Config::default()
+    };
+    let opts = bittap::live::Options {
+        capture: bittap::capture::live::LiveOptions {
+            interfaces: Vec::new(),
+            snaplen: 0,
+            buffer_bytes: 0,
+            promisc: false,
+            filter: None,
+        },
+        threads: 1,
+        series: a.series,
+        port_series: a.port_series,
+        health: a.health,
+        hosts: a.hosts,
+        spool: live_spool(&a.influx),
+        line_protocol: a.line_protocol,
+        flows: a.flows,
+        probe: a.probe.unwrap_or_else(default_probe),
+        influx,
+        user: a.user,
+        rules_dir: a.rules,
+        flush_delay_secs: a.flush_delay,
+        quiet: a.quiet,
+        // sflow has no --metrics-listen yet (issue 19 asks for it there too).
+        metrics: None,
+    };
+    let signals = match bittap::live::Signals::register() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bittap: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match bittap::sflow::listen::run(&opts, listen, &sf, cfg, rules, &signals) {
+        Ok(o) => {
+            eprintln!(
+                "bittap: stopped: {} datagrams, {} packets estimated, {} minute(s) written",
+                o.datagrams, o.packets, o.minutes
+            );
+            if o.errors.is_empty() {
+                ExitCode::from(EXIT_OK)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Err(e) => {
+            eprintln!("bittap: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 /// `bittap live` flags; each may also come from the `--config` file (flags win).
@@ -615,6 +800,13 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         eprintln!("bittap: --max-flows must be at least 1");
         return ExitCode::from(EXIT_USAGE);
     }
+    let sflow = match a.sflow_opts.options(a.sflow_port) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bittap: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let cfg = Config {
         home_net,
         tcp_idle_ns: i64::from(a.tcp_timeout) * 1_000_000_000,
@@ -639,6 +831,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> ExitCode {
         threads: a.threads,
         hosts: a.hosts,
         chart: a.chart,
+        sflow: if a.sflow { Some(sflow) } else { None },
     };
     let outcome = match analyze::run(&opts, cfg, rules) {
         Ok(o) => o,
@@ -779,6 +972,9 @@ fn report_cmd(a: ReportArgs) -> ExitCode {
                 probe: probe.clone(),
                 from: from.clone(),
                 to: to.clone(),
+                timeout: std::time::Duration::from_secs(
+                    a.influx.influx_timeout.unwrap_or(30).max(1),
+                ),
             })
         }
     };
@@ -865,6 +1061,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(a) => analyze_cmd(*a),
         Command::Live(a) => live_cmd(*a),
+        Command::Sflow(a) => sflow_cmd(*a),
         Command::Send(a) => send_cmd(a.file, a.influx),
         Command::Report(a) => report_cmd(*a),
         Command::Rules {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
-use crate::aggregate::{hll, minute_of, Aggregator, Counts, Direction, HomeNet};
+use crate::aggregate::{hll, minute_of, Aggregator, Amount, Counts, Direction, HomeNet};
 use crate::capture::RawPacket;
 use crate::classify::endpoints::{self, Endpoint, EndpointTable, Provenance, SharedEndpoints};
 use crate::classify::{
@@ -248,27 +248,33 @@ impl Pipeline {
         if self.last_sweep == i64::MIN {
             self.last_sweep = ts;
         }
-        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+        if self.now.saturating_sub(self.last_sweep) >= self.cfg.sweep_interval_ns {
             self.sweep(false);
         }
     }
 
     /// Counts and classifies one captured frame.
     pub fn process(&mut self, pkt: &RawPacket<'_>) {
+        self.process_weighted(pkt, 1);
+    }
+
+    /// Counts and classifies one frame standing for `weight` frames (a packet sample taken
+    /// at 1 in `weight`, e.g. from sFlow): its packets and wire bytes count `weight` times.
+    pub fn process_weighted(&mut self, pkt: &RawPacket<'_>, weight: u32) {
         let ts = pkt.ts_ns;
         let minute = minute_of(ts);
-        let wire = u64::from(pkt.wire_len);
+        let a = Amount::sample(u64::from(pkt.wire_len), weight.max(1));
         if ts > self.now {
             self.now = ts;
             if self.last_sweep == i64::MIN {
                 self.last_sweep = ts;
             }
         }
-        self.totals.add(1, wire);
+        self.totals.add(u64::from(a.packets), a.bytes);
         let tracked = self.flows.len() as u64;
         let bucket = self.agg.bucket(minute);
-        bucket.health.packets += 1;
-        bucket.health.bytes += wire;
+        bucket.health.packets += u64::from(a.packets);
+        bucket.health.bytes += a.bytes;
         bucket.health.flows_tracked = bucket.health.flows_tracked.max(tracked);
         let decoded = decode::decode(pkt.linktype, pkt.data);
         match decoded {
@@ -276,28 +282,22 @@ impl Pipeline {
                 // The payload is incomplete when the snap length cut the frame, or in a first fragment.
                 let cut = pkt.data.len() < pkt.wire_len as usize
                     || matches!(ip.frag, decode::Fragment::First { .. });
-                self.ip_packet(ts, minute, wire, ip, cut)
+                self.ip_packet(ts, minute, a, ip, cut)
             }
             Decoded::NonIp => {
-                bucket.add(Proto::NonIp, Method::None, Direction::Unknown, 1, wire);
-                bucket.health.non_ip += 1;
+                bucket.add_amount(Proto::NonIp, Method::None, Direction::Unknown, a);
+                bucket.health.non_ip += u64::from(a.packets);
             }
             Decoded::Undecodable | Decoded::UnknownLink => {
-                bucket.add(
-                    Proto::Undecodable,
-                    Method::None,
-                    Direction::Unknown,
-                    1,
-                    wire,
-                );
-                bucket.health.undecodable += 1;
+                bucket.add_amount(Proto::Undecodable, Method::None, Direction::Unknown, a);
+                bucket.health.undecodable += u64::from(a.packets);
                 if matches!(decoded, Decoded::UnknownLink) {
-                    bucket.health.unknown_link += 1;
+                    bucket.health.unknown_link += u64::from(a.packets);
                     self.warn_link(pkt.linktype);
                 }
             }
         }
-        if self.now - self.last_sweep >= self.cfg.sweep_interval_ns {
+        if self.now.saturating_sub(self.last_sweep) >= self.cfg.sweep_interval_ns {
             self.sweep(false);
         }
     }
@@ -312,7 +312,7 @@ impl Pipeline {
         }
     }
 
-    fn ip_packet(&mut self, ts: i64, minute: i64, wire: u64, mut ip: IpPacket<'_>, cut: bool) {
+    fn ip_packet(&mut self, ts: i64, minute: i64, a: Amount, mut ip: IpPacket<'_>, cut: bool) {
         let mut early = None;
         match ip.frag {
             Fragment::Whole => {}
@@ -351,8 +351,9 @@ impl Pipeline {
                         }
                         None => {
                             // Still waiting for the first fragment.
-                            e.early.packets += 1;
-                            e.early.bytes += wire;
+                            e.early.packets = e.early.packets.saturating_add(a.packets);
+                            e.early.bytes += a.bytes;
+                            e.early.samples = e.early.samples.saturating_add(1);
                             return;
                         }
                     }
@@ -367,8 +368,9 @@ impl Pipeline {
                             early: PendingCount {
                                 minute,
                                 dir: dir as u8,
-                                packets: 1,
-                                bytes: wire,
+                                packets: a.packets,
+                                bytes: a.bytes,
+                                samples: 1,
                             },
                         },
                     );
@@ -409,8 +411,8 @@ impl Pipeline {
         let dir = usize::from(sender_lo != flow.src_is_lo);
         let dir_tag = flow.dir_tag[dir];
         flow.last_ts = flow.last_ts.max(ts);
-        flow.packets += 1;
-        flow.bytes += wire;
+        flow.packets += u64::from(a.packets);
+        flow.bytes += a.bytes;
         if flags & TCP_FIN != 0 {
             flow.fins |= if dir == 0 { FIN_FROM_SRC } else { FIN_FROM_DST };
         }
@@ -419,7 +421,7 @@ impl Pipeline {
         }
         if let Some(t) = transport {
             if let Some(rule) = rules.port_rule_for(t, ip.sport, ip.dport) {
-                agg.bucket(minute).add_port(rule, dir_tag, 1, wire);
+                agg.bucket(minute).add_port_amount(rule, dir_tag, a);
             }
         }
         if flow.verdict.is_none() {
@@ -433,11 +435,15 @@ impl Pipeline {
                         flow.proof = probe.evidence();
                         Some(v)
                     }
-                    Answer::NotMine => Some(fallback(rules, flow)),
+                    Answer::NotMine => {
+                        refresh_correlation(flow, &key, endpoints, ts);
+                        Some(fallback(rules, flow))
+                    }
                     Answer::NotYet
                         if flow.packets >= MAX_PROBE_PACKETS
                             || (flow.packets >= 24 && probe.any_done()) =>
                     {
+                        refresh_correlation(flow, &key, endpoints, ts);
                         Some(fallback(rules, flow))
                     }
                     Answer::NotYet => None,
@@ -460,18 +466,11 @@ impl Pipeline {
         if let Some(e) = early {
             flow.packets += u64::from(e.packets);
             flow.bytes += e.bytes;
-            account(
-                flow,
-                rules,
-                probes,
-                agg,
-                e.minute,
-                Direction::ALL[usize::from(e.dir)],
-                e.packets,
-                e.bytes,
-            );
+            let held = Amount::held(e.packets, e.bytes, e.samples);
+            let dir = Direction::ALL[usize::from(e.dir)];
+            account(flow, rules, probes, agg, e.minute, dir, held);
         }
-        account(flow, rules, probes, agg, minute, dir_tag, 1, wire);
+        account(flow, rules, probes, agg, minute, dir_tag, a);
     }
 
     fn create_flow(
@@ -546,6 +545,7 @@ impl Pipeline {
                 rules,
                 ended,
                 flow_sink,
+                endpoints,
                 ..
             } = self;
             finish_flow(
@@ -553,6 +553,7 @@ impl Pipeline {
                 &mut f,
                 reason,
                 rules,
+                endpoints,
                 probes,
                 agg,
                 flow_sink.is_some().then_some(ended),
@@ -575,6 +576,7 @@ impl Pipeline {
             rules,
             ended,
             flow_sink,
+            endpoints,
             ..
         } = self;
         let want_records = flow_sink.is_some();
@@ -588,7 +590,7 @@ impl Pipeline {
             };
             let reason = if eof {
                 EndReason::Eof
-            } else if now - f.last_ts > timeout {
+            } else if now.saturating_sub(f.last_ts) > timeout {
                 if f.closed() {
                     EndReason::Closed
                 } else {
@@ -602,6 +604,7 @@ impl Pipeline {
                 f,
                 reason,
                 rules,
+                endpoints,
                 probes,
                 agg,
                 want_records.then_some(&mut *ended),
@@ -609,7 +612,7 @@ impl Pipeline {
             false
         });
         frags.retain(|_, e| {
-            if eof || now - e.last_ts > cfg.frag_timeout_ns {
+            if eof || now.saturating_sub(e.last_ts) > cfg.frag_timeout_ns {
                 orphan_fragments(agg, &e.early);
                 false
             } else {
@@ -639,6 +642,7 @@ impl Pipeline {
             rules,
             ended,
             flow_sink,
+            endpoints,
             ..
         } = self;
         let want_records = flow_sink.is_some();
@@ -652,6 +656,7 @@ impl Pipeline {
                 f,
                 EndReason::Evicted,
                 rules,
+                endpoints,
                 probes,
                 agg,
                 want_records.then_some(&mut *ended),
@@ -717,6 +722,25 @@ impl Pipeline {
     }
 }
 
+/// Looks the flow's ends up again when it is decided without evidence: a peer identified
+/// after the flow began (in the same flow's lifetime) correlates it too. Matters most for
+/// sampled input, where a flow's first sample rarely shows the evidence that names its peer.
+fn refresh_correlation(flow: &mut Flow, key: &FlowKey, endpoints: &SharedEndpoints, ts: i64) {
+    if flow.correlated.is_some() || flow.evidence {
+        return;
+    }
+    let e = |addr, port| Endpoint {
+        addr,
+        port,
+        proto: key.proto,
+    };
+    let (a, b) = (
+        endpoints.lookup(&e(key.lo, key.lo_port), ts),
+        endpoints.lookup(&e(key.hi, key.hi_port), ts),
+    );
+    flow.correlated = a.into_iter().chain(b).min();
+}
+
 /// The verdict of a flow whose payload said nothing either way: BitTorrent by correlation
 /// when an end of it is a learned BitTorrent endpoint, else its port rule, if any. Records
 /// what it rests on in `flow.proof`.
@@ -763,13 +787,8 @@ fn set_verdict(flow: &mut Flow, v: Verdict, probes: &mut ProbePool, agg: &mut Ag
     let bt = v.class() == Class::Bittorrent;
     for p in &flow.pending[..usize::from(flow.n_pending)] {
         let b = agg.bucket(p.minute);
-        b.add(
-            v.proto,
-            v.method,
-            Direction::ALL[usize::from(p.dir)],
-            u64::from(p.packets),
-            p.bytes,
-        );
+        let held = Amount::held(p.packets, p.bytes, p.samples);
+        b.add_amount(v.proto, v.method, Direction::ALL[usize::from(p.dir)], held);
         if bt {
             // Held packets are BitTorrent in their own minute: so are their hosts.
             b.hosts.insert_hash(flow.host_hash[0]);
@@ -780,7 +799,6 @@ fn set_verdict(flow: &mut Flow, v: Verdict, probes: &mut ProbePool, agg: &mut Ag
 }
 
 /// Counts packets of a flow: in the series if it has a verdict, else held in the flow.
-#[allow(clippy::too_many_arguments)]
 fn account(
     flow: &mut Flow,
     rules: &Rules,
@@ -788,10 +806,10 @@ fn account(
     agg: &mut Aggregator,
     minute: i64,
     dir: Direction,
-    packets: u32,
-    bytes: u64,
+    a: Amount,
 ) {
-    if flow.verdict.is_none() && !flow.add_pending(minute, dir, packets, bytes) {
+    let samples = u16::try_from(a.est.samples).unwrap_or(u16::MAX);
+    if flow.verdict.is_none() && !flow.add_pending(minute, dir, a.packets, a.bytes, samples) {
         // No room to hold more: decide on what is known.
         let v = fallback(rules, flow);
         set_verdict(flow, v, probes, agg);
@@ -799,7 +817,7 @@ fn account(
     if let Some(v) = flow.verdict {
         if flow.n_pending == 0 {
             let b = agg.bucket(minute);
-            b.add(v.proto, v.method, dir, u64::from(packets), bytes);
+            b.add_amount(v.proto, v.method, dir, a);
             if flow.hosts_minute != minute && v.class() == Class::Bittorrent {
                 flow.hosts_minute = minute;
                 b.hosts.insert_hash(flow.host_hash[0]);
@@ -809,16 +827,19 @@ fn account(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish_flow(
     key: &FlowKey,
     f: &mut Flow,
     reason: EndReason,
     rules: &Rules,
+    endpoints: &SharedEndpoints,
     probes: &mut ProbePool,
     agg: &mut Aggregator,
     records: Option<&mut Vec<FlowRecord>>,
 ) {
     if f.verdict.is_none() {
+        refresh_correlation(f, key, endpoints, f.last_ts);
         let v = fallback(rules, f);
         set_verdict(f, v, probes, agg);
     }
@@ -856,12 +877,12 @@ fn orphan_fragments(agg: &mut Aggregator, early: &PendingCount) {
         return;
     }
     let b = agg.bucket(early.minute);
-    b.add(
+    let held = Amount::held(early.packets, early.bytes, early.samples);
+    b.add_amount(
         Proto::Other,
         Method::None,
         Direction::ALL[usize::from(early.dir)],
-        u64::from(early.packets),
-        early.bytes,
+        held,
     );
     b.health.fragments_orphaned += u64::from(early.packets);
 }

@@ -221,7 +221,7 @@ impl Workers {
             self.watermark = pkt.ts_ns;
             if self.last_clock == i64::MIN {
                 self.last_clock = pkt.ts_ns;
-            } else if pkt.ts_ns - self.last_clock >= self.clock_every {
+            } else if pkt.ts_ns.saturating_sub(self.last_clock) >= self.clock_every {
                 self.clock(pkt.ts_ns);
             }
         }

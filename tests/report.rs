@@ -82,7 +82,7 @@ fn synthetic(n: usize, seed: u64, level: impl Fn(usize) -> (f64, f64, f64)) -> S
         // Keep every minute present even in an outage.
         b.add_series(m, Proto::NonIp, Method::None, 1, 0);
     }
-    b.build()
+    b.build().expect("a synthetic series is short")
 }
 
 fn bt_shifts(sh: &[shift::Shift]) -> Vec<&shift::Shift> {

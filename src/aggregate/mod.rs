@@ -16,6 +16,14 @@ pub fn minute_of(ts_ns: i64) -> i64 {
     ts_ns.div_euclid(NS_PER_MIN)
 }
 
+/// The start of a minute in nanoseconds since the epoch, saturating at the ends of `i64`
+/// (never reached by packet times, which the readers keep within
+/// [`crate::capture::TS_MIN`]..=[`crate::capture::TS_MAX`]).
+#[inline]
+pub fn minute_start_ns(minute: i64) -> i64 {
+    minute.saturating_mul(NS_PER_MIN)
+}
+
 /// Which way a packet crossed the link, seen from the home network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
@@ -97,7 +105,7 @@ impl HomeNet {
         self.nets.is_empty()
     }
 
-    fn contains(&self, a: Addr) -> bool {
+    pub fn contains(&self, a: Addr) -> bool {
         self.nets.iter().any(|&(net, mask)| a & mask == net)
     }
 
@@ -125,6 +133,163 @@ impl Counts {
     pub fn add(&mut self, packets: u64, bytes: u64) {
         self.packets += packets;
         self.bytes += bytes;
+    }
+}
+
+/// What sampled packets add to a counter besides packets and bytes: the number of samples
+/// and the variance of the byte estimate. Each sample of a frame of `L` wire bytes taken at
+/// 1 in `w` stands for `w` packets and `w·L` bytes, and adds `w·(w−1)·L²` to the variance
+/// (the Horvitz–Thompson estimator's unbiased variance estimate for independent 1-in-`w`
+/// sampling). With equal frame sizes and one rate that is sFlow's usual 1.96·√(1/c) relative
+/// error for `c` samples; with mixed sizes (acknowledgements and full frames) it is wider, as
+/// it must be. Captured packets (`w` = 1) add no variance: their counts are exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sampled {
+    pub samples: u64,
+    pub var: f64,
+}
+
+impl Sampled {
+    /// One sample of a frame of `wire` bytes at 1 in `weight`.
+    #[inline]
+    pub fn one(wire: u64, weight: u32) -> Sampled {
+        let (w, l) = (f64::from(weight), wire as f64);
+        Sampled {
+            samples: 1,
+            var: w * (w - 1.0) * l * l,
+        }
+    }
+
+    /// Held counts of `samples` samples standing for `packets` packets and `bytes` bytes
+    /// (their sizes are no longer known: the variance assumes equal sizes and one rate).
+    pub fn held(samples: u64, packets: u64, bytes: u64) -> Sampled {
+        if samples == 0 || packets <= samples {
+            return Sampled { samples, var: 0.0 };
+        }
+        let w = packets as f64 / samples as f64;
+        let b = bytes as f64;
+        Sampled {
+            samples,
+            var: (w - 1.0) / w * b * b / samples as f64,
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self, o: Sampled) {
+        self.samples += o.samples;
+        self.var += o.var;
+    }
+
+    /// Half-width of the 95 % interval of the byte estimate (1.96 standard deviations).
+    pub fn half_width(&self) -> u64 {
+        (1.96 * self.var.max(0.0).sqrt()).round() as u64
+    }
+}
+
+/// What one packet (or packets held together) adds to the counters: packets, wire bytes
+/// and their samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Amount {
+    pub packets: u32,
+    pub bytes: u64,
+    pub est: Sampled,
+}
+
+impl Amount {
+    /// A frame of `wire` bytes standing for `weight` frames (1 for a captured frame).
+    #[inline]
+    pub fn sample(wire: u64, weight: u32) -> Amount {
+        Amount {
+            packets: weight,
+            bytes: wire.saturating_mul(u64::from(weight)),
+            est: Sampled::one(wire, weight),
+        }
+    }
+
+    /// Held counts (see [`Sampled::held`]).
+    #[inline]
+    pub fn held(packets: u32, bytes: u64, samples: u16) -> Amount {
+        Amount {
+            packets,
+            bytes,
+            est: Sampled::held(u64::from(samples), u64::from(packets), bytes),
+        }
+    }
+}
+
+/// sFlow's own health for one minute (all agents): datagrams and samples read, datagrams
+/// lost (sequence gaps), samples the agents dropped, and the link load their interface
+/// counters report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SflowHealth {
+    pub datagrams: u64,
+    pub flow_samples: u64,
+    pub counter_samples: u64,
+    /// Datagrams missing from the agents' sequence numbers.
+    pub datagrams_lost: u64,
+    /// Samples the agents dropped for lack of resources (their `drops` counters).
+    pub sample_drops: u64,
+    /// Datagrams, samples or records that did not add up (counted, then skipped).
+    pub malformed: u64,
+    /// Datagrams from agents not in `--agents`.
+    pub rejected: u64,
+    /// Samples without a record bittap decodes, and records of unknown formats.
+    pub unknown: u64,
+    /// Agents that restarted (uptime or sequence numbers going back).
+    pub restarts: u64,
+    /// Octets in and out of the sampled interfaces, from their counters.
+    pub if_in_octets: u64,
+    pub if_out_octets: u64,
+}
+
+impl SflowHealth {
+    pub const FIELDS: [&'static str; 11] = [
+        "datagrams",
+        "flow_samples",
+        "counter_samples",
+        "datagrams_lost",
+        "sample_drops",
+        "malformed",
+        "rejected",
+        "unknown",
+        "restarts",
+        "if_in_octets",
+        "if_out_octets",
+    ];
+
+    pub fn values(&self) -> [u64; 11] {
+        [
+            self.datagrams,
+            self.flow_samples,
+            self.counter_samples,
+            self.datagrams_lost,
+            self.sample_drops,
+            self.malformed,
+            self.rejected,
+            self.unknown,
+            self.restarts,
+            self.if_in_octets,
+            self.if_out_octets,
+        ]
+    }
+
+    pub fn merge(&mut self, o: &SflowHealth) {
+        let fields = [
+            &mut self.datagrams,
+            &mut self.flow_samples,
+            &mut self.counter_samples,
+            &mut self.datagrams_lost,
+            &mut self.sample_drops,
+            &mut self.malformed,
+            &mut self.rejected,
+            &mut self.unknown,
+            &mut self.restarts,
+            &mut self.if_in_octets,
+            &mut self.if_out_octets,
+        ];
+        for (f, v) in fields.into_iter().zip(o.values()) {
+            *f += v;
+        }
     }
 }
 
@@ -236,9 +401,15 @@ fn slot(proto: Proto, method: Method, dir: Direction) -> usize {
 /// Everything counted for one minute.
 pub struct MinuteBucket {
     series: [Counts; SLOTS],
+    /// Samples and variance of each series counter (sampled input; for captures, samples
+    /// equal packets and the variance is 0).
+    series_est: [Sampled; SLOTS],
     /// Port view: index `rule * N_DIR + direction`.
     port: Vec<Counts>,
+    port_est: Vec<Sampled>,
     pub health: Health,
+    /// sFlow input's own health (zero for captures).
+    pub sflow: SflowHealth,
     /// Distinct hosts (both ends of BitTorrent flows) seen this minute, as a sketch.
     pub hosts: hll::Hll,
 }
@@ -247,15 +418,44 @@ impl MinuteBucket {
     pub fn new(port_rules: usize) -> Box<Self> {
         Box::new(MinuteBucket {
             series: [Counts::default(); SLOTS],
+            series_est: [Sampled::default(); SLOTS],
             port: vec![Counts::default(); port_rules * N_DIR],
+            port_est: vec![Sampled::default(); port_rules * N_DIR],
             health: Health::default(),
+            sflow: SflowHealth::default(),
             hosts: hll::Hll::default(),
         })
     }
 
+    /// Adds exactly counted packets (each its own sample).
     #[inline]
     pub fn add(&mut self, proto: Proto, method: Method, dir: Direction, packets: u64, bytes: u64) {
-        self.series[slot(proto, method, dir)].add(packets, bytes);
+        let est = Sampled {
+            samples: packets,
+            var: 0.0,
+        };
+        self.add_sampled(proto, method, dir, packets, bytes, est);
+    }
+
+    /// Adds estimated packets and bytes with the samples they come from.
+    #[inline]
+    pub fn add_sampled(
+        &mut self,
+        proto: Proto,
+        method: Method,
+        dir: Direction,
+        packets: u64,
+        bytes: u64,
+        est: Sampled,
+    ) {
+        let i = slot(proto, method, dir);
+        self.series[i].add(packets, bytes);
+        self.series_est[i].add(est);
+    }
+
+    #[inline]
+    pub fn add_amount(&mut self, proto: Proto, method: Method, dir: Direction, a: Amount) {
+        self.add_sampled(proto, method, dir, u64::from(a.packets), a.bytes, a.est);
     }
 
     /// Adds everything another worker counted for the same minute (same rule set). A new
@@ -264,10 +464,17 @@ impl MinuteBucket {
         for (a, b) in self.series.iter_mut().zip(o.series.iter()) {
             a.add(b.packets, b.bytes);
         }
+        for (a, b) in self.series_est.iter_mut().zip(o.series_est.iter()) {
+            a.add(*b);
+        }
         for (a, b) in self.port.iter_mut().zip(o.port.iter()) {
             a.add(b.packets, b.bytes);
         }
+        for (a, b) in self.port_est.iter_mut().zip(o.port_est.iter()) {
+            a.add(*b);
+        }
         self.health.merge(&o.health);
+        self.sflow.merge(&o.sflow);
         self.hosts.merge(&o.hosts);
     }
 
@@ -285,20 +492,47 @@ impl MinuteBucket {
     /// view, not a partition).
     pub fn remap_ports(&mut self, map: &[Option<usize>], new_rules: usize) {
         let mut port = vec![Counts::default(); new_rules * N_DIR];
-        for (i, c) in self.port.iter().enumerate() {
+        let mut port_est = vec![Sampled::default(); new_rules * N_DIR];
+        for (i, (c, e)) in self.port.iter().zip(&self.port_est).enumerate() {
             if let Some(Some(n)) = map.get(i / N_DIR) {
-                if let Some(dst) = port.get_mut(n * N_DIR + i % N_DIR) {
+                let j = n * N_DIR + i % N_DIR;
+                if let (Some(dst), Some(de)) = (port.get_mut(j), port_est.get_mut(j)) {
                     dst.add(c.packets, c.bytes);
+                    de.add(*e);
                 }
             }
         }
         self.port = port;
+        self.port_est = port_est;
     }
 
     #[inline]
     pub fn add_port(&mut self, rule: usize, dir: Direction, packets: u64, bytes: u64) {
-        if let Some(c) = self.port.get_mut(rule * N_DIR + dir as usize) {
+        let est = Sampled {
+            samples: packets,
+            var: 0.0,
+        };
+        self.add_port_sampled(rule, dir, packets, bytes, est);
+    }
+
+    #[inline]
+    pub fn add_port_amount(&mut self, rule: usize, dir: Direction, a: Amount) {
+        self.add_port_sampled(rule, dir, u64::from(a.packets), a.bytes, a.est);
+    }
+
+    #[inline]
+    pub fn add_port_sampled(
+        &mut self,
+        rule: usize,
+        dir: Direction,
+        packets: u64,
+        bytes: u64,
+        est: Sampled,
+    ) {
+        let i = rule * N_DIR + dir as usize;
+        if let (Some(c), Some(e)) = (self.port.get_mut(i), self.port_est.get_mut(i)) {
             c.add(packets, bytes);
+            e.add(est);
         }
     }
 }
@@ -311,6 +545,10 @@ pub struct SeriesRow {
     pub method: Method,
     pub direction: Direction,
     pub counts: Counts,
+    /// Samples behind the counts (equal to packets for captures).
+    pub samples: u64,
+    /// Half-width of the 95 % interval of `counts.bytes` (0 for captures).
+    pub bytes_err: u64,
 }
 
 /// One row of the port view.
@@ -320,6 +558,8 @@ pub struct PortRow {
     pub rule: usize,
     pub direction: Direction,
     pub counts: Counts,
+    pub samples: u64,
+    pub bytes_err: u64,
 }
 
 /// Per-minute counters, kept until written.
@@ -418,7 +658,8 @@ impl Aggregator {
             for proto in Proto::ALL {
                 for method in Method::ALL {
                     for direction in Direction::ALL {
-                        let counts = b.series[slot(proto, method, direction)];
+                        let i = slot(proto, method, direction);
+                        let counts = b.series[i];
                         if counts.packets > 0 {
                             out.push(SeriesRow {
                                 minute,
@@ -426,6 +667,8 @@ impl Aggregator {
                                 method,
                                 direction,
                                 counts,
+                                samples: b.series_est[i].samples,
+                                bytes_err: b.series_est[i].half_width(),
                             });
                         }
                     }
@@ -439,13 +682,15 @@ impl Aggregator {
     pub fn port_rows(&self) -> Vec<PortRow> {
         let mut out = Vec::new();
         for (minute, b) in self.minutes() {
-            for (i, counts) in b.port.iter().enumerate() {
+            for (i, (counts, est)) in b.port.iter().zip(&b.port_est).enumerate() {
                 if counts.packets > 0 {
                     out.push(PortRow {
                         minute,
                         rule: i / N_DIR,
                         direction: Direction::ALL[i % N_DIR],
                         counts: *counts,
+                        samples: est.samples,
+                        bytes_err: est.half_width(),
                     });
                 }
             }
@@ -462,6 +707,11 @@ impl Aggregator {
     pub fn health_rows(&self) -> Vec<(i64, Health)> {
         self.minutes().map(|(m, b)| (m, b.health)).collect()
     }
+
+    /// sFlow health per minute, in order (the same minutes as [`Aggregator::health_rows`]).
+    pub fn sflow_rows(&self) -> Vec<(i64, SflowHealth)> {
+        self.minutes().map(|(m, b)| (m, b.sflow)).collect()
+    }
 }
 
 /// RFC 3339 UTC timestamp of a time in nanoseconds, with `frac_digits` (0, 3, 6 or 9)
@@ -475,24 +725,38 @@ impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.ts_ns.div_euclid(1_000_000_000);
         let nanos = self.ts_ns.rem_euclid(1_000_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )?;
-        match self.frac_digits {
-            3 => write!(f, ".{:03}", nanos / 1_000_000)?,
-            6 => write!(f, ".{:06}", nanos / 1_000)?,
-            9 => write!(f, ".{nanos:09}")?,
-            _ => {}
-        }
-        f.write_str("Z")
+        write_civil(f, secs, nanos, self.frac_digits)
     }
+}
+
+/// RFC 3339 UTC start of a minute, for any minute an `i64` holds (the time in nanoseconds
+/// would not fit beyond 2262).
+pub struct MinuteStart(pub i64);
+
+impl fmt::Display for MinuteStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_civil(f, self.0.saturating_mul(60), 0, 0)
+    }
+}
+
+fn write_civil(f: &mut fmt::Formatter<'_>, secs: i64, nanos: i64, frac_digits: u8) -> fmt::Result {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    write!(
+        f,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )?;
+    match frac_digits {
+        3 => write!(f, ".{:03}", nanos / 1_000_000)?,
+        6 => write!(f, ".{:06}", nanos / 1_000)?,
+        9 => write!(f, ".{nanos:09}")?,
+        _ => {}
+    }
+    f.write_str("Z")
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -538,6 +802,23 @@ mod tests {
         assert_eq!(minute_of(59_999_999_999), 0);
         assert_eq!(minute_of(60_000_000_000), 1);
         assert_eq!(minute_of(-1), -1);
+        assert_eq!(minute_of(i64::MIN), -153_722_868);
+        assert_eq!(minute_start_ns(minute_of(i64::MIN)), i64::MIN);
+        assert_eq!(minute_start_ns(minute_of(i64::MAX) + 1), i64::MAX);
+        assert_eq!(MinuteStart(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            MinuteStart(minute_of(i64::MAX)).to_string(),
+            "2262-04-11T23:47:00Z"
+        );
+        assert_eq!(
+            MinuteStart(minute_of(i64::MIN)).to_string(),
+            "1677-09-21T00:12:00Z"
+        );
+        // A report's input may name any year up to 9999.
+        assert_eq!(
+            MinuteStart(4_223_371_679).to_string(),
+            "9999-12-31T23:59:00Z"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
-use super::{CaptureError, ErrorKind};
+use super::{clamp_ts, CaptureError, ErrorKind};
 
 /// Initial buffer size; grown only for a record larger than it.
 const BUF_SIZE: usize = 1 << 20;
@@ -150,6 +150,9 @@ pub struct CaptureFile {
     last_ts: i64,
     /// A warning about the end of the file (a truncated last record).
     pub warning: Option<CaptureError>,
+    /// The first timestamp out of range (offset, value) and how many there were.
+    clamped: Option<(u64, i128)>,
+    clamped_count: u64,
     /// Frames in this file with a link type that has no decoder are still returned; this
     /// counts records that claimed an interface the file never described.
     packets: u64,
@@ -160,10 +163,17 @@ impl CaptureFile {
     pub fn open(path: &Path, counter: Option<Arc<AtomicU64>>) -> Result<Self, CaptureError> {
         let err = |offset, kind| CaptureError::new(path, offset, kind);
         let file = File::open(path).map_err(|e| err(0, ErrorKind::Io(e.to_string())))?;
-        let mut head = Counting {
+        let head = Counting {
             inner: file,
             counter,
         };
+        Self::from_reader(path, Box::new(head))
+    }
+
+    /// Reads a capture from any byte stream (gzip detected as for files); `path` names it in
+    /// errors and warnings.
+    pub fn from_reader(path: &Path, mut head: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
+        let err = |offset, kind| CaptureError::new(path, offset, kind);
         let mut magic = [0u8; 2];
         let n =
             read_full(&mut head, &mut magic).map_err(|e| err(0, ErrorKind::Io(e.to_string())))?;
@@ -192,6 +202,8 @@ impl CaptureFile {
             cur: None,
             last_ts: 0,
             warning: None,
+            clamped: None,
+            clamped_count: 0,
             packets: 0,
         };
         cf.read_header()?;
@@ -348,6 +360,23 @@ impl CaptureFile {
         })
     }
 
+    /// The warning for timestamps out of range, once per file (taken).
+    pub fn clamp_warning(&mut self) -> Option<CaptureError> {
+        let (at, first_ns) = self.clamped.take()?;
+        let count = std::mem::take(&mut self.clamped_count);
+        Some(self.error(at, ErrorKind::TimestampsClamped { first_ns, count }))
+    }
+
+    /// A timestamp of the record at `at` within [`super::TS_MIN`]..=[`super::TS_MAX`].
+    fn stamp(&mut self, at: u64, ns: i128) -> i64 {
+        let (ts, clamped) = clamp_ts(ns);
+        if clamped {
+            self.clamped_count += 1;
+            self.clamped.get_or_insert((at, ns));
+        }
+        ts
+    }
+
     /// Timestamp of the current packet.
     pub fn current_ts(&self) -> Option<i64> {
         self.cur.map(|c| c.ts_ns)
@@ -386,7 +415,7 @@ impl CaptureFile {
                 had: got,
             },
         ));
-        let ts_ns = to_ns(units, iface.units_per_sec, iface.offset_s);
+        let ts_ns = self.stamp(at, to_ns(units, iface.units_per_sec, iface.offset_s));
         self.cur = Some(Current {
             ts_ns,
             wire_len: origlen.max(caplen as u32),
@@ -447,7 +476,8 @@ impl CaptureFile {
         } else {
             i64::from(frac) * 1000
         };
-        let ts_ns = i64::from(sec) * 1_000_000_000 + frac_ns;
+        // A u32 of seconds and of fractions: never out of range, but one path for all.
+        let ts_ns = self.stamp(at, i128::from(sec) * 1_000_000_000 + i128::from(frac_ns));
         self.cur = Some(Current {
             ts_ns,
             wire_len: origlen.max(header_caplen),
@@ -549,7 +579,7 @@ impl CaptureFile {
                     }
                     let iface = self.iface(if_id, at)?;
                     let units = (u64::from(ts_hi) << 32) | u64::from(ts_lo);
-                    let ts_ns = to_ns(units, iface.units_per_sec, iface.offset_s);
+                    let ts_ns = self.stamp(at, to_ns(units, iface.units_per_sec, iface.offset_s));
                     self.cur = Some(Current {
                         ts_ns,
                         wire_len: origlen.max(caplen as u32),
@@ -630,15 +660,16 @@ impl CaptureFile {
     }
 }
 
-/// Converts a pcapng timestamp in `units_per_sec` to nanoseconds since the epoch.
-fn to_ns(units: u64, units_per_sec: u64, offset_s: i64) -> i64 {
+/// Converts a pcapng timestamp in `units_per_sec` to nanoseconds since the epoch (exact:
+/// the widest inputs, 2^64-1 units at one per second plus an offset of ±2^63 s, fit in i128).
+fn to_ns(units: u64, units_per_sec: u64, offset_s: i64) -> i128 {
     let ns = if units_per_sec == 1_000_000_000 {
         u128::from(units)
     } else {
-        u128::from(units) * 1_000_000_000 / u128::from(units_per_sec)
+        u128::from(units) * 1_000_000_000 / u128::from(units_per_sec.max(1))
     };
-    let ns = i64::try_from(ns).unwrap_or(i64::MAX);
-    ns.saturating_add(offset_s.saturating_mul(1_000_000_000))
+    // At most (2^64-1)·10^9 < 2^94: exact in i128.
+    ns as i128 + i128::from(offset_s) * 1_000_000_000
 }
 
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
@@ -681,5 +712,64 @@ mod tests {
         assert_eq!(to_ns(7, 1_000_000_000, 2), 2_000_000_007);
         assert_eq!(to_ns(1 << 20, 1 << 20, 0), 1_000_000_000);
         assert_eq!(to_ns(12, 10, 0), 1_200_000_000);
+        // The bounds of the fields, exactly.
+        assert_eq!(to_ns(u64::MAX, 1, 0), i128::from(u64::MAX) * 1_000_000_000);
+        assert_eq!(to_ns(0, 1, i64::MIN), i128::from(i64::MIN) * 1_000_000_000);
+        assert_eq!(
+            to_ns(u64::MAX, u64::MAX, i64::MAX),
+            (i128::from(i64::MAX) + 1) * 1_000_000_000
+        );
+        assert_eq!(to_ns(u64::MAX, 0, 0), i128::from(u64::MAX) * 1_000_000_000);
+    }
+
+    #[test]
+    fn out_of_range_timestamps_are_clamped_and_said_once() {
+        use super::super::{TS_MAX, TS_MIN};
+        // pcapng: one interface with if_tsresol 10^0 (seconds) and if_tsoffset -2^63 s, then
+        // two packets at 0 and 2^64-1 units.
+        let mut f = Vec::new();
+        let block = |f: &mut Vec<u8>, btype: u32, body: &[u8]| {
+            let len = (12 + body.len()) as u32;
+            f.extend_from_slice(&btype.to_le_bytes());
+            f.extend_from_slice(&len.to_le_bytes());
+            f.extend_from_slice(body);
+            f.extend_from_slice(&len.to_le_bytes());
+        };
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        block(&mut f, 0x0a0d_0d0a, &shb);
+        let mut idb = vec![1, 0, 0, 0, 0, 0, 0, 0];
+        idb.extend_from_slice(&[9, 0, 1, 0, 0, 0, 0, 0]);
+        idb.extend_from_slice(&[14, 0, 8, 0]);
+        idb.extend_from_slice(&i64::MIN.to_le_bytes());
+        idb.extend_from_slice(&[0, 0, 0, 0]);
+        block(&mut f, 1, &idb);
+        for units in [0u64, u64::MAX] {
+            let mut epb = vec![0u8; 4];
+            epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(units as u32).to_le_bytes());
+            epb.extend_from_slice(&4u32.to_le_bytes());
+            epb.extend_from_slice(&60u32.to_le_bytes());
+            epb.extend_from_slice(&[0xaa; 4]);
+            block(&mut f, 6, &epb);
+        }
+        let mut cf = CaptureFile::from_reader(Path::new("x.pcapng"), Box::new(io::Cursor::new(f)))
+            .expect("opens");
+        let mut seen = Vec::new();
+        while cf.advance().expect("reads") {
+            seen.push(cf.current_ts());
+        }
+        // -2^63 s is long before 1970; 2^64-1 s after it is -2^63 + 2^64-1 = 2^63-1 s, long
+        // after 2262.
+        assert_eq!(seen, [Some(TS_MIN), Some(TS_MAX)]);
+        let w = cf.clamp_warning().expect("a warning");
+        assert!(w.is_warning() && !w.is_truncation());
+        assert!(
+            matches!(w.kind, ErrorKind::TimestampsClamped { count: 2, .. }),
+            "{w}"
+        );
+        assert!(w.to_string().contains("x.pcapng: at byte offset 72"), "{w}");
+        assert!(cf.clamp_warning().is_none());
     }
 }

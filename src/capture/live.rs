@@ -154,8 +154,10 @@ impl LiveCapture {
                         // Nanosecond precision: tv_usec holds nanoseconds.
                         #[allow(clippy::useless_conversion)]
                         // time_t and suseconds_t differ by platform.
-                        let ts = i64::from(p.header.ts.tv_sec) * 1_000_000_000
-                            + i64::from(p.header.ts.tv_usec);
+                        let (ts, _) = super::clamp_ts(
+                            i128::from(p.header.ts.tv_sec) * 1_000_000_000
+                                + i128::from(p.header.ts.tv_usec),
+                        );
                         f(&RawPacket {
                             ts_ns: ts,
                             wire_len: p.header.len,

@@ -18,7 +18,10 @@ pub enum ErrorKind {
     Gzip(String),
     NotACapture,
     TruncatedHeader,
-    TruncatedRecord { wanted: usize, had: usize },
+    TruncatedRecord {
+        wanted: usize,
+        had: usize,
+    },
     TruncatedGzip,
     BadRecordLength(u64),
     BadBlockLength(u64),
@@ -26,6 +29,31 @@ pub enum ErrorKind {
     BadByteOrderMagic,
     ShortBlock(&'static str),
     UnknownInterface(u32),
+    /// Packet timestamps outside [`TS_MIN`]..=[`TS_MAX`] (a warning): `count` of them, the
+    /// first (at the error's offset) `first_ns` nanoseconds since the epoch before clamping.
+    TimestampsClamped {
+        first_ns: i128,
+        count: u64,
+    },
+}
+
+/// The packet times bittap represents, in nanoseconds since the Unix epoch:
+/// 1970-01-01T00:00:00Z to 2262-01-01T00:00:00Z. Within it every difference of two times and
+/// the start and end of every minute fit in an `i64`; a capture's timestamp outside it (a
+/// pcapng `if_tsoffset` or `if_tsresol` at its bounds, a live clock gone wrong) is counted at
+/// the nearest bound, with one warning per file.
+pub const TS_MIN: i64 = 0;
+pub const TS_MAX: i64 = 9_214_646_400_000_000_000;
+
+/// Clamps a timestamp to [`TS_MIN`]..=[`TS_MAX`]; `true` if it was outside.
+pub fn clamp_ts(ns: i128) -> (i64, bool) {
+    if ns < i128::from(TS_MIN) {
+        (TS_MIN, true)
+    } else if ns > i128::from(TS_MAX) {
+        (TS_MAX, true)
+    } else {
+        (ns as i64, false)
+    }
 }
 
 /// An error (or, for truncation at the end, a warning) about one capture file at one offset.
@@ -54,6 +82,11 @@ impl CaptureError {
             self.kind,
             ErrorKind::TruncatedRecord { .. } | ErrorKind::TruncatedGzip
         )
+    }
+
+    /// A warning (every packet was counted), not an error.
+    pub fn is_warning(&self) -> bool {
+        self.is_truncation() || matches!(self.kind, ErrorKind::TimestampsClamped { .. })
     }
 }
 
@@ -102,6 +135,11 @@ impl fmt::Display for CaptureError {
             ErrorKind::UnknownInterface(i) => {
                 write!(f, "corrupt pcapng: packet on undeclared interface {i}")
             }
+            ErrorKind::TimestampsClamped { first_ns, count } => write!(
+                f,
+                "{count} packet timestamp(s) outside 1970-01-01T00:00:00Z..2262-01-01T00:00:00Z \
+                 (the first here, {first_ns} ns since the epoch): counted at the nearest bound"
+            ),
         }
     }
 }
@@ -239,7 +277,10 @@ impl MergedReader {
                 Ok(mut f) => match f.advance() {
                     Ok(true) => self.active.push(f),
                     Ok(false) => self.retire(f),
-                    Err(e) => self.problems.push(e),
+                    Err(e) => {
+                        self.problems.push(e);
+                        self.retire(f);
+                    }
                 },
                 Err(e) => self.problems.push(e),
             }
@@ -247,6 +288,9 @@ impl MergedReader {
     }
 
     fn retire(&mut self, mut f: CaptureFile) {
+        if let Some(w) = f.clamp_warning() {
+            self.problems.push(w);
+        }
         if let Some(w) = f.warning.take() {
             self.problems.push(w);
         }
@@ -263,7 +307,8 @@ impl MergedReader {
                 }
                 Err(e) => {
                     self.problems.push(e);
-                    self.active.swap_remove(i);
+                    let f = self.active.swap_remove(i);
+                    self.retire(f);
                 }
             }
         }

@@ -180,6 +180,9 @@ pub enum Evidence {
     MseHandshake,
     /// An MSE key exchange followed by the peer-wire rhythm of the encrypted stream.
     MseRhythm,
+    /// A stream joined mid-way whose writes have the peer-wire rhythm (weak: labels, never
+    /// teaches).
+    MseMidstream,
     /// A KRPC message validated whole.
     Krpc,
     /// A datagram cut by the snap length that opens with a KRPC query or response's keys.
@@ -216,6 +219,7 @@ impl Evidence {
             Evidence::Framing => "framing",
             Evidence::MseHandshake => "mse-handshake",
             Evidence::MseRhythm => "mse-rhythm",
+            Evidence::MseMidstream => "mse-midstream",
             Evidence::Krpc => "krpc",
             Evidence::KrpcPrefix => "krpc-prefix",
             Evidence::Utp => "utp",

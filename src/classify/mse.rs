@@ -21,7 +21,9 @@
 //! messages whole: 4-byte keep-alives, 5-byte interested/unchoke, 9-byte haves, 17-byte
 //! requests sent in batches, a 68-byte handshake.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 /// Shortest and longest first turn: a 96-byte key plus up to 512 bytes of padding.
 pub const KEY_MIN: u32 = 96;
@@ -33,6 +35,9 @@ pub const THIRD_MIN: u32 = 20 + 20 + 8 + 4 + 2 + 2;
 pub const FOURTH_MIN: u32 = 8 + 4 + 2;
 /// Rhythm segments needed to confirm an exchange.
 pub const RHYTHM_CONFIRM: u8 = 3;
+/// Rhythm writes that confirm a stream joined mid-way, and small writes looked at for them.
+const MIDSTREAM_CONFIRM: u32 = 4;
+const MIDSTREAM_MAX: u32 = 32;
 /// Segments after the exchange looked at before giving up on confirming it.
 const MAX_AFTER: u8 = 48;
 /// Segments of at least this many new bytes are bulk data (pieces cut by the MSS): they say
@@ -42,6 +47,12 @@ const BULK: u32 = 1024;
 /// The plaintext handshake's opening.
 const HANDSHAKE: &[u8] = b"\x13BitTorrent protocol";
 
+/// Whether a segment holds the plaintext handshake's opening (a searcher built once).
+fn has_handshake(segment: &[u8]) -> bool {
+    static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(HANDSHAKE));
+    FINDER.find(segment).is_some()
+}
+
 /// What the exchange says so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mse {
@@ -49,6 +60,9 @@ pub enum Mse {
     Handshake,
     /// The four turns fit and the encrypted stream has the peer-wire rhythm.
     Rhythm,
+    /// A stream joined after its opening whose writes have the peer-wire rhythm: weaker
+    /// than an exchange seen whole.
+    Midstream,
     /// Consistent with MSE so far (or the flow's opening was not seen).
     NotYet,
     /// The opening cannot be an MSE exchange.
@@ -76,6 +90,8 @@ const ACK: u8 = 0x10;
 enum Stage {
     #[default]
     Turns,
+    /// The opening was not seen (no SYN): only the rhythm can speak.
+    Midstream,
     /// The four turns fit: looking for the handshake or the rhythm.
     Exchanged,
     Done,
@@ -115,16 +131,13 @@ pub fn looks_random(b: &[u8]) -> bool {
     if n < 32 {
         return false;
     }
-    let mut seen = [false; 256];
-    let mut distinct = 0usize;
+    let mut seen = [0u64; 4];
     let mut ones = 0u64;
     for &x in b {
-        if !seen[usize::from(x)] {
-            seen[usize::from(x)] = true;
-            distinct += 1;
-        }
+        seen[usize::from(x >> 6)] |= 1 << (x & 63);
         ones += u64::from(x.count_ones());
     }
+    let distinct: u32 = seen.iter().map(|w| w.count_ones()).sum();
     let expected = 256.0 * (1.0 - (-(n as f64) / 256.0).exp());
     let bits = ones as f64 / n as f64;
     distinct as f64 >= 0.75 * expected && (3.5..=4.5).contains(&bits)
@@ -159,8 +172,10 @@ pub fn looks_framed(b: &[u8]) -> bool {
 }
 
 /// A key turn's first segment: uniformly random, with no length framing.
+/// Randomness is judged on the first 128 bytes (as telling as all of them); framing on the
+/// whole segment, since it compares a length prefix with the segment's length.
 fn key_like(b: &[u8]) -> bool {
-    looks_random(b) && !looks_framed(b)
+    looks_random(&b[..b.len().min(128)]) && !looks_framed(b)
 }
 
 /// Lengths of single peer-wire messages (and their common pairs) that clients write on their
@@ -179,7 +194,10 @@ impl MseTracker {
     /// After `NotMine`, or once given up, it still counts what each side sent (see
     /// [`MseTracker::silent_responder`]).
     pub fn on_segment(&mut self, s: Segment<'_>) -> Mse {
-        if matches!(self.answer, Some(Mse::Handshake | Mse::Rhythm)) {
+        if matches!(
+            self.answer,
+            Some(Mse::Handshake | Mse::Rhythm | Mse::Midstream)
+        ) {
             return self.answer.unwrap_or(Mse::NotYet);
         }
         let d = (s.dir & 1) as u8;
@@ -225,6 +243,20 @@ impl MseTracker {
         self.answer.is_none() && self.stage != Stage::Done
     }
 
+    /// Whether feeding more packets can change anything: while active, and afterwards while
+    /// the responder is still silent and [`MseTracker::silent_responder`] is below `limit`.
+    pub fn wants_packets(&self, limit: u32) -> bool {
+        if self.active() {
+            return true;
+        }
+        !matches!(
+            self.answer,
+            Some(Mse::Handshake | Mse::Rhythm | Mse::Midstream)
+        ) && self.initiator.is_some_and(|i| {
+            self.sent[usize::from(i ^ 1)] == 0 && self.sent[usize::from(i)] <= limit
+        })
+    }
+
     /// Bytes the initiator is known to have sent while the responder has sent nothing, when
     /// the connection's start was seen. BitTorrent's initiator can send no more than its
     /// handshake, extension handshake and bitfield (or an MSE key) before the responder
@@ -267,12 +299,16 @@ impl MseTracker {
                         None => {
                             // MSE's initiator speaks first; without the SYN the opening is
                             // unknown and the exchange cannot be followed.
-                            if self.initiator != Some(side) || before != 0 {
-                                self.stage = Stage::Done;
-                                if self.initiator.is_some() {
-                                    self.fail();
+                            if self.initiator.is_none() {
+                                self.stage = Stage::Midstream;
+                                self.sent[si] = total;
+                                if let Some((_, s)) = seg.filter(|_| exact) {
+                                    self.midstream(new, Some(s.payload));
                                 }
                                 return;
+                            }
+                            if self.initiator != Some(side) || before != 0 {
+                                return self.fail();
                             }
                         }
                         Some(_) => {
@@ -295,16 +331,22 @@ impl MseTracker {
                     if self.turn <= 1 && !first {
                         return self.fail();
                     }
-                    if first && s.payload.len() >= 32 {
+                    // A key turn is one write of 96–608 bytes.
+                    if self.turn <= 1 && (bytes > KEY_MAX || (first && s.len < KEY_MIN)) {
+                        return self.fail();
+                    }
+                    // The statistics of the first 128 bytes are as telling as all of them.
+                    let head = &s.payload[..s.payload.len().min(128)];
+                    if first && head.len() >= 32 {
                         let ok = match self.turn {
                             0 | 1 => key_like(s.payload),
-                            _ => looks_random(s.payload),
+                            _ => looks_random(head),
                         };
                         if !ok {
                             return self.fail();
                         }
                     }
-                    if self.turn >= 2 && memmem::find(s.payload, HANDSHAKE).is_some() {
+                    if self.turn >= 2 && has_handshake(s.payload) {
                         self.answer = Some(Mse::Handshake);
                         return;
                     }
@@ -319,7 +361,7 @@ impl MseTracker {
             Stage::Exchanged => {
                 self.sent[si] = total;
                 if let Some((_, s)) = seg {
-                    if memmem::find(s.payload, HANDSHAKE).is_some() {
+                    if has_handshake(s.payload) {
                         self.answer = Some(Mse::Handshake);
                         return;
                     }
@@ -343,7 +385,43 @@ impl MseTracker {
                     self.stage = Stage::Done;
                 }
             }
+            Stage::Midstream => {
+                self.sent[si] = total;
+                match seg {
+                    Some((_, s)) if exact => self.midstream(new, Some(s.payload)),
+                    _ => {}
+                }
+            }
             Stage::Done => {}
+        }
+    }
+
+    /// One write of a stream joined mid-way, seen whole and in order. Four writes of a single
+    /// message's length, two thirds of the small writes at least, confirm it; after 32 small
+    /// writes it gives up, and at once on a write that is not ciphertext: a small write with
+    /// two zero bytes or more (the length prefixes of plaintext binary protocols; RC4 output
+    /// of 17 bytes has two with a chance below 0.4 %), or a longer one that does not look
+    /// random.
+    fn midstream(&mut self, new: u32, payload: Option<&[u8]>) {
+        let Some(bytes) = payload else { return };
+        if new >= BULK {
+            return;
+        }
+        let head = &bytes[..bytes.len().min(64)];
+        let zeros = head.iter().filter(|&&b| b == 0).count();
+        if (new < 32 && zeros >= 2) || (head.len() >= 32 && !looks_random(head)) {
+            self.stage = Stage::Done;
+            return;
+        }
+        self.after = self.after.saturating_add(1);
+        if rhythmic(new) {
+            self.rhythm = self.rhythm.saturating_add(1);
+        }
+        let (hits, small) = (u32::from(self.rhythm), u32::from(self.after));
+        if hits >= MIDSTREAM_CONFIRM && 3 * hits >= 2 * small {
+            self.answer = Some(Mse::Midstream);
+        } else if small >= MIDSTREAM_MAX {
+            self.stage = Stage::Done;
         }
     }
 
@@ -580,6 +658,8 @@ mod tests {
         // record, and a header with zero bytes.
         let cases: &[(&[u8], usize)] = &[
             (&[0x01, 0x9d, 0x04, 0xf8], 415),
+            // RLPx EIP-8 auth of nDPI's ethereum capture: u16 length 571, then 571 bytes.
+            (&[0x02, 0x3b], 573),
             (&[0x00, 0x04, 0x00, 0x00, 0x01, 0x49], 329),
             (&[0xca, 0x00, 0x00, 0x00, 0xa0, 0x59], 206),
             (&[0x17, 0x03, 0x03, 0x00, 0x7a], 127),
@@ -589,6 +669,7 @@ mod tests {
             let mut b = random(*n, i as u32 + 11);
             b[..head.len()].copy_from_slice(head);
             assert!(looks_framed(&b), "case {i}");
+            assert!(!key_like(&b), "case {i}: a key turn must not be framed");
         }
         let framed = (0..200)
             .filter(|&i| looks_framed(&random(300, i + 1000)))
@@ -607,5 +688,63 @@ mod tests {
         let mut text = b"POST /rpc HTTP/1.1\r\n".repeat(8);
         text.truncate(150);
         assert!(!key_like(&text));
+    }
+
+    /// Feeds the writes of a stream joined mid-way (no SYN), each one segment.
+    fn midstream_run(writes: &[(usize, usize)], seed: u32) -> Mse {
+        let mut t = MseTracker::default();
+        let mut next = [50_000u32, 9_000_000u32];
+        let mut last = Mse::NotYet;
+        for (i, &(side, n)) in writes.iter().enumerate() {
+            let payload = random(n, seed.wrapping_add(i as u32));
+            last = t.on_segment(Segment {
+                dir: side,
+                flags: ACK | 0x08,
+                seq: next[side],
+                ack: next[side ^ 1],
+                len: n as u32,
+                payload: &payload,
+            });
+            next[side] += n as u32;
+            if last != Mse::NotYet {
+                break;
+            }
+        }
+        last
+    }
+
+    #[test]
+    fn streams_joined_mid_way() {
+        // An encrypted download joined mid-way: requests and haves one way, piece headers and
+        // blocks cut by the MSS the other.
+        let bt = [
+            (0, 34),
+            (1, 13),
+            (1, 1448),
+            (1, 1448),
+            (0, 17),
+            (1, 13),
+            (1, 1448),
+            (0, 9),
+            (0, 17),
+        ];
+        assert_eq!(midstream_run(&bt, 1), Mse::Midstream);
+        // Random-looking request/response traffic of 20–700 bytes joined mid-way.
+        let mut x = 0x9e37_79b9u32;
+        let mut confirmed = 0;
+        for flow in 0..2000u32 {
+            let w: Vec<(usize, usize)> = (0..40)
+                .map(|k| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (k % 2, 20 + (x % 681) as usize)
+                })
+                .collect();
+            if midstream_run(&w, flow) == Mse::Midstream {
+                confirmed += 1;
+            }
+        }
+        assert_eq!(confirmed, 0, "{confirmed} of 2000 random streams confirmed");
     }
 }

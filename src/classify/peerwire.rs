@@ -187,15 +187,27 @@ impl FramingTracker {
 
 /// Most peers taken from one PEX message (BEP 11 allows 50 added per message).
 const MAX_PEX_PEERS: usize = 200;
+/// Longest segment searched for PEX messages: 50 IPv4 and 50 IPv6 peers with their flags and
+/// the message's keys fit in well under this.
+const MAX_PEX_SEGMENT: usize = 4096;
 
 /// Calls `f` with each peer (IPv6 bytes, IPv4 mapped as `::ffff:a.b.c.d`; port) in the
 /// `added` (6-byte records) and `added6` (18-byte records) strings of BEP 11 ut_pex messages
 /// found in a plaintext peer-wire segment. Only strings wholly inside the segment whose length
 /// is a multiple of the record size count. Does not allocate.
 pub fn for_each_pex_peer(segment: &[u8], f: &mut dyn FnMut([u8; 16], u16)) {
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    static ADDED: LazyLock<[(Finder<'static>, usize); 2]> =
+        LazyLock::new(|| [(Finder::new(b"5:added"), 6), (Finder::new(b"6:added6"), 18)]);
+    // PEX messages are small (at most 50 peers of each kind): bulk segments carry none.
+    if segment.len() > MAX_PEX_SEGMENT {
+        return;
+    }
     let mut left = MAX_PEX_PEERS;
-    for (key, size) in [(&b"5:added"[..], 6usize), (&b"6:added6"[..], 18)] {
-        for at in memchr::memmem::find_iter(segment, key) {
+    for (finder, size) in ADDED.iter() {
+        let (key, size) = (finder.needle(), *size);
+        for at in finder.find_iter(segment) {
             let rest = &segment[at + key.len()..];
             let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
             if digits == 0 || digits > 6 || rest.get(digits) != Some(&b':') {

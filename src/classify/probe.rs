@@ -328,7 +328,7 @@ impl ProbeState {
             if t.flags & TCP_SYN != 0 {
                 self.dirs[dir].prefix.syn(t.seq);
             }
-            if transport == Transport::Tcp {
+            if transport == Transport::Tcp && self.mse.wants_packets(MAX_UNANSWERED) {
                 mse = self.mse.on_segment(Segment {
                     dir,
                     flags: t.flags,
@@ -365,6 +365,10 @@ impl ProbeState {
             }
             Mse::Rhythm => {
                 self.evidence = Evidence::MseRhythm;
+                return certain(Proto::PeerwireMse, Method::Heuristic);
+            }
+            Mse::Midstream => {
+                self.evidence = Evidence::MseMidstream;
                 return certain(Proto::PeerwireMse, Method::Heuristic);
             }
             Mse::NotYet | Mse::NotMine => {}

@@ -7,7 +7,7 @@
 
 mod tunnel;
 
-use etherparse::{Ipv6ExtensionSlice, LaxIpSlice};
+use etherparse::LaxIpSlice;
 
 /// LINKTYPE_* values this decoder understands.
 pub mod linktype {
@@ -250,21 +250,8 @@ pub(crate) fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
         }
         LaxIpSlice::Ipv6(s) => {
             let h = s.header();
-            let mut frag = Fragment::Whole;
-            for ext in s.extensions().clone().into_iter() {
-                if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    // Read from the bytes (RFC 8200 4.5): etherparse 0.18 reads the offset
-                    // and M flag of IPv6 fragment headers with IPv4's bit layout.
-                    let b = f.slice();
-                    let off_m = u16::from_be_bytes([b[2], b[3]]);
-                    let id = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-                    if off_m >> 3 > 0 {
-                        frag = Fragment::Later { id };
-                    } else if off_m & 1 != 0 {
-                        frag = Fragment::First { id };
-                    }
-                }
-            }
+            let ext = s.extensions();
+            let frag = ipv6_fragment(ext.first_header().map(|n| n.0), ext.slice());
             (
                 u128::from_be_bytes(h.source()),
                 u128::from_be_bytes(h.destination()),
@@ -315,6 +302,52 @@ pub(crate) fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
         _ => pkt.payload = l4,
     }
     Decoded::Ip(pkt)
+}
+
+/// Where an IPv6 packet stands in a fragmented datagram, from the extension headers
+/// etherparse accepted (`first` is the first one's type, `exts` their bytes).
+///
+/// The chain is walked here, with checked reads, for two reasons: etherparse's iterator over
+/// a lax extension slice reads past its end when a later header was cut short (0.18.2 and
+/// 0.21.0 alike: `docs/upstream/etherparse-ipv6-ext.md`), and etherparse 0.18 reads the offset
+/// and M flag of fragment headers with IPv4's bit layout (RFC 8200 4.5 is used here).
+fn ipv6_fragment(first: Option<u8>, mut exts: &[u8]) -> Fragment {
+    let Some(mut next) = first else {
+        return Fragment::Whole;
+    };
+    let mut frag = Fragment::Whole;
+    // Bounded: every turn consumes at least 8 bytes.
+    loop {
+        let len = match next {
+            // Hop-by-hop, routing, destination options: 8-byte units after the first 8.
+            0 | 43 | 60 => match exts.get(1) {
+                Some(&l) => (usize::from(l) + 1) * 8,
+                None => break,
+            },
+            44 => 8,
+            // Authentication header: 4-byte units, less 2.
+            51 => match exts.get(1) {
+                Some(&l) => (usize::from(l) + 2) * 4,
+                None => break,
+            },
+            _ => break,
+        };
+        let Some(h) = exts.get(..len) else {
+            break;
+        };
+        if next == 44 {
+            let off_m = u16::from_be_bytes([h[2], h[3]]);
+            let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+            if off_m >> 3 > 0 {
+                frag = Fragment::Later { id };
+            } else if off_m & 1 != 0 {
+                frag = Fragment::First { id };
+            }
+        }
+        next = h[0];
+        exts = &exts[len..];
+    }
+    frag
 }
 
 /// `l4_declared`: the transport's length by the IP header (0 when unknown).
@@ -478,5 +511,53 @@ mod tests {
         v[42..44].copy_from_slice(&(154u16 << 3).to_be_bytes());
         let p = expect_ip(decode(linktype::RAW, &v));
         assert_eq!(p.frag, Fragment::Later { id: 0x0bad_cafe });
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex"))
+            .collect()
+    }
+
+    /// Issue 18: IPv6 whose payload length (52) claims more than the frame holds, a routing
+    /// header, then destination options cut short. etherparse 0.18.2's iterator over the lax
+    /// extensions read past the end of the slice here (a debug build aborted).
+    #[test]
+    fn ipv6_extension_cut_short_is_read_in_bounds() {
+        let frame = hex(concat!(
+            "02000000000302000000000286dd6000000000342b40",
+            "20010db8000200000000000000000002",
+            "20010db8000200000000000000000003",
+            "3c0202000000000020010db8000200000000000000000003",
+            "060001"
+        ));
+        assert_eq!(frame.len(), 81);
+        let p = expect_ip(decode(linktype::ETHERNET, &frame));
+        assert!(p.v6);
+        assert_eq!(p.frag, Fragment::Whole);
+        // The cut destination options header is where etherparse stopped: its number is the
+        // transport, the 3 bytes left are the payload.
+        assert_eq!(p.proto, 60);
+        assert_eq!(p.payload.len(), 3);
+        // Every prefix of it too.
+        for n in 0..frame.len() {
+            let _ = decode(linktype::ETHERNET, &frame[..n]);
+        }
+    }
+
+    #[test]
+    fn ipv6_fragment_after_other_extensions() {
+        // Hop-by-hop (8 bytes), authentication header (12 bytes), then a fragment header.
+        let mut v = vec![0x60, 0, 0, 0, 0, 36, 0, 64];
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+        v.extend_from_slice(&[51, 0, 1, 4, 0, 0, 0, 0]);
+        v.extend_from_slice(&[44, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+        v.extend_from_slice(&[17, 0, 0x00, 0x09, 0, 0, 0, 7]);
+        v.extend_from_slice(&[0u8; 8]);
+        let p = expect_ip(decode(linktype::RAW, &v));
+        assert_eq!(p.frag, Fragment::Later { id: 7 });
+        assert_eq!(p.proto, IPPROTO_UDP);
     }
 }

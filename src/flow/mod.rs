@@ -90,8 +90,11 @@ impl EndReason {
 pub struct PendingCount {
     pub minute: i64,
     pub dir: u8,
+    /// Packets (estimated, for sampled input: samples times their sampling rates).
     pub packets: u32,
     pub bytes: u64,
+    /// Samples behind `packets` (equal to it for captures; saturates).
+    pub samples: u16,
 }
 
 pub const MAX_PENDING: usize = 6;
@@ -138,12 +141,20 @@ impl Flow {
     }
 
     /// Adds to the pending counts; `false` when there is no room left.
-    pub fn add_pending(&mut self, minute: i64, dir: Direction, packets: u32, bytes: u64) -> bool {
+    pub fn add_pending(
+        &mut self,
+        minute: i64,
+        dir: Direction,
+        packets: u32,
+        bytes: u64,
+        samples: u16,
+    ) -> bool {
         let n = usize::from(self.n_pending);
         for p in &mut self.pending[..n] {
             if p.minute == minute && p.dir == dir as u8 {
-                p.packets += packets;
+                p.packets = p.packets.saturating_add(packets);
                 p.bytes += bytes;
+                p.samples = p.samples.saturating_add(samples);
                 return true;
             }
         }
@@ -155,6 +166,7 @@ impl Flow {
             dir: dir as u8,
             packets,
             bytes,
+            samples,
         };
         self.n_pending += 1;
         true
@@ -218,15 +230,15 @@ mod tests {
             host_hash: [0; 2],
             hosts_minute: i64::MIN,
         };
-        assert!(f.add_pending(1, Direction::Up, 1, 10));
-        assert!(f.add_pending(1, Direction::Up, 1, 10));
+        assert!(f.add_pending(1, Direction::Up, 1, 10, 1));
+        assert!(f.add_pending(1, Direction::Up, 1, 10, 1));
         assert_eq!(
             (f.n_pending, f.pending[0].packets, f.pending[0].bytes),
             (1, 2, 20)
         );
         for m in 2..=MAX_PENDING as i64 {
-            assert!(f.add_pending(m, Direction::Down, 1, 1));
+            assert!(f.add_pending(m, Direction::Down, 1, 1, 1));
         }
-        assert!(!f.add_pending(99, Direction::Down, 1, 1));
+        assert!(!f.add_pending(99, Direction::Down, 1, 1, 1));
     }
 }

@@ -154,6 +154,9 @@ pub struct Influx {
     /// RFC 3339 bounds: `from` included, `to` excluded.
     pub from: String,
     pub to: String,
+    /// How long each query may take, reading the reply included: a database that answers
+    /// slowly, or trickles its reply, is an error after this.
+    pub timeout: std::time::Duration,
 }
 
 /// Standard base64 with padding (RFC 4648), for the basic authentication header.
@@ -184,7 +187,8 @@ impl Influx {
     fn query(&self, q: &str) -> Result<serde_json::Value, InputError> {
         let url = format!("{}/query", self.url.trim_end_matches('/'));
         let form: [(&str, &str); 3] = [("db", &self.db), ("q", q), ("epoch", "s")];
-        let mut req = ureq::post(&url);
+        // ureq also caps a reply read as text at 10 MB: a huge reply is an error, not memory.
+        let mut req = ureq::post(&url).timeout(self.timeout);
         if let Some(u) = &self.user {
             // HTTP basic authentication: the password stays out of the URL, so no error
             // message can show it.
@@ -255,25 +259,40 @@ impl Influx {
             "SELECT \"packets\", \"bytes\" FROM \"bittap\" WHERE {w} GROUP BY \"proto\", \"method\""
         );
         let json = self.query(&q)?;
-        for_each_point(&json, &q, |tags, t, v| {
+        read_reply(&json, &q, 0, b)?;
+        let q = format!("SELECT \"bytes\" FROM \"bittap_port\" WHERE {w}");
+        let json = self.query(&q)?;
+        read_reply(&json, &q, 1, b)?;
+        let q = format!("SELECT \"bittorrent\" FROM \"bittap_hosts\" WHERE {w}");
+        let json = self.query(&q)?;
+        read_reply(&json, &q, 2, b)?;
+        Ok(())
+    }
+}
+
+/// Reads the reply to query `q` into `b`: `kind` 0 is the series (points grouped by proto and
+/// method: time, packets, bytes), 1 the port view (time, bytes), 2 the host counts.
+pub fn read_reply(
+    json: &serde_json::Value,
+    q: &str,
+    kind: u8,
+    b: &mut Builder,
+) -> Result<(), InputError> {
+    match kind {
+        0 => for_each_point(json, q, |tags, t, v| {
             let p = tags["proto"].as_str().unwrap_or_default();
             let m = tags["method"].as_str().unwrap_or_default();
             b.add_series(t, proto(p)?, method(m)?, int(v, 1)?, int(v, 2)?);
             Ok(())
-        })?;
-        let q = format!("SELECT \"bytes\" FROM \"bittap_port\" WHERE {w}");
-        let json = self.query(&q)?;
-        for_each_point(&json, &q, |_, t, v| {
+        }),
+        1 => for_each_point(json, q, |_, t, v| {
             b.add_port(t, int(v, 1)?);
             Ok(())
-        })?;
-        let q = format!("SELECT \"bittorrent\" FROM \"bittap_hosts\" WHERE {w}");
-        let json = self.query(&q)?;
-        for_each_point(&json, &q, |_, t, v| {
+        }),
+        _ => for_each_point(json, q, |_, t, v| {
             b.set_hosts(t, int(v, 1)?);
             Ok(())
-        })?;
-        Ok(())
+        }),
     }
 }
 

@@ -48,7 +48,7 @@ pub struct Minute {
 
 impl Minute {
     pub fn bt_bytes(&self) -> u64 {
-        self.bt_proto.iter().sum()
+        self.bt_proto.iter().fold(0, |a, &b| a.saturating_add(b))
     }
 }
 
@@ -62,6 +62,11 @@ pub struct Series {
     /// A host count was given.
     pub has_hosts: bool,
 }
+
+/// The longest series a report or a chart covers: 366 days of minutes (about 60 MB of
+/// minutes). A longer one (a typo in a time range, a capture with timestamps clamped to
+/// 1970 and 2262) is refused rather than allocated.
+pub const MAX_MINUTES: i64 = 366 * 1440;
 
 /// Collects rows in any order, then fills the minutes in between.
 #[derive(Debug, Default)]
@@ -80,19 +85,23 @@ impl Builder {
         packets: u64,
         bytes: u64,
     ) {
+        // Saturating: the counts come from files and database replies.
         let m = self.map.entry(minute).or_default();
-        m.packets += packets;
-        m.bytes += bytes;
+        m.packets = m.packets.saturating_add(packets);
+        m.bytes = m.bytes.saturating_add(bytes);
         if proto.class() == Class::Bittorrent {
-            m.bt_packets += packets;
-            m.bt_proto[proto as usize] += bytes;
-            m.bt_method[method as usize] += bytes;
+            m.bt_packets = m.bt_packets.saturating_add(packets);
+            let p = &mut m.bt_proto[proto as usize];
+            *p = p.saturating_add(bytes);
+            let x = &mut m.bt_method[method as usize];
+            *x = x.saturating_add(bytes);
         }
     }
 
     pub fn add_port(&mut self, minute: i64, bytes: u64) {
         self.has_ports = true;
-        self.map.entry(minute).or_default().port_bytes += bytes;
+        let m = self.map.entry(minute).or_default();
+        m.port_bytes = m.port_bytes.saturating_add(bytes);
     }
 
     pub fn set_hosts(&mut self, minute: i64, n: u64) {
@@ -100,12 +109,23 @@ impl Builder {
         self.map.entry(minute).or_default().hosts = Some(n);
     }
 
-    pub fn build(self) -> Series {
+    /// The contiguous series, or why it cannot be one: it spans more than [`MAX_MINUTES`].
+    pub fn build(self) -> Result<Series, String> {
         let (Some((&first, _)), Some((&last, _))) =
             (self.map.first_key_value(), self.map.last_key_value())
         else {
-            return Series::default();
+            return Ok(Series::default());
         };
+        // In i128: minutes from a database reply may be anywhere in i64.
+        let span = i128::from(last) - i128::from(first) + 1;
+        if span > i128::from(MAX_MINUTES) {
+            return Err(format!(
+                "the series spans {span} minutes, {} to {}; a report or chart covers at most \
+                 {MAX_MINUTES} (366 days): choose a narrower time range",
+                minute_label(first),
+                minute_label(last)
+            ));
+        }
         let mut minutes = vec![Minute::default(); (last - first + 1) as usize];
         for (m, v) in self.map {
             minutes[(m - first) as usize] = v;
@@ -115,18 +135,22 @@ impl Builder {
                 m.hosts.get_or_insert(0);
             }
         }
-        Series {
+        Ok(Series {
             start: first,
             minutes,
             has_ports: self.has_ports,
             has_hosts: self.has_hosts,
-        }
+        })
     }
 }
 
 impl Series {
     /// The series of an `analyze` run, as the report reads it back from the CSV files.
-    pub fn from_rows(series: &[SeriesRow], ports: &[PortRow], hosts: &[(i64, u64)]) -> Series {
+    pub fn from_rows(
+        series: &[SeriesRow],
+        ports: &[PortRow],
+        hosts: &[(i64, u64)],
+    ) -> Result<Series, String> {
         let mut b = Builder::default();
         for r in series {
             b.add_series(
@@ -206,7 +230,7 @@ pub fn run(o: &Options) -> Result<Report, Error> {
             ))
         }
     }
-    let series = b.build();
+    let series = b.build().map_err(Error::Usage)?;
     let shifts = shift::detect(&series, &o.params);
     let summary = summary::render(&series, &shifts);
     if let Some(p) = &o.chart {
@@ -309,11 +333,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// `2024-05-31 10:00` for a minute (UTC).
 pub fn minute_label(minute: i64) -> String {
-    let s = crate::aggregate::Rfc3339 {
-        ts_ns: minute * crate::aggregate::NS_PER_MIN,
-        frac_digits: 0,
-    }
-    .to_string();
+    let s = crate::aggregate::MinuteStart(minute).to_string();
     format!("{} {}", &s[..10], &s[11..16])
 }
 
@@ -343,12 +363,39 @@ mod tests {
     }
 
     #[test]
+    fn huge_counts_and_spans_from_input() {
+        // Counts at the top of u64 in two minutes: sums saturate (issue 18).
+        let mut b = Builder::default();
+        for m in [0, 1] {
+            b.add_series(m, Proto::Dht, Method::Signature, u64::MAX, u64::MAX);
+            b.add_series(m, Proto::Utp, Method::Heuristic, u64::MAX, u64::MAX);
+            b.add_port(m, u64::MAX);
+            b.add_port(m, 1);
+        }
+        let s = b.build().expect("two minutes");
+        assert_eq!(s.minutes[0].bytes, u64::MAX);
+        assert_eq!(s.minutes[0].bt_bytes(), u64::MAX);
+        let text = summary::render(&s, &shift::detect(&s, &Default::default()));
+        assert!(text.contains("2 minutes"), "{text}");
+        // Minutes far apart (a database reply may hold any i64): refused, not allocated.
+        let mut b = Builder::default();
+        b.add_series(i64::MIN, Proto::Other, Method::None, 1, 1);
+        b.add_series(i64::MAX, Proto::Other, Method::None, 1, 1);
+        let e = b.build().expect_err("too long");
+        assert!(e.contains("at most 527040"), "{e}");
+        let mut b = Builder::default();
+        b.add_series(0, Proto::Other, Method::None, 1, 1);
+        b.add_series(MAX_MINUTES - 1, Proto::Other, Method::None, 1, 1);
+        assert_eq!(b.build().map(|s| s.len()), Ok(MAX_MINUTES as usize));
+    }
+
+    #[test]
     fn builder_fills_gaps() {
         let mut b = Builder::default();
         b.add_series(12, Proto::Other, Method::None, 1, 100);
         b.add_series(10, Proto::Dht, Method::Signature, 2, 300);
         b.set_hosts(10, 4);
-        let s = b.build();
+        let s = b.build().expect("a short series");
         assert_eq!((s.start, s.len()), (10, 3));
         assert_eq!(s.minutes[0].bt_bytes(), 300);
         assert_eq!(

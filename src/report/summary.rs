@@ -40,19 +40,20 @@ pub fn render(s: &Series, shifts: &[Shift]) -> String {
     let (mut pk, mut by, mut bt_pk, mut port) = (0u64, 0u64, 0u64, 0u64);
     let mut proto = [0u64; super::N_PROTO];
     let mut method = [0u64; super::N_METHOD];
+    // Saturating: the counts come from files and database replies.
     for m in &s.minutes {
-        pk += m.packets;
-        by += m.bytes;
-        bt_pk += m.bt_packets;
-        port += m.port_bytes;
+        pk = pk.saturating_add(m.packets);
+        by = by.saturating_add(m.bytes);
+        bt_pk = bt_pk.saturating_add(m.bt_packets);
+        port = port.saturating_add(m.port_bytes);
         for (a, b) in proto.iter_mut().zip(m.bt_proto) {
-            *a += b;
+            *a = a.saturating_add(b);
         }
         for (a, b) in method.iter_mut().zip(m.bt_method) {
-            *a += b;
+            *a = a.saturating_add(b);
         }
     }
-    let bt: u64 = proto.iter().sum();
+    let bt: u64 = proto.iter().fold(0, |a, &b| a.saturating_add(b));
     let secs = (n * 60) as f64;
     let _ = writeln!(
         o,

@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -357,12 +357,10 @@ impl Client {
                             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
                     );
                 }
-                let detail: String = resp
-                    .into_string()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
+                // The start of the reply says why; a huge or endless one is not read further.
+                let mut head = Vec::new();
+                let _ = resp.into_reader().take(4096).read_to_end(&mut head);
+                let detail: String = String::from_utf8_lossy(&head).chars().take(300).collect();
                 let what = format!("{}: HTTP {code}: {}", self.what, detail.trim());
                 Err(match code {
                     429 | 500..=599 => WriteError::Transient(what),

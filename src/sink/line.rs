@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::aggregate::{Health, PortRow, SeriesRow, NS_PER_MIN};
+use crate::aggregate::{minute_start_ns, Health, PortRow, SeriesRow, SflowHealth};
 use crate::classify::Rules;
 
 /// Measurement of the series (partitioning the input).
@@ -18,6 +18,8 @@ pub const PORTS: &str = "bittap_port";
 pub const HEALTH: &str = "bittap_health";
 /// Measurement of the distinct BitTorrent hosts per minute (a sketch's estimate).
 pub const HOSTS: &str = "bittap_hosts";
+/// Measurement of sFlow input's health and the link load of the agents' counters.
+pub const SFLOW: &str = "bittap_sflow";
 
 /// Escapes a measurement name: commas and spaces.
 pub fn escape_measurement(s: &str, out: &mut String) {
@@ -66,7 +68,7 @@ fn line(
         escape_key(k, out);
         let _ = write!(out, "={v}i");
     }
-    let _ = writeln!(out, " {}", minute * NS_PER_MIN);
+    let _ = writeln!(out, " {}", minute_start_ns(minute));
 }
 
 /// The series, port view and health of a run as line protocol, one line per row.
@@ -77,7 +79,30 @@ pub fn render(
     health: &[(i64, Health)],
     rules: &Rules,
 ) -> String {
+    render_with(probe, series, ports, health, None, rules)
+}
+
+/// [`render`], and with `sflow` (sampled input) the series and port view also carry
+/// `samples`, `bytes_low` and `bytes_high` (the 95 % interval), plus the `bittap_sflow`
+/// measurement per minute.
+pub fn render_with(
+    probe: &str,
+    series: &[SeriesRow],
+    ports: &[PortRow],
+    health: &[(i64, Health)],
+    sflow: Option<&[(i64, SflowHealth)]>,
+    rules: &Rules,
+) -> String {
     let mut out = String::new();
+    let fields = |c: &crate::aggregate::Counts, samples: u64, err: u64| {
+        let mut f = vec![("packets", c.packets), ("bytes", c.bytes)];
+        if sflow.is_some() {
+            f.push(("samples", samples));
+            f.push(("bytes_low", c.bytes.saturating_sub(err)));
+            f.push(("bytes_high", c.bytes.saturating_add(err)));
+        }
+        f
+    };
     for r in series {
         line(
             &mut out,
@@ -89,7 +114,7 @@ pub fn render(
                 ("method", r.method.name()),
                 ("direction", r.direction.name()),
             ],
-            &[("packets", r.counts.packets), ("bytes", r.counts.bytes)],
+            &fields(&r.counts, r.samples, r.bytes_err),
             r.minute,
         );
     }
@@ -107,13 +132,21 @@ pub fn render(
                 ("proto", rule.proto.name()),
                 ("direction", r.direction.name()),
             ],
-            &[("packets", r.counts.packets), ("bytes", r.counts.bytes)],
+            &fields(&r.counts, r.samples, r.bytes_err),
             r.minute,
         );
     }
     for (minute, h) in health {
         let fields: Vec<(&str, u64)> = Health::FIELDS.iter().copied().zip(h.values()).collect();
         line(&mut out, HEALTH, &[("probe", probe)], &fields, *minute);
+    }
+    for (minute, h) in sflow.unwrap_or_default() {
+        let fields: Vec<(&str, u64)> = SflowHealth::FIELDS
+            .iter()
+            .copied()
+            .zip(h.values())
+            .collect();
+        line(&mut out, SFLOW, &[("probe", probe)], &fields, *minute);
     }
     out
 }
@@ -179,6 +212,8 @@ mod tests {
                 packets: 3,
                 bytes: 1500,
             },
+            samples: 3,
+            bytes_err: 0,
         }];
         let ports = [PortRow {
             minute: 28_619_160,
@@ -188,6 +223,8 @@ mod tests {
                 packets: 1,
                 bytes: 60,
             },
+            samples: 1,
+            bytes_err: 0,
         }];
         let health = [(
             28_619_160,

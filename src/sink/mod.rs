@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::aggregate::{Health, PortRow, Rfc3339, SeriesRow, NS_PER_MIN};
+use crate::aggregate::{Health, MinuteStart, PortRow, Rfc3339, SeriesRow, SflowHealth};
 use crate::classify::{Class, Method, Proto, Rules};
 use crate::decode::addr_to_ip;
 use crate::pipeline::{FlowRecord, FlowSink};
@@ -31,17 +31,19 @@ impl Format {
     }
 }
 
-fn minute_time(minute: i64) -> Rfc3339 {
-    Rfc3339 {
-        ts_ns: minute * NS_PER_MIN,
-        frac_digits: 0,
-    }
+fn minute_time(minute: i64) -> MinuteStart {
+    MinuteStart(minute)
 }
 
 fn create(path: &Path) -> io::Result<BufWriter<File>> {
     File::create(path)
         .map(|f| BufWriter::with_capacity(1 << 16, f))
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// Creates (truncates) an output file, buffered; errors name the path.
+pub fn create_file(path: &Path) -> io::Result<BufWriter<File>> {
+    create(path)
 }
 
 /// Opens a file for appending (created if missing); true when it was empty, so a CSV header
@@ -56,11 +58,30 @@ pub fn open_append(path: &Path) -> io::Result<(BufWriter<File>, bool)> {
     Ok((BufWriter::with_capacity(1 << 16, f), empty))
 }
 
-/// Writes the series: one row per minute and tag set with packets.
-pub fn write_series(path: &Path, rows: &[SeriesRow]) -> io::Result<()> {
+/// Writes the series: one row per minute and tag set with packets; with `sampled` (sFlow
+/// input) each row also has its samples and the 95 % interval of its bytes.
+pub fn write_series(path: &Path, rows: &[SeriesRow], sampled: bool) -> io::Result<()> {
     let mut w = create(path)?;
-    write_series_to(&mut w, Format::for_path(path), rows, true)?;
+    write_series_to(&mut w, Format::for_path(path), rows, true, sampled)?;
     w.flush()
+}
+
+/// The columns sampled rows add: samples, and the 95 % interval of the byte estimate.
+const SAMPLED_COLUMNS: &str = ",samples,bytes_low,bytes_high";
+
+fn sampled_fields(out: &mut String, fmt: Format, bytes: u64, samples: u64, err: u64) {
+    let (lo, hi) = (bytes.saturating_sub(err), bytes.saturating_add(err));
+    match fmt {
+        Format::Csv => {
+            let _ = write!(out, ",{samples},{lo},{hi}");
+        }
+        Format::Ndjson => {
+            let _ = write!(
+                out,
+                ",\"samples\":{samples},\"bytes_low\":{lo},\"bytes_high\":{hi}"
+            );
+        }
+    }
 }
 
 /// Writes series rows to `w`, with the CSV header if `header` (live appends minute by minute).
@@ -69,9 +90,38 @@ pub fn write_series_to<W: Write>(
     fmt: Format,
     rows: &[SeriesRow],
     header: bool,
+    sampled: bool,
 ) -> io::Result<()> {
     if header && fmt == Format::Csv {
-        writeln!(w, "time,class,proto,method,direction,packets,bytes")?;
+        let extra = if sampled { SAMPLED_COLUMNS } else { "" };
+        writeln!(w, "time,class,proto,method,direction,packets,bytes{extra}")?;
+    }
+    if sampled {
+        for r in rows {
+            let (t, c, p, m, d) = (
+                minute_time(r.minute),
+                r.proto.class().name(),
+                r.proto.name(),
+                r.method.name(),
+                r.direction.name(),
+            );
+            let (n, b) = (r.counts.packets, r.counts.bytes);
+            let mut line = String::new();
+            match fmt {
+                Format::Csv => {
+                    let _ = write!(line, "{t},{c},{p},{m},{d},{n},{b}");
+                }
+                Format::Ndjson => {
+                    let _ = write!(line, "{{\"time\":\"{t}\",\"class\":\"{c}\",\"proto\":\"{p}\",\"method\":\"{m}\",\"direction\":\"{d}\",\"packets\":{n},\"bytes\":{b}");
+                }
+            }
+            sampled_fields(&mut line, fmt, b, r.samples, r.bytes_err);
+            if fmt == Format::Ndjson {
+                line.push('}');
+            }
+            writeln!(w, "{line}")?;
+        }
+        return Ok(());
     }
     for r in rows {
         let (t, c, p, m, d) = (
@@ -94,9 +144,14 @@ pub fn write_series_to<W: Write>(
 }
 
 /// Writes the port view: bytes on the classic BitTorrent ports, whatever the verdict.
-pub fn write_port_series(path: &Path, rows: &[PortRow], rules: &Rules) -> io::Result<()> {
+pub fn write_port_series(
+    path: &Path,
+    rows: &[PortRow],
+    rules: &Rules,
+    sampled: bool,
+) -> io::Result<()> {
     let mut w = create(path)?;
-    write_port_series_to(&mut w, Format::for_path(path), rows, rules, true)?;
+    write_port_series_to(&mut w, Format::for_path(path), rows, rules, true, sampled)?;
     w.flush()
 }
 
@@ -107,9 +162,41 @@ pub fn write_port_series_to<W: Write>(
     rows: &[PortRow],
     rules: &Rules,
     header: bool,
+    sampled: bool,
 ) -> io::Result<()> {
     if header && fmt == Format::Csv {
-        writeln!(w, "time,rule,l4,proto,direction,packets,bytes")?;
+        let extra = if sampled { SAMPLED_COLUMNS } else { "" };
+        writeln!(w, "time,rule,l4,proto,direction,packets,bytes{extra}")?;
+    }
+    if sampled {
+        for r in rows {
+            let Some(rule) = rules.ports.get(r.rule) else {
+                continue;
+            };
+            let (t, id, l4, p, d) = (
+                minute_time(r.minute),
+                &rule.id,
+                rule.transport.name(),
+                rule.proto.name(),
+                r.direction.name(),
+            );
+            let (n, b) = (r.counts.packets, r.counts.bytes);
+            let mut line = String::new();
+            match fmt {
+                Format::Csv => {
+                    let _ = write!(line, "{t},{id},{l4},{p},{d},{n},{b}");
+                }
+                Format::Ndjson => {
+                    let _ = write!(line, "{{\"time\":\"{t}\",\"rule\":\"{id}\",\"l4\":\"{l4}\",\"proto\":\"{p}\",\"direction\":\"{d}\",\"packets\":{n},\"bytes\":{b}");
+                }
+            }
+            sampled_fields(&mut line, fmt, b, r.samples, r.bytes_err);
+            if fmt == Format::Ndjson {
+                line.push('}');
+            }
+            writeln!(w, "{line}")?;
+        }
+        return Ok(());
     }
     for r in rows {
         let Some(rule) = rules.ports.get(r.rule) else {
@@ -134,10 +221,15 @@ pub fn write_port_series_to<W: Write>(
     Ok(())
 }
 
-/// Writes capture health per minute.
-pub fn write_health(path: &Path, rows: &[(i64, Health)]) -> io::Result<()> {
+/// Writes capture health per minute; with `sflow` (rows of the same minutes), sFlow's own
+/// health columns after the others.
+pub fn write_health(
+    path: &Path,
+    rows: &[(i64, Health)],
+    sflow: Option<&[(i64, SflowHealth)]>,
+) -> io::Result<()> {
     let mut w = create(path)?;
-    write_health_to(&mut w, Format::for_path(path), rows, true)?;
+    write_health_to(&mut w, Format::for_path(path), rows, true, sflow)?;
     w.flush()
 }
 
@@ -147,11 +239,22 @@ pub fn write_health_to<W: Write>(
     fmt: Format,
     rows: &[(i64, Health)],
     header: bool,
+    sflow: Option<&[(i64, SflowHealth)]>,
 ) -> io::Result<()> {
     if header && fmt == Format::Csv {
-        writeln!(w, "time,{}", Health::FIELDS.join(","))?;
+        let extra = match sflow {
+            Some(_) => format!(",{}", SflowHealth::FIELDS.join(",")),
+            None => String::new(),
+        };
+        writeln!(w, "time,{}{extra}", Health::FIELDS.join(","))?;
     }
-    for (minute, h) in rows {
+    for (i, (minute, h)) in rows.iter().enumerate() {
+        let s = sflow.map(|s| {
+            s.get(i)
+                .filter(|(m, _)| m == minute)
+                .map(|(_, v)| v.values())
+                .unwrap_or_default()
+        });
         let t = minute_time(*minute);
         let mut line = String::new();
         match fmt {
@@ -160,10 +263,16 @@ pub fn write_health_to<W: Write>(
                 for v in h.values() {
                     let _ = write!(line, ",{v}");
                 }
+                for v in s.iter().flatten() {
+                    let _ = write!(line, ",{v}");
+                }
             }
             Format::Ndjson => {
                 let _ = write!(line, "{{\"time\":\"{t}\"");
                 for (k, v) in Health::FIELDS.iter().zip(h.values()) {
+                    let _ = write!(line, ",\"{k}\":{v}");
+                }
+                for (k, v) in SflowHealth::FIELDS.iter().zip(s.iter().flatten()) {
                     let _ = write!(line, ",\"{k}\":{v}");
                 }
                 line.push('}');
@@ -400,6 +509,8 @@ mod tests {
             method,
             direction: Direction::Unknown,
             counts: Counts { packets: 1, bytes },
+            samples: 1,
+            bytes_err: 0,
         };
         let rows = [
             row(Proto::Peerwire, Method::Signature, 300),

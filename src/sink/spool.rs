@@ -94,6 +94,55 @@ fn parse_name(name: &str) -> Option<(u64, u64)> {
     Some((seq.parse().ok()?, millis.parse().ok()?))
 }
 
+/// Sequence number and spool time of a batch file's name (`SEQ-MILLIS.lp`).
+pub fn parse_batch_name(name: &str) -> Option<(u64, u64)> {
+    parse_name(name)
+}
+
+/// The pending batches of a spool directory, in sending order, as a restarted spooler finds
+/// them (half-written `.tmp` files are removed).
+pub fn recover_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    recover(dir).map(|(b, _)| b.into_iter().map(|b| b.path).collect())
+}
+
+/// A batch larger than this is not one bittap wrote (a minute's lines are a few kB; `send`
+/// splits a file into batches of [`BATCH_LINES`] lines): it is set aside unread, so a
+/// stray file cannot make the sender read without bound.
+pub const MAX_BATCH_BYTES: u64 = 64 << 20;
+
+/// A batch's text as the sender reads it; `None` if it is gone. Not UTF-8 or too large:
+/// rejected (set aside in `rejected/`, every other batch is still sent); unreadable: a
+/// failure that can pass.
+pub fn read_batch(path: &Path) -> Result<Option<String>, WriteError> {
+    let transient = |e: io::Error| WriteError::Transient(format!("{}: {e}", path.display()));
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(transient(e)),
+    };
+    // A directory or device under a batch's name would fail every retry: set it aside.
+    if !meta.is_file() {
+        return Err(WriteError::Rejected(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    let len = meta.len();
+    if len > MAX_BATCH_BYTES {
+        return Err(WriteError::Rejected(format!(
+            "{}: {len} bytes, more than a batch can be ({MAX_BATCH_BYTES})",
+            path.display()
+        )));
+    }
+    match fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| WriteError::Rejected(format!("{}: not UTF-8 text", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(transient(e)),
+    }
+}
+
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -483,20 +532,11 @@ impl Sender {
                 (batch, timeout)
             };
 
-            let result = match fs::read(&batch.path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => self.client.write_within(&text, timeout),
-                    Err(_) => Err(WriteError::Rejected(format!(
-                        "{}: not UTF-8 text",
-                        batch.path.display()
-                    ))),
-                },
+            let result = match read_batch(&batch.path) {
+                Ok(Some(text)) => self.client.write_within(&text, timeout),
                 // Removed by someone else: nothing left to send.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-                Err(e) => Err(WriteError::Transient(format!(
-                    "{}: {e}",
-                    batch.path.display()
-                ))),
+                Ok(None) => Ok(0),
+                Err(e) => Err(e),
             };
 
             let mut st = self.shared.lock();

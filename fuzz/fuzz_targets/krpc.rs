@@ -1,0 +1,16 @@
+//! Bencode and KRPC (DHT) parsing, tracker replies and the peers they advertise.
+#![no_main]
+use bittap::classify::krpc::{bencode_len, for_each_advertised_peer, is_tracker_reply, parse_krpc};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(n) = bencode_len(data) {
+        assert!(n <= data.len());
+    }
+    let _ = parse_krpc(data);
+    let _ = is_tracker_reply(data);
+    let mut peers = 0usize;
+    for_each_advertised_peer(data, &mut |_, _, _| peers += 1);
+    // Each advertised peer takes at least 6 bytes of the message.
+    assert!(peers <= data.len() / 6 + 1);
+});
