@@ -34,8 +34,9 @@ if [ "${1:-}" != "--no-lab" ] && [ -x lab/deps.sh ]; then
   lab/deps.sh --minimal >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
-# cargo-fuzz for the fuzz step of scripts/test.sh (fuzz/README.md); a few minutes to build once.
-if ! cargo fuzz --version >/dev/null 2>&1; then
+# cargo-fuzz for the fuzz step of scripts/test.sh (fuzz/README.md); a few minutes to build once,
+# so not for `--no-lab` (the quick start only builds and runs bittap).
+if [ "${1:-}" != "--no-lab" ] && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "deps: installing cargo-fuzz (cargo install --locked)" >&2
   cargo install --locked --quiet cargo-fuzz
 fi

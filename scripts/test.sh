@@ -31,8 +31,8 @@ cargo test --release
 step "property tests, debug build"
 cargo test --quiet --test time_extremes --test property
 if cargo fuzz --version >/dev/null 2>&1; then
-  step "fuzz targets, ${BITTAP_FUZZ_SECONDS:-10} s each from their seeds"
-  bash fuzz/run.sh --seconds "${BITTAP_FUZZ_SECONDS:-10}"
+  step "fuzz targets, ${BITTAP_FUZZ_SECONDS:-5} s each from their seeds"
+  bash fuzz/run.sh --seconds "${BITTAP_FUZZ_SECONDS:-5}"
 else
   echo "test: fuzz step skipped (cargo-fuzz not installed; scripts/deps.sh installs it)"
 fi
