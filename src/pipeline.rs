@@ -957,15 +957,9 @@ fn learn_advertised(
         Proto::TrackerUdp if p.len() > 20 && p[..4] == [0, 0, 0, 1] => {
             let size = if ip.v6 { 18 } else { 6 };
             for c in p[20..].chunks_exact(size).take(512) {
-                let mut a = [0u8; 16];
-                if size == 6 {
-                    a[10] = 0xff;
-                    a[11] = 0xff;
-                    a[12..].copy_from_slice(&c[..4]);
-                } else {
-                    a.copy_from_slice(&c[..16]);
+                if let Some((a, port)) = krpc::compact_endpoint(c) {
+                    learn(a, port, false);
                 }
-                learn(a, u16::from_be_bytes([c[size - 2], c[size - 1]]), false);
             }
         }
         _ => {}

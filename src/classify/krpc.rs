@@ -448,6 +448,26 @@ pub fn is_tracker_reply(body: &[u8]) -> bool {
 }
 
 /// Passes endpoints to the caller, up to [`MAX_ENDPOINTS`], skipping port 0.
+/// A compact endpoint (BEP 5, BEP 11, BEP 15, BEP 23): 4 (IPv4) or 16 (IPv6) address bytes,
+/// then a big-endian port; the address as IPv6 bytes, IPv4 mapped as `::ffff:a.b.c.d`.
+pub fn compact_endpoint(entry: &[u8]) -> Option<([u8; 16], u16)> {
+    let mut ip = [0u8; 16];
+    let port = match entry.len() {
+        6 => {
+            ip[10] = 0xff;
+            ip[11] = 0xff;
+            ip[12..16].copy_from_slice(&entry[..4]);
+            [entry[4], entry[5]]
+        }
+        18 => {
+            ip.copy_from_slice(&entry[..16]);
+            [entry[16], entry[17]]
+        }
+        _ => return None,
+    };
+    Some((ip, u16::from_be_bytes(port)))
+}
+
 struct Sink<'f> {
     f: &'f mut dyn FnMut([u8; 16], u16, bool),
     left: usize,
@@ -470,21 +490,10 @@ impl Sink<'_> {
 
     /// A compact address: 4 or 16 address bytes followed by a big-endian port.
     fn compact(&mut self, entry: &[u8]) -> R<()> {
-        let mut ip = [0u8; 16];
-        let (addr, port) = match entry.len() {
-            6 => {
-                ip[10] = 0xff;
-                ip[11] = 0xff;
-                ip[12..16].copy_from_slice(&entry[..4]);
-                (ip, [entry[4], entry[5]])
-            }
-            18 => {
-                ip.copy_from_slice(&entry[..16]);
-                (ip, [entry[16], entry[17]])
-            }
-            _ => return Ok(()),
-        };
-        self.emit(addr, u16::from_be_bytes(port))
+        match compact_endpoint(entry) {
+            Some((addr, port)) => self.emit(addr, port),
+            None => Ok(()),
+        }
     }
 
     /// A string of fixed-size records, each ending with a compact address of `addr_len`

@@ -230,17 +230,9 @@ pub fn for_each_pex_peer(segment: &[u8], f: &mut dyn FnMut([u8; 16], u16)) {
                     return;
                 }
                 left -= 1;
-                let mut ip = [0u8; 16];
-                if size == 6 {
-                    ip[10] = 0xff;
-                    ip[11] = 0xff;
-                    ip[12..].copy_from_slice(&c[..4]);
-                } else {
-                    ip.copy_from_slice(&c[..16]);
-                }
-                let port = u16::from_be_bytes([c[size - 2], c[size - 1]]);
-                if port != 0 {
-                    f(ip, port);
+                match super::krpc::compact_endpoint(c) {
+                    Some((ip, port)) if port != 0 => f(ip, port),
+                    _ => {}
                 }
             }
         }
