@@ -2,6 +2,7 @@
 # Installs the Debian 12 packages bittap's build, tests and scripts need, as root or through
 # sudo. Installs nothing that is already there.
 #   gcc, libc6-dev, make      the C toolchain every Rust build on Linux links with (rustup
+#   g++                        libfuzzer-sys builds libFuzzer (C++) for the fuzz step
 #                              brings no linker; build scripts, ring and libpcap need cc)
 #   pkg-config, libpcap-dev   live capture (libpcap)
 #   tshark (capinfos), tcpdump  conservation check and the tcpdump bench comparison
@@ -14,7 +15,7 @@
 #   cargo-fuzz                 (cargo install) the fuzz step of scripts/test.sh, fuzz/README.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(ca-certificates gcc libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl pmacct prometheus)
+pkgs=(ca-certificates gcc g++ libc6-dev make pkg-config libpcap-dev tcpdump tcpreplay tshark iproute2 python3 influxdb victoria-metrics openssl pmacct prometheus)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "$(id -u)" -eq 0 ]; then
