@@ -99,8 +99,12 @@ fn s(p: &Path) -> String {
 /// Analyses `captures` as probe `probe` with `extra` arguments (a push to a database, a home
 /// network), writing the three CSV files and line protocol; returns the CSV rows and the
 /// line protocol.
-fn probe_run(dir: &Path, probe: &str, captures: &[&str], extra: &[String]) -> (Vec<Row>, String) {
-    let lab = common::repo().join("pcaps/lab");
+fn probe_run(
+    dir: &Path,
+    probe: &str,
+    captures: &[PathBuf],
+    extra: &[String],
+) -> (Vec<Row>, String) {
     let (series, ports, health, hosts, lp) = (
         dir.join(format!("{probe}-series.csv")),
         dir.join(format!("{probe}-ports.csv")),
@@ -109,7 +113,7 @@ fn probe_run(dir: &Path, probe: &str, captures: &[&str], extra: &[String]) -> (V
         dir.join(format!("{probe}.lp")),
     );
     let mut args: Vec<String> = vec!["analyze".into(), "-q".into()];
-    args.extend(captures.iter().map(|c| s(&lab.join(c))));
+    args.extend(captures.iter().map(|c| s(c)));
     for (flag, path) in [
         ("--series", &series),
         ("--port-series", &ports),
@@ -135,7 +139,17 @@ fn probe_run(dir: &Path, probe: &str, captures: &[&str], extra: &[String]) -> (V
         probe,
         &["rule", "l4", "proto", "direction"],
     ));
-    rows.extend(csv_rows(&health, "bittap_health", probe, &[]));
+    // With sFlow input the health CSV also has sFlow's fields: measurement bittap_sflow.
+    for mut r in csv_rows(&health, "bittap_health", probe, &[]) {
+        if r.fields.contains_key("datagrams") {
+            let mut sf = r.clone();
+            sf.m = "bittap_sflow";
+            sf.fields.retain(|k, _| SFLOW_FIELDS.contains(&k.as_str()));
+            r.fields.retain(|k, _| !SFLOW_FIELDS.contains(&k.as_str()));
+            rows.push(sf);
+        }
+        rows.push(r);
+    }
     // The CSV's `bittorrent_hosts` is the `bittorrent` field of `bittap_hosts`.
     rows.extend(
         csv_rows(&hosts, "bittap_hosts", probe, &[])
@@ -149,10 +163,28 @@ fn probe_run(dir: &Path, probe: &str, captures: &[&str], extra: &[String]) -> (V
     (rows, std::fs::read_to_string(&lp).expect("line protocol"))
 }
 
+/// The fields of `bittap_sflow` (sFlow's own health per minute), as the health CSV of an sFlow
+/// run has them after capture health's.
+const SFLOW_FIELDS: [&str; 11] = [
+    "datagrams",
+    "flow_samples",
+    "counter_samples",
+    "datagrams_lost",
+    "sample_drops",
+    "malformed",
+    "rejected",
+    "unknown",
+    "restarts",
+    "if_in_octets",
+    "if_out_octets",
+];
+
 /// The data of both tests: probe ix-1 is nine lab captures over 16:17–16:21 (every minute),
 /// with a home network so up/down/local/transit occur; probe ix-2 is eight others, with no
-/// minute 16:17 nor 16:19 (idle buckets), direction unknown. `push` is passed to both
-/// `analyze` runs.
+/// minute 16:17 nor 16:19 (idle buckets), direction unknown; probe ix-3 is an exchange
+/// point: five lab captures as an sFlow agent samples them at 1 in 5 (a lost datagram and
+/// dropped samples included), read by `analyze --sflow`. `push` is passed to every
+/// `analyze` run.
 ///
 /// Drops and the spool are filled only by live capture, so files give zeros. To see that
 /// the drop and spool panels pick the right fields, a few health points get non-zero values
@@ -166,10 +198,16 @@ fn lab_data(dir: &Path, push: &[String]) -> (Vec<Row>, String, String) {
         "10.77.0.10/32,10.77.0.11/32".into(),
     ];
     ix1.extend(push.iter().cloned());
+    let lab = |names: &[&str]| -> Vec<PathBuf> {
+        names
+            .iter()
+            .map(|n| common::repo().join("pcaps/lab").join(n))
+            .collect()
+    };
     let (mut rows, mut lp) = probe_run(
         dir,
         "ix-1",
-        &[
+        &lab(&[
             "bt-plain-http.pcap",
             "bt-udp-tracker.pcap",
             "bt-mse-required.pcap",
@@ -179,13 +217,13 @@ fn lab_data(dir: &Path, push: &[String]) -> (Vec<Row>, String, String) {
             "bt-mixed.pcap",
             "bt-classic-ports.pcap",
             "neg-ssh.pcap",
-        ],
+        ]),
         &ix1,
     );
     let (rows2, lp2) = probe_run(
         dir,
         "ix-2",
-        &[
+        &lab(&[
             "bt-mse-preferred.pcap",
             "bt-utp-mse.pcap",
             "bt-ipv6.pcap",
@@ -194,11 +232,40 @@ fn lab_data(dir: &Path, push: &[String]) -> (Vec<Row>, String, String) {
             "neg-dns.pcap",
             "neg-random.pcap",
             "neg-btports.pcap",
-        ],
+        ]),
         push,
     );
     rows.extend(rows2);
     lp.push_str(&lp2);
+    let sampled = lab(&[
+        "bt-mixed.pcap",
+        "bt-dht-magnet.pcap",
+        "bt-utp.pcap",
+        "neg-http-tls.pcap",
+        "neg-random.pcap",
+    ]);
+    let mut datagrams = common::sflow::agent_datagrams(&sampled, 5, 0x5eed, [192, 0, 2, 9]);
+    // One datagram lost on the way.
+    datagrams.remove(datagrams.len() / 2);
+    let cap = dir.join("ix-3-sflow.pcap");
+    common::sflow::write_pcap(&cap, &datagrams, 6343);
+    let mut ix3 = vec!["--sflow".to_string()];
+    ix3.extend(push.iter().cloned());
+    let (rows3, lp3) = probe_run(dir, "ix-3", &[cap], &ix3);
+    assert!(
+        rows3
+            .iter()
+            .any(|r| r.m == "bittap_sflow" && r.fields["datagrams_lost"] > 0.0)
+            && rows3
+                .iter()
+                .any(|r| r.m == "bittap_sflow" && r.fields["sample_drops"] > 0.0)
+            && rows3.iter().any(|r| r.m == "bittap"
+                && r.tags["class"] == "bittorrent"
+                && r.fields["bytes_high"] > r.fields["bytes_low"]),
+        "the sFlow probe's data has losses, drops and intervals"
+    );
+    rows.extend(rows3);
+    lp.push_str(&lp3);
 
     let overlay: [(&str, &str, [u64; 6]); 3] = [
         ("ix-1", "2026-11-24T16:18:00Z", [7, 2, 1, 65_536, 90, 900]),
@@ -248,6 +315,16 @@ fn lab_data(dir: &Path, push: &[String]) -> (Vec<Row>, String, String) {
         points.push('\n');
     }
     (rows, lp, points)
+}
+
+/// The measurement whose tag values a variable query lists: InfluxQL `FROM "m"`, PromQL
+/// `label_values(m_field, tag)` (bittap_sflow_… or else bittap).
+fn variable_measurement(q: &str) -> &'static str {
+    if q.contains("\"bittap_sflow\"") || q.contains("(bittap_sflow_") {
+        "bittap_sflow"
+    } else {
+        "bittap"
+    }
 }
 
 fn distinct(rows: &[Row], m: &str, tag: &str) -> Vec<String> {
@@ -453,6 +530,16 @@ enum Col {
     BtShare,
 }
 
+impl Col {
+    /// The one field the column reads, if it reads one.
+    fn field(self) -> Option<&'static str> {
+        match self {
+            Col::Rate(f, _) | Col::Sum(f) | Col::Max(f) | Col::Count(f) => Some(f),
+            Col::SumOf(_) | Col::Percent(..) | Col::BtShare => None,
+        }
+    }
+}
+
 /// The expected result of one dashboard query, as a small description of what it selects.
 struct Spec {
     dash: &'static str,
@@ -474,6 +561,7 @@ struct Spec {
 }
 
 const O: &str = "bittap-overview";
+const S: &str = "bittap-sflow";
 const H: &str = "bittap-health";
 const BYTES8: Col = Col::Rate("bytes", 8.0);
 
@@ -495,7 +583,10 @@ const fn spec(
         ref_id,
         m,
         bt,
-        dir: !matches!(m.as_bytes(), b"bittap_health" | b"bittap_hosts"),
+        dir: !matches!(
+            m.as_bytes(),
+            b"bittap_health" | b"bittap_hosts" | b"bittap_sflow"
+        ),
         by,
         time,
         fill0,
@@ -542,6 +633,16 @@ const SPECS: &[Spec] = &[
     spec(H, "Flows tracked (most at once)", "A", "bittap_health", false, &["probe"], true, false, Col::Max("flows_tracked")),
     spec(H, "Database spool (bytes waiting)", "A", "bittap_health", false, &["probe"], true, false, Col::Max("spool_bytes")),
     spec(H, "Database spool (age of oldest write)", "A", "bittap_health", false, &["probe"], true, false, Col::Max("spool_age_seconds")),
+    spec(S, "BitTorrent estimate with its 95 % interval (bits/s)", "A", "bittap", true, &[], true, true, BYTES8),
+    spec(S, "BitTorrent estimate with its 95 % interval (bits/s)", "B", "bittap", true, &[], true, true, Col::Rate("bytes_low", 8.0)),
+    spec(S, "BitTorrent estimate with its 95 % interval (bits/s)", "C", "bittap", true, &[], true, true, Col::Rate("bytes_high", 8.0)),
+    spec(S, "Sampled traffic and link load from counters (bits/s)", "A", "bittap", false, &[], true, true, BYTES8),
+    spec(S, "Sampled traffic and link load from counters (bits/s)", "B", "bittap_sflow", false, &[], true, false, Col::Rate("if_in_octets", 8.0)),
+    spec(S, "BitTorrent estimate by protocol, with intervals (bits/s)", "A", "bittap", true, &["proto"], true, true, BYTES8),
+    spec(S, "Samples per minute: all and BitTorrent", "A", "bittap", false, &[], true, false, Col::Rate("samples", 60.0)),
+    spec(S, "Samples per minute: all and BitTorrent", "B", "bittap", true, &[], true, false, Col::Rate("samples", 60.0)),
+    spec(S, "sFlow datagrams lost and samples dropped (per minute)", "A", "bittap_sflow", false, &["probe"], true, false, Col::Rate("datagrams_lost", 60.0)),
+    spec(S, "sFlow datagrams lost and samples dropped (per minute)", "B", "bittap_sflow", false, &["probe"], true, false, Col::Rate("sample_drops", 60.0)),
 ];
 
 /// The value of `col` over `rows` (never empty).
@@ -582,6 +683,9 @@ fn expected(
             && vars["probe"].contains(&r.tags["probe"])
             && (!spec.dir || vars["direction"].contains(&r.tags["direction"]))
             && (!spec.bt || r.tags["class"] == "bittorrent")
+            // A point without the field is no point of the query (sampled fields are only
+            // in the rows of sFlow probes).
+            && spec.col.field().is_none_or(|f| r.fields.contains_key(f))
     };
     let mut groups: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
     for r in rows.iter().filter(sel) {
@@ -857,11 +961,11 @@ fn scenarios() -> Vec<Scenario> {
             direction: None,
         },
         Scenario {
-            name: "one hour, 1h, both probes chosen, transit and unknown",
+            name: "one hour, 1h, ix-1 and ix-3 chosen, transit and unknown",
             from: at("16:00"),
             to: at("17:00"),
             interval_ms: 60 * MIN,
-            probe: Some(&["ix-1", "ix-2"]),
+            probe: Some(&["ix-1", "ix-3"]),
             direction: Some(&["transit", "unknown"]),
         },
         Scenario {
@@ -900,7 +1004,7 @@ fn check_queries(queries: &[Query], rows: &[Row], b: &Backend) -> usize {
         let got = (b.variable)(&q.text);
         assert_eq!(
             got,
-            distinct(rows, "bittap", &name),
+            distinct(rows, variable_measurement(&q.text), &name),
             "{} {}",
             q.dash,
             q.panel
@@ -908,7 +1012,8 @@ fn check_queries(queries: &[Query], rows: &[Row], b: &Backend) -> usize {
         var_values.insert((q.dash.clone(), name), got);
         checked += 1;
     }
-    assert_eq!(distinct(rows, "bittap", "probe"), ["ix-1", "ix-2"]);
+    assert_eq!(distinct(rows, "bittap", "probe"), ["ix-1", "ix-2", "ix-3"]);
+    assert_eq!(distinct(rows, "bittap_sflow", "probe"), ["ix-3"]);
     assert_eq!(
         distinct(rows, "bittap", "direction"),
         ["down", "local", "transit", "unknown", "up"]
@@ -1056,7 +1161,7 @@ fn every_influxql_dashboard_query_returns_the_numbers_of_the_csv() {
             model: expected,
         },
     );
-    assert_eq!(checked, 3 + 36 * scenarios().len());
+    assert_eq!(checked, 5 + 46 * scenarios().len());
 
     // Grafana writes a relative range (the dashboards' default, now-6h) as now() arithmetic:
     // `time >= now() - 6h and time <= now()`. Every query must take that form too; over the

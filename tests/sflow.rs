@@ -6,6 +6,8 @@
 //! several agents and rates, expanded formats, malformed lengths), and a property test feeds
 //! random and mutated datagrams.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::UdpSocket;
@@ -21,6 +23,7 @@ use bittap::decode::addr_to_ip;
 use bittap::pipeline::{Config, FlowRecord, Pipeline, SharedFlows};
 use bittap::sflow::decode::build;
 use bittap::sflow::Collector;
+use common::sflow::write_pcap;
 use proptest::prelude::*;
 
 /// The header size pmacctd's sfprobe exports (its default snaplen).
@@ -494,39 +497,6 @@ fn pmacct_at_1_in_1_gives_the_verdicts_and_bytes_of_the_capture_cut_to_128_bytes
         flows > 150 && bt > 1_000_000,
         "{flows} flows, {bt} BitTorrent bytes"
     );
-}
-
-/// A minimal pcap writer: each datagram as Ethernet/IPv4/UDP from 127.0.0.1 to port `port`.
-fn write_pcap(path: &Path, datagrams: &[(i64, Vec<u8>)], port: u16) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
-    let mut hdr = Vec::new();
-    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
-        hdr.extend_from_slice(&v.to_le_bytes());
-    }
-    // Version is two u16s; rewrite bytes 4..8 as 2, 4.
-    hdr[4..8].copy_from_slice(&[2, 0, 4, 0]);
-    f.write_all(&hdr).expect("write");
-    for (ts, d) in datagrams {
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00]);
-        let total = (20 + 8 + d.len()) as u16;
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
-        ];
-        ip[2..4].copy_from_slice(&total.to_be_bytes());
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&40000u16.to_be_bytes());
-        frame.extend_from_slice(&port.to_be_bytes());
-        frame.extend_from_slice(&((8 + d.len()) as u16).to_be_bytes());
-        frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(d);
-        let (s, us) = (ts / 1_000_000_000, (ts % 1_000_000_000) / 1000);
-        for v in [s as u32, us as u32, frame.len() as u32, frame.len() as u32] {
-            f.write_all(&v.to_le_bytes()).expect("write");
-        }
-        f.write_all(&frame).expect("write");
-    }
-    f.flush().expect("flush");
 }
 
 fn csv_by_tag(path: &Path) -> BTreeMap<String, (u64, u64)> {

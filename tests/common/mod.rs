@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod influxd;
+pub mod sflow;
 pub mod tls;
 
 use std::collections::BTreeMap;
