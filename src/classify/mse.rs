@@ -25,6 +25,7 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
+use super::peerwire::HANDSHAKE;
 use super::{Answer, Evidence, Method, Packet, Probe, Proto, Rules};
 
 /// Shortest and longest first turn: a 96-byte key plus up to 512 bytes of padding.
@@ -45,9 +46,6 @@ const MAX_AFTER: u8 = 48;
 /// Segments of at least this many new bytes are bulk data (pieces cut by the MSS): they say
 /// nothing about the rhythm either way.
 const BULK: u32 = 1024;
-
-/// The plaintext handshake's opening.
-const HANDSHAKE: &[u8] = b"\x13BitTorrent protocol";
 
 /// Whether a segment holds the plaintext handshake's opening (a searcher built once).
 fn has_handshake(segment: &[u8]) -> bool {
