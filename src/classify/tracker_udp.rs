@@ -1,6 +1,7 @@
 //! UDP trackers (BEP 15): the shape of requests and responses, and the ids that tie a
 //! conversation together.
 
+use super::peers::compact_endpoint;
 use super::{Answer, Evidence, Method, Packet, Probe, Proto, Rules, Transport};
 
 /// BEP 15's protocol id, the first 8 bytes of every connect request.
@@ -33,6 +34,25 @@ pub fn tracker_udp_shaped(d: &[u8]) -> bool {
         _ => false,
     };
     request || response
+}
+
+/// Most peers taken from one announce response.
+const MAX_ANNOUNCE_PEERS: usize = 512;
+
+/// Calls `f` with each peer (IPv6 bytes, IPv4 mapped; port) of a BEP 15 announce response:
+/// action 1, transaction id, interval, leechers, seeders, then 6-byte peers, or 18-byte ones
+/// when the response came over IPv6 (`v6`). At most 512; a partial record at the end is
+/// skipped.
+pub fn for_each_announce_peer(d: &[u8], v6: bool, f: &mut dyn FnMut([u8; 16], u16)) {
+    if d.len() <= 20 || d[..4] != [0, 0, 0, 1] {
+        return;
+    }
+    let size = if v6 { 18 } else { 6 };
+    for c in d[20..].chunks_exact(size).take(MAX_ANNOUNCE_PEERS) {
+        if let Some((a, port)) = compact_endpoint(c) {
+            f(a, port);
+        }
+    }
 }
 
 /// BEP 15 ties a UDP tracker conversation together: a request's transaction id comes back in
@@ -183,5 +203,33 @@ mod tests {
         assert!(malformed_connect(&bad_action));
         assert!(!malformed_connect(&announce(1)));
         assert!(!malformed_connect(&PROTOCOL_ID[..7]));
+    }
+
+    #[test]
+    fn announce_peers() {
+        let mut reply = vec![0, 0, 0, 1, 1, 2, 3, 4, 0, 0, 7, 8, 0, 0, 0, 1, 0, 0, 0, 2];
+        reply.extend_from_slice(&[10, 0, 0, 9, 0x1a, 0xe1, 192, 0, 2, 7, 0xc8, 0xd5, 1]);
+        let mut got = Vec::new();
+        for_each_announce_peer(&reply, false, &mut |a, p| got.push((a, p)));
+        let mapped = |ip: [u8; 4]| {
+            let mut m = [0u8; 16];
+            m[10..12].copy_from_slice(&[0xff, 0xff]);
+            m[12..].copy_from_slice(&ip);
+            m
+        };
+        assert_eq!(
+            got,
+            vec![
+                (mapped([10, 0, 0, 9]), 6881),
+                (mapped([192, 0, 2, 7]), 51413)
+            ]
+        );
+        // Over IPv6 the same bytes are no whole 18-byte record; a scrape reply has none.
+        got.clear();
+        for_each_announce_peer(&reply, true, &mut |a, p| got.push((a, p)));
+        assert!(got.is_empty());
+        reply[3] = 2;
+        for_each_announce_peer(&reply, false, &mut |a, p| got.push((a, p)));
+        assert!(got.is_empty());
     }
 }
