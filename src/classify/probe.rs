@@ -576,4 +576,43 @@ mod tests {
         );
         assert_eq!(p.malformed(), 0);
     }
+
+    #[test]
+    fn every_detector_answers_through_the_one_trait() {
+        use crate::classify::{Packet, Probe};
+        let r = rules();
+        let ping = b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:aa1:y1:qe";
+        let pkt = Packet {
+            transport: Transport::Udp,
+            dir: 0,
+            tcp: None,
+            ports: (40000, 6881),
+            payload: ping,
+            cut: false,
+        };
+        let (mut k, mut u, mut t) = (
+            Krpc::default(),
+            UtpTracker::default(),
+            TrackerTie::default(),
+        );
+        let (mut h, mut f, mut m) = (
+            Handshake::default(),
+            FramingTracker::default(),
+            MseTracker::default(),
+        );
+        let mut http = HttpProbe::default();
+        let probes: [&mut dyn Probe; 7] =
+            [&mut k, &mut u, &mut t, &mut h, &mut f, &mut m, &mut http];
+        let answers: Vec<Answer> = probes.into_iter().map(|p| p.probe(&r, &pkt)).collect();
+        let dht = Answer::bittorrent(Proto::Dht, Method::Signature, Evidence::Krpc);
+        assert_eq!(answers[0], dht);
+        assert!(answers[0].teaches());
+        // The others say no to a KRPC datagram (the TCP ones to a packet without TCP).
+        assert!(
+            answers[1..6].iter().all(|a| *a == Answer::NotThis),
+            "{answers:?}"
+        );
+        // HTTP looks at payloads only: a datagram that is no HTTP is not HTTP.
+        assert_eq!(answers[6], Answer::NotThis);
+    }
 }
