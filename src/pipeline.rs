@@ -14,8 +14,8 @@ use crate::aggregate::{hll, minute_of, Aggregator, Amount, Counts, Direction, Ho
 use crate::capture::RawPacket;
 use crate::classify::endpoints::{self, Endpoint, EndpointTable, Provenance, SharedEndpoints};
 use crate::classify::{
-    http, krpc, peerwire, Answer, Class, Evidence, Method, ProbePool, Proto, Rules, Transport,
-    Verdict,
+    peers, peerwire, tracker_http, tracker_udp, Answer, Class, Evidence, Method, ProbePool, Proto,
+    Rules, Transport, Verdict,
 };
 use crate::decode::{self, Addr, Decoded, Fragment, IpPacket, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{
@@ -430,23 +430,23 @@ impl Pipeline {
                 let answer =
                     probe.on_packet(rules, t, dir, ip.tcp, (ip.sport, ip.dport), ip.payload, cut);
                 let decided = match answer {
-                    Answer::Certain(v) => {
+                    Answer::Verdict(v, evidence) => {
                         flow.evidence = true;
-                        flow.proof = probe.evidence();
+                        flow.proof = evidence;
                         Some(v)
                     }
-                    Answer::NotMine => {
+                    Answer::NotThis => {
                         refresh_correlation(flow, &key, endpoints, ts);
                         Some(fallback(rules, flow))
                     }
-                    Answer::NotYet
+                    Answer::Undecided
                         if flow.packets >= MAX_PROBE_PACKETS
                             || (flow.packets >= 24 && probe.any_done()) =>
                     {
                         refresh_correlation(flow, &key, endpoints, ts);
                         Some(fallback(rules, flow))
                     }
-                    Answer::NotYet => None,
+                    Answer::Undecided => None,
                 };
                 if let Some(v) = decided {
                     set_verdict(flow, v, probes, agg);
@@ -948,19 +948,13 @@ fn learn_advertised(
     };
     let p = ip.payload;
     match proto {
-        Proto::Dht => krpc::for_each_advertised_peer(p, &mut learn),
-        Proto::TrackerHttp => http::for_each_tracker_reply_peer(p, &mut learn),
+        Proto::Dht => peers::for_each_advertised_peer(p, &mut learn),
+        Proto::TrackerHttp => tracker_http::for_each_tracker_reply_peer(p, &mut learn),
         // BEP 11 PEX in plaintext peer wire: `added` and `added6` of a ut_pex message.
         Proto::Peerwire => peerwire::for_each_pex_peer(p, &mut |a, port| learn(a, port, false)),
-        // BEP 15 announce response: action 1, transaction id, interval, leechers, seeders,
-        // then 6-byte (IPv4) or 18-byte (IPv6) peers.
-        Proto::TrackerUdp if p.len() > 20 && p[..4] == [0, 0, 0, 1] => {
-            let size = if ip.v6 { 18 } else { 6 };
-            for c in p[20..].chunks_exact(size).take(512) {
-                if let Some((a, port)) = krpc::compact_endpoint(c) {
-                    learn(a, port, false);
-                }
-            }
+        // BEP 15 announce response.
+        Proto::TrackerUdp => {
+            tracker_udp::for_each_announce_peer(p, ip.v6, &mut |a, port| learn(a, port, false))
         }
         _ => {}
     }

@@ -1,6 +1,6 @@
 //! HTTP tracker and web seed requests and replies.
 #![no_main]
-use bittap::classify::http::classify;
+use bittap::classify::tracker_http::classify;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

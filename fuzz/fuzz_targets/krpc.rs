@@ -1,6 +1,9 @@
 //! Bencode and KRPC (DHT) parsing, tracker replies and the peers they advertise.
 #![no_main]
-use bittap::classify::krpc::{bencode_len, for_each_advertised_peer, is_tracker_reply, parse_krpc};
+use bittap::classify::bencode::bencode_len;
+use bittap::classify::dht::parse_krpc;
+use bittap::classify::peers::for_each_advertised_peer;
+use bittap::classify::tracker_http::is_tracker_reply;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

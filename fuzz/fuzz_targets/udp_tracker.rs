@@ -3,7 +3,9 @@
 #![no_main]
 use std::sync::{Arc, OnceLock};
 
-use bittap::classify::probe::{match_signatures, tracker_udp_shaped, End, ProbeState};
+use bittap::classify::probe::ProbeState;
+use bittap::classify::signature::{match_signatures, End};
+use bittap::classify::tracker_udp::tracker_udp_shaped;
 use bittap::classify::rules::Transport;
 use bittap::classify::Rules;
 use libfuzzer_sys::fuzz_target;

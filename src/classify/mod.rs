@@ -4,17 +4,84 @@
 //! the probe state is returned to a pool. Byte signatures and port lists are data
 //! (`rules/`); structural checks live in code.
 
+pub mod bencode;
+pub mod dht;
 pub mod endpoints;
-pub mod http;
-pub mod krpc;
 pub mod mse;
+pub mod peers;
 pub mod peerwire;
 pub mod probe;
 pub mod rules;
+pub mod signature;
+pub mod tracker_http;
+pub mod tracker_udp;
 pub mod utp;
+pub mod webseed;
 
-pub use probe::{Answer, ProbePool, ProbeState};
+pub use probe::{ProbePool, ProbeState};
 pub use rules::{RuleError, Rules, Transport};
+
+use crate::decode::TcpInfo;
+
+/// What a probe says about a flow after a packet. Every sub-protocol's detector answers with
+/// it, and so does the dispatcher ([`ProbeState`]) that runs them.
+///
+/// For the caller: while `Undecided`, keep probing and keep holding the packets' counts;
+/// `NotThis` from the dispatcher means every probe has said no in every direction (decide by
+/// the fallbacks: a learned endpoint, a port rule); a `Verdict` ends probing, the held counts
+/// go to it, and it may teach the endpoint table when [`Answer::teaches`] says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Could still go either way.
+    Undecided,
+    /// Not this protocol (from the dispatcher: no BitTorrent protocol at all).
+    NotThis,
+    /// Decided, with what proved it: a BitTorrent verdict, or `Verdict::OTHER` with
+    /// `Evidence::NotBittorrent` when the payload shows another protocol.
+    Verdict(Verdict, Evidence),
+}
+
+impl Answer {
+    /// The payload shows another protocol.
+    pub const OTHER: Answer = Answer::Verdict(Verdict::OTHER, Evidence::NotBittorrent);
+
+    /// A BitTorrent verdict.
+    pub const fn bittorrent(proto: Proto, method: Method, evidence: Evidence) -> Answer {
+        Answer::Verdict(Verdict { proto, method }, evidence)
+    }
+
+    /// Whether the answer may teach the endpoint table: BitTorrent on strong evidence (a
+    /// shape, framing alone or a user agent never spreads to other flows).
+    pub fn teaches(self) -> bool {
+        matches!(self, Answer::Verdict(v, e) if v.class() == Class::Bittorrent && e.strong())
+    }
+}
+
+/// One packet of a flow as every probe sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    pub transport: Transport,
+    /// 0 for packets from the flow's `src`, 1 for the reverse.
+    pub dir: usize,
+    pub tcp: Option<TcpInfo>,
+    /// (source, destination) ports of this packet.
+    pub ports: (u16, u16),
+    pub payload: &'a [u8],
+    /// The capture's snap length cut the packet short.
+    pub cut: bool,
+}
+
+/// The detector of one sub-protocol: fed a flow's packets, it answers for that protocol
+/// alone. [`ProbeState`] runs them in order of cost and strength.
+pub trait Probe {
+    fn probe(&mut self, rules: &Rules, pkt: &Packet<'_>) -> Answer;
+
+    /// Messages seen so far that passed this protocol's cheap guard (a prefix, a shape) but
+    /// failed its validation.
+    fn malformed(&self) -> u32 {
+        0
+    }
+}
 
 /// `bittorrent` or `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

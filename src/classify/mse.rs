@@ -25,6 +25,9 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
+use super::peerwire::HANDSHAKE;
+use super::{Answer, Evidence, Method, Packet, Probe, Proto, Rules};
+
 /// Shortest and longest first turn: a 96-byte key plus up to 512 bytes of padding.
 pub const KEY_MIN: u32 = 96;
 pub const KEY_MAX: u32 = 96 + 512;
@@ -44,30 +47,28 @@ const MAX_AFTER: u8 = 48;
 /// nothing about the rhythm either way.
 const BULK: u32 = 1024;
 
-/// The plaintext handshake's opening.
-const HANDSHAKE: &[u8] = b"\x13BitTorrent protocol";
-
 /// Whether a segment holds the plaintext handshake's opening (a searcher built once).
 fn has_handshake(segment: &[u8]) -> bool {
     static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(HANDSHAKE));
     FINDER.find(segment).is_some()
 }
 
-/// What the exchange says so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mse {
-    /// The four turns fit and the plaintext handshake followed them: proof.
-    Handshake,
-    /// The four turns fit and the encrypted stream has the peer-wire rhythm.
-    Rhythm,
-    /// A stream joined after its opening whose writes have the peer-wire rhythm: weaker
-    /// than an exchange seen whole.
-    Midstream,
-    /// Consistent with MSE so far (or the flow's opening was not seen).
-    NotYet,
-    /// The opening cannot be an MSE exchange.
-    NotMine,
-}
+/// The four turns fit and the plaintext handshake followed them: proof.
+pub const BY_HANDSHAKE: Answer = Answer::bittorrent(
+    Proto::PeerwireMse,
+    Method::Signature,
+    Evidence::MseHandshake,
+);
+/// The four turns fit and the encrypted stream has the peer-wire rhythm.
+pub const BY_RHYTHM: Answer =
+    Answer::bittorrent(Proto::PeerwireMse, Method::Heuristic, Evidence::MseRhythm);
+/// A stream joined after its opening whose writes have the peer-wire rhythm: weaker than an
+/// exchange seen whole.
+pub const BY_MIDSTREAM: Answer = Answer::bittorrent(
+    Proto::PeerwireMse,
+    Method::Heuristic,
+    Evidence::MseMidstream,
+);
 
 /// One TCP segment as the tracker needs it.
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +115,7 @@ pub struct MseTracker {
     /// Captured segments with new bytes in the current turn.
     turn_segments: u8,
     stage: Stage,
-    answer: Option<Mse>,
+    answer: Option<Answer>,
     /// Length of the initiator's second turn.
     turn_bytes_2: u32,
     /// A 68-byte segment (the encrypted handshake) first after the exchange, or an initial
@@ -186,19 +187,34 @@ pub fn rhythmic(n: u32) -> bool {
     matches!(n, 4 | 5 | 9 | 13 | 17 | 34 | 16_384 | 16_397)
 }
 
+impl Probe for MseTracker {
+    /// Follows TCP packets with or without payload (acknowledgements count); `NotThis` for
+    /// other transports.
+    fn probe(&mut self, _: &Rules, pkt: &Packet<'_>) -> Answer {
+        let Some(t) = pkt.tcp else {
+            return Answer::NotThis;
+        };
+        self.on_segment(Segment {
+            dir: pkt.dir,
+            flags: t.flags,
+            seq: t.seq,
+            ack: t.ack,
+            len: t.len.max(pkt.payload.len() as u32),
+            payload: pkt.payload,
+        })
+    }
+}
+
 /// Largest sequence distance taken as progress (anything else is a wrapped or stale number).
 const MAX_REL: u32 = 1 << 30;
 
 impl MseTracker {
-    /// Feeds one TCP packet of the flow. `Handshake`, `Rhythm` and `NotMine` are final.
-    /// After `NotMine`, or once given up, it still counts what each side sent (see
+    /// Feeds one TCP packet of the flow. A verdict and `NotThis` are final.
+    /// After `NotThis`, or once given up, it still counts what each side sent (see
     /// [`MseTracker::silent_responder`]).
-    pub fn on_segment(&mut self, s: Segment<'_>) -> Mse {
-        if matches!(
-            self.answer,
-            Some(Mse::Handshake | Mse::Rhythm | Mse::Midstream)
-        ) {
-            return self.answer.unwrap_or(Mse::NotYet);
+    pub fn on_segment(&mut self, s: Segment<'_>) -> Answer {
+        if matches!(self.answer, Some(Answer::Verdict(..))) {
+            return self.answer.unwrap_or(Answer::Undecided);
         }
         let d = (s.dir & 1) as u8;
         let o = d ^ 1;
@@ -210,7 +226,7 @@ impl MseTracker {
                 self.initiator.get_or_insert(o);
                 self.base[usize::from(o)].get_or_insert(s.ack);
             }
-            return Mse::NotYet;
+            return Answer::Undecided;
         }
         if s.flags & ACK != 0 {
             match self.base[usize::from(o)] {
@@ -235,7 +251,7 @@ impl MseTracker {
                 self.progress(d, end, Some((start, &s)));
             }
         }
-        self.answer.unwrap_or(Mse::NotYet)
+        self.answer.unwrap_or(Answer::Undecided)
     }
 
     /// Whether the tracker still wants packets (no final answer, not given up).
@@ -249,12 +265,10 @@ impl MseTracker {
         if self.active() {
             return true;
         }
-        !matches!(
-            self.answer,
-            Some(Mse::Handshake | Mse::Rhythm | Mse::Midstream)
-        ) && self.initiator.is_some_and(|i| {
-            self.sent[usize::from(i ^ 1)] == 0 && self.sent[usize::from(i)] <= limit
-        })
+        !matches!(self.answer, Some(Answer::Verdict(..)))
+            && self.initiator.is_some_and(|i| {
+                self.sent[usize::from(i ^ 1)] == 0 && self.sent[usize::from(i)] <= limit
+            })
     }
 
     /// Bytes the initiator is known to have sent while the responder has sent nothing, when
@@ -270,11 +284,11 @@ impl MseTracker {
 
     /// Whether the opening has been seen to be something other than MSE.
     pub fn failed(&self) -> bool {
-        self.answer == Some(Mse::NotMine)
+        self.answer == Some(Answer::NotThis)
     }
 
     fn fail(&mut self) {
-        self.answer = Some(Mse::NotMine);
+        self.answer = Some(Answer::NotThis);
     }
 
     /// Side `side` is now known to have sent `total` bytes; `seg` is the captured segment
@@ -347,7 +361,7 @@ impl MseTracker {
                         }
                     }
                     if self.turn >= 2 && has_handshake(s.payload) {
-                        self.answer = Some(Mse::Handshake);
+                        self.answer = Some(BY_HANDSHAKE);
                         return;
                     }
                 }
@@ -362,7 +376,7 @@ impl MseTracker {
                 self.sent[si] = total;
                 if let Some((_, s)) = seg {
                     if has_handshake(s.payload) {
-                        self.answer = Some(Mse::Handshake);
+                        self.answer = Some(BY_HANDSHAKE);
                         return;
                     }
                     if !exact {
@@ -419,7 +433,7 @@ impl MseTracker {
         }
         let (hits, small) = (u32::from(self.rhythm), u32::from(self.after));
         if hits >= MIDSTREAM_CONFIRM && 3 * hits >= 2 * small {
-            self.answer = Some(Mse::Midstream);
+            self.answer = Some(BY_MIDSTREAM);
         } else if small >= MIDSTREAM_MAX {
             self.stage = Stage::Done;
         }
@@ -430,7 +444,7 @@ impl MseTracker {
     fn check_confirmed(&mut self) {
         let hits = self.rhythm + u8::from(self.structural);
         if (self.structural && hits >= 2) || self.rhythm >= RHYTHM_CONFIRM {
-            self.answer = Some(Mse::Rhythm);
+            self.answer = Some(BY_RHYTHM);
         }
     }
 
@@ -488,9 +502,9 @@ mod tests {
         only: Option<usize>,
         seed: u32,
         plain_at: Option<usize>,
-    ) -> Mse {
+    ) -> Answer {
         let mut t = MseTracker::default();
-        let mut last = Mse::NotYet;
+        let mut last = Answer::Undecided;
         for (i, (dir, flags, seq, ack, len)) in conversation(writes).into_iter().enumerate() {
             if only.is_some_and(|o| o != dir) {
                 continue;
@@ -507,7 +521,7 @@ mod tests {
                 len: len as u32,
                 payload: &payload,
             });
-            if last != Mse::NotYet {
+            if last != Answer::Undecided {
                 break;
             }
         }
@@ -549,14 +563,14 @@ mod tests {
         ];
         for (name, w) in [("libtorrent", &lt[..]), ("transmission", &tr[..])] {
             for only in [None, Some(0), Some(1)] {
-                assert_eq!(run(w, only, 3, None), Mse::Rhythm, "{name} only={only:?}");
+                assert_eq!(run(w, only, 3, None), BY_RHYTHM, "{name} only={only:?}");
             }
         }
         // nDPI's bittorrent_tcp_miss sizes: the peers select plaintext after the exchange.
         let plain = [(0, 198), (1, 424), (0, 471), (1, 240), (0, 68)];
-        assert_eq!(run(&plain, None, 5, Some(7)), Mse::Handshake);
+        assert_eq!(run(&plain, None, 5, Some(7)), BY_HANDSHAKE);
         // Four turns that fit and nothing after them: no answer either way.
-        assert_eq!(run(&plain[..4], None, 5, None), Mse::NotYet);
+        assert_eq!(run(&plain[..4], None, 5, None), Answer::Undecided);
     }
 
     #[test]
@@ -576,9 +590,9 @@ mod tests {
             for only in [None, Some(0), Some(1)] {
                 let got = run(w, only, i as u32, None);
                 // Seen from the side that is not at fault, a single direction may stay undecided.
-                assert_ne!(got, Mse::Rhythm, "case {i} only={only:?}");
+                assert_ne!(got, BY_RHYTHM, "case {i} only={only:?}");
                 if only.is_none() {
-                    assert_eq!(got, Mse::NotMine, "case {i}");
+                    assert_eq!(got, Answer::NotThis, "case {i}");
                 }
             }
         }
@@ -598,7 +612,7 @@ mod tests {
         // The initiator's key sent twice (a retransmission, or a mirror's duplicate).
         pk.insert(4, pk[3]);
         let mut t = MseTracker::default();
-        let mut last = Mse::NotYet;
+        let mut last = Answer::Undecided;
         for (i, (dir, flags, seq, ack, len)) in pk.into_iter().enumerate() {
             let payload = random(len, 40 + i as u32);
             last = t.on_segment(Segment {
@@ -610,7 +624,7 @@ mod tests {
                 payload: &payload,
             });
         }
-        assert_eq!(last, Mse::Rhythm);
+        assert_eq!(last, BY_RHYTHM);
     }
 
     #[test]
@@ -635,10 +649,10 @@ mod tests {
             }
             let ex = &w;
             let got = run(ex, None, flow, None);
-            if got != Mse::NotMine {
+            if got != Answer::NotThis {
                 fit += 1;
             }
-            if matches!(got, Mse::Rhythm | Mse::Handshake) {
+            if matches!(got, BY_RHYTHM | BY_HANDSHAKE) {
                 confirmed += 1;
             }
         }
@@ -691,10 +705,10 @@ mod tests {
     }
 
     /// Feeds the writes of a stream joined mid-way (no SYN), each one segment.
-    fn midstream_run(writes: &[(usize, usize)], seed: u32) -> Mse {
+    fn midstream_run(writes: &[(usize, usize)], seed: u32) -> Answer {
         let mut t = MseTracker::default();
         let mut next = [50_000u32, 9_000_000u32];
-        let mut last = Mse::NotYet;
+        let mut last = Answer::Undecided;
         for (i, &(side, n)) in writes.iter().enumerate() {
             let payload = random(n, seed.wrapping_add(i as u32));
             last = t.on_segment(Segment {
@@ -706,7 +720,7 @@ mod tests {
                 payload: &payload,
             });
             next[side] += n as u32;
-            if last != Mse::NotYet {
+            if last != Answer::Undecided {
                 break;
             }
         }
@@ -728,7 +742,7 @@ mod tests {
             (0, 9),
             (0, 17),
         ];
-        assert_eq!(midstream_run(&bt, 1), Mse::Midstream);
+        assert_eq!(midstream_run(&bt, 1), BY_MIDSTREAM);
         // Random-looking request/response traffic of 20–700 bytes joined mid-way.
         let mut x = 0x9e37_79b9u32;
         let mut confirmed = 0;
@@ -741,7 +755,7 @@ mod tests {
                     (k % 2, 20 + (x % 681) as usize)
                 })
                 .collect();
-            if midstream_run(&w, flow) == Mse::Midstream {
+            if midstream_run(&w, flow) == BY_MIDSTREAM {
                 confirmed += 1;
             }
         }

@@ -6,6 +6,9 @@
 //! from a segment that starts on a message boundary and confirms after several whole messages
 //! in a row; one message that breaks the rules while in step says it is not peer wire.
 
+use super::signature::MIN_CUT_MATCH;
+use super::{Answer, Evidence, Method, Packet, Probe, Proto, Rules};
+
 /// Whole messages in a row needed to call a stream peer wire on framing alone.
 pub const CONFIRM_MESSAGES: u8 = 3;
 /// Largest `piece` block accepted (clients request 16 KiB; some allow up to 128 KiB).
@@ -81,17 +84,6 @@ pub fn message(b: &[u8]) -> Message {
     }
 }
 
-/// What the framing of one direction says so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// Several whole messages in a row (or a BEP 10 extension handshake).
-    Confirmed {
-        extended_handshake: bool,
-    },
-    NotYet,
-    NotMine,
-}
-
 /// Follows one direction of a TCP stream message by message.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FramingTracker {
@@ -103,12 +95,14 @@ pub struct FramingTracker {
 
 impl FramingTracker {
     /// Feeds one segment (`seq` of its first byte). `cut` says the capture cut the segment.
-    pub fn on_segment(&mut self, seq: u32, data: &[u8], cut: bool) -> Framing {
+    /// Several whole messages in a row confirm peer wire on framing alone (heuristic); a BEP 10
+    /// extension handshake confirms it by signature.
+    pub fn on_segment(&mut self, seq: u32, data: &[u8], cut: bool) -> Answer {
         if self.failed {
-            return Framing::NotMine;
+            return Answer::NotThis;
         }
         if data.is_empty() {
-            return Framing::NotYet;
+            return Answer::Undecided;
         }
         let mut off = match self.next {
             Some(n) if n == seq => 0usize,
@@ -118,7 +112,7 @@ impl FramingTracker {
                     // The segment holds the next boundary (a retransmission overlapping it).
                     ahead as usize
                 } else if ahead > 0 {
-                    return Framing::NotYet; // inside the current message's body
+                    return Answer::Undecided; // inside the current message's body
                 } else {
                     // Data missing before this segment: out of step until a segment starts
                     // on a boundary again.
@@ -142,9 +136,11 @@ impl FramingTracker {
                     extended_handshake,
                 } => {
                     if extended_handshake {
-                        return Framing::Confirmed {
-                            extended_handshake: true,
-                        };
+                        return Answer::bittorrent(
+                            Proto::Peerwire,
+                            Method::Signature,
+                            Evidence::ExtHandshake,
+                        );
                     }
                     self.messages = self.messages.saturating_add(1);
                     let end = off as u64 + 4 + u64::from(len);
@@ -166,7 +162,7 @@ impl FramingTracker {
                 Message::Invalid => {
                     if in_step || off > 0 {
                         self.failed = true;
-                        return Framing::NotMine;
+                        return Answer::NotThis;
                     }
                     // Not on a boundary: wait for a segment that is.
                     self.messages = 0;
@@ -176,12 +172,58 @@ impl FramingTracker {
             }
         }
         if self.messages >= CONFIRM_MESSAGES {
-            Framing::Confirmed {
-                extended_handshake: false,
-            }
+            Answer::bittorrent(Proto::Peerwire, Method::Heuristic, Evidence::Framing)
         } else {
-            Framing::NotYet
+            Answer::Undecided
         }
+    }
+}
+
+impl Probe for FramingTracker {
+    fn probe(&mut self, _: &Rules, pkt: &Packet<'_>) -> Answer {
+        match pkt.tcp {
+            Some(t) => self.on_segment(t.seq, pkt.payload, pkt.cut),
+            None => Answer::NotThis,
+        }
+    }
+}
+
+/// The handshake (BEP 3) whose start the probes look for at the start of every segment.
+pub const HANDSHAKE: &[u8] = b"\x13BitTorrent protocol";
+/// The handshake's guard: its length byte and the protocol's name.
+const HANDSHAKE_GUARD: &[u8] = b"\x13BitTorrent";
+
+/// Whether a segment opens like the handshake (its length byte and the name `BitTorrent`)
+/// but its 20-byte protocol string is wrong: a malformed handshake.
+pub fn malformed_handshake(segment: &[u8]) -> bool {
+    segment.len() >= HANDSHAKE.len()
+        && segment.starts_with(HANDSHAKE_GUARD)
+        && !segment.starts_with(HANDSHAKE)
+}
+
+/// The handshake at the start of a segment later in a stream (after an MSE exchange that
+/// selected plaintext, or in a flow joined mid-stream); counts malformed handshakes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Handshake {
+    malformed: u32,
+}
+
+impl Probe for Handshake {
+    fn probe(&mut self, _: &Rules, pkt: &Packet<'_>) -> Answer {
+        let p = pkt.payload;
+        if p.starts_with(HANDSHAKE)
+            || (pkt.cut && p.len() >= MIN_CUT_MATCH && HANDSHAKE.starts_with(p))
+        {
+            return Answer::bittorrent(Proto::Peerwire, Method::Signature, Evidence::Handshake);
+        }
+        if malformed_handshake(p) {
+            self.malformed = self.malformed.saturating_add(1);
+        }
+        Answer::NotThis
+    }
+
+    fn malformed(&self) -> u32 {
+        self.malformed
     }
 }
 
@@ -230,7 +272,7 @@ pub fn for_each_pex_peer(segment: &[u8], f: &mut dyn FnMut([u8; 16], u16)) {
                     return;
                 }
                 left -= 1;
-                match super::krpc::compact_endpoint(c) {
+                match super::peers::compact_endpoint(c) {
                     Some((ip, port)) if port != 0 => f(ip, port),
                     _ => {}
                 }
@@ -308,15 +350,13 @@ mod tests {
         let mut seq = 1000u32;
         for i in 0..2 {
             let m = request(i);
-            assert_eq!(t.on_segment(seq, &m, false), Framing::NotYet);
+            assert_eq!(t.on_segment(seq, &m, false), Answer::Undecided);
             seq += m.len() as u32;
         }
         let m = request(2);
         assert_eq!(
             t.on_segment(seq, &m, false),
-            Framing::Confirmed {
-                extended_handshake: false
-            }
+            Answer::bittorrent(Proto::Peerwire, Method::Heuristic, Evidence::Framing)
         );
     }
 
@@ -329,18 +369,16 @@ mod tests {
         first.extend_from_slice(&[0, 0, 0x40, 0x09, 7, 0, 0, 0, 1, 0, 0, 0, 0]);
         first.extend_from_slice(&[0xaa; 1000]);
         let mut seq = 5000u32;
-        assert_eq!(t.on_segment(seq, &first, false), Framing::NotYet);
+        assert_eq!(t.on_segment(seq, &first, false), Answer::Undecided);
         seq += first.len() as u32;
         let remaining = 16384 - 1000;
         // Middle of the block: not a boundary, not checked.
-        assert_eq!(t.on_segment(seq, &[0x55; 1448], false), Framing::NotYet);
+        assert_eq!(t.on_segment(seq, &[0x55; 1448], false), Answer::Undecided);
         let boundary = 5000 + 9 + 4 + 0x4009;
         let _ = remaining;
         assert_eq!(
             t.on_segment(boundary, &[0, 0, 0, 1, 1], false),
-            Framing::Confirmed {
-                extended_handshake: false
-            }
+            Answer::bittorrent(Proto::Peerwire, Method::Heuristic, Evidence::Framing)
         );
     }
 
@@ -359,21 +397,19 @@ mod tests {
                 .collect();
             assert_ne!(
                 t.on_segment(i * 1200, &seg, false),
-                Framing::Confirmed {
-                    extended_handshake: false
-                }
+                Answer::bittorrent(Proto::Peerwire, Method::Heuristic, Evidence::Framing)
             );
         }
         let mut t = FramingTracker::default();
         assert_eq!(
             t.on_segment(0, b"\x16\x03\x03\x00\x30", false),
-            Framing::NotYet
+            Answer::Undecided
         );
         // In step, a broken message says no.
         let mut t = FramingTracker::default();
         let mut seg = request(1);
         seg.extend_from_slice(&[0, 0, 0, 9, 2]);
-        assert_eq!(t.on_segment(0, &seg, false), Framing::NotMine);
+        assert_eq!(t.on_segment(0, &seg, false), Answer::NotThis);
     }
 
     #[test]
@@ -419,5 +455,44 @@ mod tests {
         ));
         assert_eq!(message(&[0, 0, 0, 50, 22]), Message::Invalid);
         assert_eq!(message(&[0, 0, 0, 48, 23]), Message::Invalid);
+    }
+
+    fn seg(payload: &[u8], cut: bool) -> Packet<'_> {
+        Packet {
+            transport: crate::classify::Transport::Tcp,
+            dir: 0,
+            tcp: Some(crate::decode::TcpInfo::default()),
+            ports: (50000, 6881),
+            payload,
+            cut,
+        }
+    }
+
+    #[test]
+    fn handshakes_and_malformed_ones() {
+        let r = Rules::builtin().expect("rules");
+        let hs =
+            b"\x13BitTorrent protocol\0\0\0\0\0\x10\0\x05aaaaaaaaaaaaaaaaaaaa-TR3000-bbbbbbbbbbbb";
+        let yes = Answer::bittorrent(Proto::Peerwire, Method::Signature, Evidence::Handshake);
+        let mut h = Handshake::default();
+        assert_eq!(h.probe(&r, &seg(hs, false)), yes);
+        assert_eq!(h.probe(&r, &seg(&hs[..8], true)), yes);
+        assert_eq!(h.probe(&r, &seg(&hs[..7], true)), Answer::NotThis);
+        assert_eq!(h.malformed(), 0);
+        // The guard passes, the protocol string is wrong: counted, and no verdict.
+        let cases: &[(&[u8], bool)] = &[
+            (b"\x13BitTorrent protocoX\0\0\0\0\0\0\0\0", true),
+            (b"\x13BitTorrent Protocol", true),
+            (b"\x13BitTorrent pro", false),
+            (b"\x13BitTorrenT protocol", false),
+            (b"\x14BitTorrent protocol", false),
+        ];
+        for (i, &(p, counted)) in cases.iter().enumerate() {
+            assert_eq!(malformed_handshake(p), counted, "case {i}");
+            let before = h.malformed();
+            assert_eq!(h.probe(&r, &seg(p, false)), Answer::NotThis, "case {i}");
+            assert_eq!(h.malformed() - before, u32::from(counted), "case {i}");
+        }
+        assert_eq!(h.malformed(), 2);
     }
 }

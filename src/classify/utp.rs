@@ -11,6 +11,8 @@
 //!
 //! Everything here is pure: no allocation, no panics on any input.
 
+use super::{Answer, Evidence, Method, Packet, Probe, Proto, Rules};
+
 /// Packet type: data.
 pub const ST_DATA: u8 = 0;
 /// Packet type: finish (the sender's last packet).
@@ -158,16 +160,8 @@ pub fn excluded_ports(sport: u16, dport: u16) -> bool {
     sport < 1024 || dport < 1024 || EXCLUDED.contains(&sport) || EXCLUDED.contains(&dport)
 }
 
-/// Verdict of a [`UtpTracker`] after a datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UtpAnswer {
-    /// Two packets of the flow agree as packets of one uTP connection do.
-    Confirmed,
-    /// Compatible with uTP so far.
-    NotYet,
-    /// The flow carries something that is not uTP.
-    NotMine,
-}
+/// Two packets of the flow agree as packets of one uTP connection do.
+pub const CONFIRMED: Answer = Answer::bittorrent(Proto::Utp, Method::Signature, Evidence::Utp);
 
 /// What a tracker keeps of the last uTP packet of one direction (12 bytes).
 #[derive(Debug, Clone, Copy, Default)]
@@ -207,9 +201,9 @@ enum State {
 /// A 5-tuple that carries uTP carries one or more uTP connections between two sockets. Those
 /// sockets are also the clients' DHT sockets (libtorrent and Transmission use one UDP port for
 /// both), so a KRPC message can appear in a uTP flow; the caller recognises those before it
-/// gets here. The tracker therefore says `NotMine` for a first datagram that is not uTP, and
+/// gets here. The tracker therefore says `NotThis` for a first datagram that is not uTP, and
 /// after a valid uTP header tolerates datagrams that are still uTP-like (version 1, type ≤ 4)
-/// or bencoded dictionaries; anything else ends the flow as `NotMine`.
+/// or bencoded dictionaries; anything else ends the flow as `NotThis`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UtpTracker {
     last: [Last; 2],
@@ -311,12 +305,12 @@ pub fn header_like(payload: &[u8]) -> bool {
 
 impl UtpTracker {
     /// Feeds one datagram of the flow; `dir` is 0 for packets from the flow's first sender, 1
-    /// for the reverse (any other value counts as 1). `Confirmed` and `NotMine` are final: later
+    /// for the reverse (any other value counts as 1). A verdict and `NotThis` are final: later
     /// calls repeat them.
-    pub fn on_datagram(&mut self, dir: usize, payload: &[u8]) -> UtpAnswer {
+    pub fn on_datagram(&mut self, dir: usize, payload: &[u8]) -> Answer {
         match self.state {
-            State::Confirmed => return UtpAnswer::Confirmed,
-            State::Rejected => return UtpAnswer::NotMine,
+            State::Confirmed => return CONFIRMED,
+            State::Rejected => return Answer::NotThis,
             State::Undecided => {}
         }
         let d = usize::from(dir != 0);
@@ -324,10 +318,10 @@ impl UtpTracker {
         let seen_utp = self.last[0].present || self.last[1].present;
         let Some(h) = parse(payload) else {
             if seen_utp && tolerated(payload) && self.packets < MAX_PACKETS {
-                return UtpAnswer::NotYet;
+                return Answer::Undecided;
             }
             self.state = State::Rejected;
-            return UtpAnswer::NotMine;
+            return Answer::NotThis;
         };
         let cur = Last::of(&h);
         let mine = &self.last[d];
@@ -337,18 +331,40 @@ impl UtpTracker {
         self.last[d] = cur;
         if consistent {
             self.state = State::Confirmed;
-            UtpAnswer::Confirmed
+            CONFIRMED
         } else if self.packets >= MAX_PACKETS {
             self.state = State::Rejected;
-            UtpAnswer::NotMine
+            Answer::NotThis
         } else {
-            UtpAnswer::NotYet
+            Answer::Undecided
         }
     }
 
     /// True once the flow has been confirmed as uTP.
     pub fn confirmed(&self) -> bool {
         self.state == State::Confirmed
+    }
+}
+
+impl Probe for UtpTracker {
+    /// Feeds the tracker only datagrams that pass [`parse`], off the excluded ports: a
+    /// `Verdict` once confirmed; `Undecided` while such datagrams come, or datagrams that
+    /// are uTP by their first byte alone ([`header_like`]); `NotThis` for anything else.
+    fn probe(&mut self, _: &Rules, pkt: &Packet<'_>) -> Answer {
+        if excluded_ports(pkt.ports.0, pkt.ports.1) {
+            return Answer::NotThis;
+        }
+        if parse(pkt.payload).is_some() {
+            if self.on_datagram(pkt.dir, pkt.payload) == CONFIRMED {
+                return CONFIRMED;
+            }
+            return Answer::Undecided;
+        }
+        if header_like(pkt.payload) {
+            Answer::Undecided
+        } else {
+            Answer::NotThis
+        }
     }
 }
 
@@ -551,7 +567,7 @@ mod tests {
     type Packets = Vec<(usize, Vec<u8>)>;
 
     /// Feeds `(dir, datagram)` pairs; returns every answer.
-    fn run(packets: &[(usize, Vec<u8>)]) -> Vec<UtpAnswer> {
+    fn run(packets: &[(usize, Vec<u8>)]) -> Vec<Answer> {
         let mut t = UtpTracker::default();
         packets
             .iter()
@@ -559,66 +575,66 @@ mod tests {
             .collect()
     }
 
-    use UtpAnswer::{Confirmed, NotMine, NotYet};
+    use Answer::{NotThis, Undecided};
 
     #[test]
     fn sequences() {
         let lt = handshake(b"-LT2060-");
         let tr = handshake(b"-TR4060-");
         let ut = handshake(b"-UT355S-");
-        let cases: Vec<(&str, Packets, Vec<UtpAnswer>)> = vec![
-            ("SYN -> STATE", vec![(0, hex(LT_SYN)), (1, hex(LT_STATE))], vec![NotYet, Confirmed]),
-            ("STATE seen before SYN", vec![(1, hex(LT_STATE)), (0, hex(LT_SYN))], vec![NotYet, Confirmed]),
-            ("SYN -> RESET", vec![(0, hex(LT_SYN)), (1, hex("31 00 3a 7c 88 12 04 f1 00 00 00 00 00 00 00 00 07 d2 9c 21"))], vec![NotYet, Confirmed]),
+        let cases: Vec<(&str, Packets, Vec<Answer>)> = vec![
+            ("SYN -> STATE", vec![(0, hex(LT_SYN)), (1, hex(LT_STATE))], vec![Undecided, CONFIRMED]),
+            ("STATE seen before SYN", vec![(1, hex(LT_STATE)), (0, hex(LT_SYN))], vec![Undecided, CONFIRMED]),
+            ("SYN -> RESET", vec![(0, hex(LT_SYN)), (1, hex("31 00 3a 7c 88 12 04 f1 00 00 00 00 00 00 00 00 07 d2 9c 21"))], vec![Undecided, CONFIRMED]),
             (
                 "one direction: DATA, DATA",
                 vec![(0, with(LT_DATA_HDR, &lt)), (0, with(LT_DATA2_HDR, b"\x00\x00\x00\x01\x02"))],
-                vec![NotYet, Confirmed],
+                vec![Undecided, CONFIRMED],
             ),
-            ("one direction: SYN, DATA (libutp)", vec![(0, hex(TR_SYN)), (0, with(TR_DATA_HDR, &tr))], vec![NotYet, Confirmed]),
+            ("one direction: SYN, DATA (libutp)", vec![(0, hex(TR_SYN)), (0, with(TR_DATA_HDR, &tr))], vec![Undecided, CONFIRMED]),
             (
                 "one direction: SYN + ext, DATA + SACK (uTorrent)",
                 vec![(0, hex(UT_SYN_EXT)), (0, with(UT_DATA_SACK_HDR, &ut))],
-                vec![NotYet, Confirmed],
+                vec![Undecided, CONFIRMED],
             ),
-            ("one direction: SYN retransmitted", vec![(0, hex(LT_SYN)), (0, hex("41 00 3a 7c 5e 4b 5c 60 00 00 00 00 00 00 00 00 9c 21 00 00"))], vec![NotYet, Confirmed]),
-            ("one direction: STATE, STATE + SACK", vec![(1, hex(LT_STATE)), (1, hex(LT_STATE_SACK))], vec![NotYet, Confirmed]),
-            ("mid-stream: STATE then DATA", vec![(1, hex(LT_STATE_SACK)), (0, with(LT_DATA2_HDR, b"\x00\x00\x00\x01\x02"))], vec![NotYet, Confirmed]),
-            ("DATA then FIN", vec![(0, with(LT_DATA2_HDR, b"\x00\x00\x00\x00")), (0, hex(LT_FIN_REASON))], vec![NotYet, Confirmed]),
-            ("uTP then DHT then uTP", vec![(0, hex(LT_SYN)), (0, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe".to_vec()), (1, hex(LT_STATE))], vec![NotYet, NotYet, Confirmed]),
+            ("one direction: SYN retransmitted", vec![(0, hex(LT_SYN)), (0, hex("41 00 3a 7c 5e 4b 5c 60 00 00 00 00 00 00 00 00 9c 21 00 00"))], vec![Undecided, CONFIRMED]),
+            ("one direction: STATE, STATE + SACK", vec![(1, hex(LT_STATE)), (1, hex(LT_STATE_SACK))], vec![Undecided, CONFIRMED]),
+            ("mid-stream: STATE then DATA", vec![(1, hex(LT_STATE_SACK)), (0, with(LT_DATA2_HDR, b"\x00\x00\x00\x01\x02"))], vec![Undecided, CONFIRMED]),
+            ("DATA then FIN", vec![(0, with(LT_DATA2_HDR, b"\x00\x00\x00\x00")), (0, hex(LT_FIN_REASON))], vec![Undecided, CONFIRMED]),
+            ("uTP then DHT then uTP", vec![(0, hex(LT_SYN)), (0, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe".to_vec()), (1, hex(LT_STATE))], vec![Undecided, Undecided, CONFIRMED]),
             // Negatives.
-            ("single SYN", vec![(0, hex(LT_SYN))], vec![NotYet]),
-            ("single DATA", vec![(0, with(LT_DATA_HDR, &lt))], vec![NotYet]),
-            ("single STATE", vec![(1, hex(LT_STATE))], vec![NotYet]),
+            ("single SYN", vec![(0, hex(LT_SYN))], vec![Undecided]),
+            ("single DATA", vec![(0, with(LT_DATA_HDR, &lt))], vec![Undecided]),
+            ("single STATE", vec![(1, hex(LT_STATE))], vec![Undecided]),
             (
                 "SYN, STATE with another conn id",
                 vec![(0, hex(LT_SYN)), (1, hex("21 00 3a 90 88 12 04 f1 2a 0b 1c 4d 00 10 00 00 51 e0 9c 21"))],
-                vec![NotYet, NotYet],
+                vec![Undecided, Undecided],
             ),
             (
                 "SYN, STATE acking another seq",
                 vec![(0, hex(LT_SYN)), (1, hex("21 00 3a 7c 88 12 04 f1 2a 0b 1c 4d 00 10 00 00 51 e0 10 00"))],
-                vec![NotYet, NotYet],
+                vec![Undecided, Undecided],
             ),
             (
                 "DATA, DATA with another conn id",
                 vec![(0, with(LT_DATA_HDR, &lt)), (0, with("01 00 3a 90 5e 3d 0c 44 29 f4 80 17 00 0f fa 00 9c 23 51 df", b"x"))],
-                vec![NotYet, NotYet],
+                vec![Undecided, Undecided],
             ),
             (
                 "DATA, DATA with the same timestamp",
                 vec![(0, with(LT_DATA_HDR, &lt)), (0, with("01 00 3a 7d 5e 3c 9b 10 29 f4 80 17 00 0f fa 00 9c 23 51 df", b"x"))],
-                vec![NotYet, NotYet],
+                vec![Undecided, Undecided],
             ),
             (
                 "DATA, DATA with a repeated seq",
                 vec![(0, with(LT_DATA_HDR, &lt)), (0, with("01 00 3a 7d 5e 3d 0c 44 29 f4 80 17 00 0f fa 00 9c 22 51 df", b"x"))],
-                vec![NotYet, NotYet],
+                vec![Undecided, Undecided],
             ),
             (
                 "both directions, ids differing by 2",
                 vec![(1, hex(LT_STATE_SACK)), (0, with("01 00 3a 7e 5e 3d 0c 44 29 f4 80 17 00 0f fa 00 9c 23 51 df", b"x"))],
-                vec![NotYet, NotYet],
+                vec![Undecided, Undecided],
             ),
             (
                 "DNS retries on a high port (DATA-looking)",
@@ -626,11 +642,11 @@ mod tests {
                     (0, hex("01 00 01 00 00 01 00 00 00 00 00 00 07 65 78 61 6d 70 6c 65 03 63 6f 6d 00 00 01 00 01")),
                     (0, hex("01 00 01 00 00 01 00 00 00 00 00 00 07 65 78 61 6d 70 6c 65 03 63 6f 6d 00 00 01 00 01")),
                 ],
-                vec![NotYet, NotYet],
+                vec![Undecided, Undecided],
             ),
-            ("DHT first", vec![(0, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe".to_vec()), (1, hex(LT_STATE))], vec![NotMine, NotMine]),
-            ("uTP then garbage", vec![(0, hex(LT_SYN)), (1, hex("9f 3b e2 04 71 c8 5a 16 0d ee 42 b7 93 28 6c f1 05 aa 3e 7d")), (1, hex(LT_STATE))], vec![NotYet, NotMine, NotMine]),
-            ("WireGuard both ways", vec![(0, wireguard(1, 148)), (1, wireguard(2, 92))], vec![NotMine, NotMine]),
+            ("DHT first", vec![(0, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe".to_vec()), (1, hex(LT_STATE))], vec![NotThis, NotThis]),
+            ("uTP then garbage", vec![(0, hex(LT_SYN)), (1, hex("9f 3b e2 04 71 c8 5a 16 0d ee 42 b7 93 28 6c f1 05 aa 3e 7d")), (1, hex(LT_STATE))], vec![Undecided, NotThis, NotThis]),
+            ("WireGuard both ways", vec![(0, wireguard(1, 148)), (1, wireguard(2, 92))], vec![NotThis, NotThis]),
         ];
         for (name, packets, want) in cases {
             assert_eq!(run(&packets), want, "{name}");
@@ -640,10 +656,10 @@ mod tests {
     #[test]
     fn confirmed_is_final_and_give_up_after_max_packets() {
         let mut t = UtpTracker::default();
-        assert_eq!(t.on_datagram(0, &hex(LT_SYN)), NotYet);
-        assert_eq!(t.on_datagram(1, &hex(LT_STATE)), Confirmed);
+        assert_eq!(t.on_datagram(0, &hex(LT_SYN)), Undecided);
+        assert_eq!(t.on_datagram(1, &hex(LT_STATE)), CONFIRMED);
         assert!(t.confirmed());
-        assert_eq!(t.on_datagram(1, b"junk"), Confirmed);
+        assert_eq!(t.on_datagram(1, b"junk"), CONFIRMED);
 
         // Valid headers that never agree: a fresh connection id each time.
         let mut t = UtpTracker::default();
@@ -654,8 +670,8 @@ mod tests {
             p[2..4].copy_from_slice(&id.to_be_bytes());
             answers.push(t.on_datagram(usize::from(i % 2), &p));
         }
-        assert!(answers[..answers.len() - 1].iter().all(|a| *a == NotYet));
-        assert_eq!(answers.last(), Some(&NotMine));
+        assert!(answers[..answers.len() - 1].iter().all(|a| *a == Undecided));
+        assert_eq!(answers.last(), Some(&NotThis));
     }
 
     #[test]
