@@ -88,13 +88,46 @@ impl FlowSink for CountingSink {
     }
 }
 
+/// Why `analyze` stopped before its outcome.
+#[derive(Debug)]
+pub enum Error {
+    /// The inputs: missing files, files that are not captures, no chart to draw. Nothing was
+    /// counted.
+    Input(anyhow::Error),
+    /// An output could not be written.
+    Output(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Input(e) => write!(f, "{e:#}"),
+            Error::Output(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Output(e)
+    }
+}
+
+impl From<CaptureError> for Error {
+    fn from(e: CaptureError) -> Self {
+        Error::Input(e.into())
+    }
+}
+
 /// Runs the offline pipeline. Errors before any packet is read (missing files, files that are
 /// not captures, unwritable outputs) are returned as `Err`; a capture that turns out corrupt
 /// part-way is reported in `Outcome::errors` after everything counted was written.
-pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Outcome> {
-    let files = expand_inputs(&opts.inputs)?;
+pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Error> {
+    let files = expand_inputs(&opts.inputs).map_err(Error::Input)?;
     if files.is_empty() {
-        anyhow::bail!("no capture files given");
+        return Err(Error::Input(anyhow::anyhow!("no capture files given")));
     }
     // Started first: leftovers of an earlier run are replayed while this one is analysed.
     let spooler = match (&opts.influx, &opts.spool) {
@@ -206,7 +239,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         }
         let done = workers.finish();
         if let Some(e) = done.error {
-            return Err(e.into());
+            return Err(Error::Output(e));
         }
         (done.agg, done.totals, done.warnings)
     };
@@ -247,7 +280,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     }
     if let Some(p) = &opts.chart {
         let data = crate::report::Series::from_rows(&series, &ports, &hosts)
-            .map_err(|e| anyhow::anyhow!("{}: no chart: {e}", p.display()))?;
+            .map_err(|e| Error::Input(anyhow::anyhow!("{}: no chart: {e}", p.display())))?;
         crate::report::chart::write(p, &data)?;
     }
     let (mut influx, mut spool) = (None, None);
