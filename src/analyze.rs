@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::aggregate::Aggregator;
-use crate::capture::{expand_inputs, CaptureError, MergedReader};
+use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
 use crate::sflow::{self, Collector};
@@ -141,16 +141,16 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             .sflow
             .as_ref()
             .map(|s| Collector::new(s.agents.clone()));
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                match (&mut col, &opts.sflow) {
-                    (Some(c), Some(s)) => {
-                        sflow::captured(c, &mut first, &pkt, s.port);
-                    }
-                    _ => first.process(&pkt),
+        let Ok(_) = drain(
+            &mut reader,
+            |pkt| match (&mut col, &opts.sflow) {
+                (Some(c), Some(s)) => {
+                    sflow::captured(c, &mut first, pkt, s.port);
                 }
-            }
-        }
+                _ => first.process(pkt),
+            },
+            |_| {},
+        );
         first.finish()?;
         Some(first.take_endpoints())
     } else {
@@ -169,8 +169,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
     let bar = progress_bar(opts.progress, reader.total_bytes());
     let counter = reader.progress_counter();
     let started = Instant::now();
-    let mut n: u64 = 0;
-    let tick = |n: u64| {
+    let mut tick = |n: u64| {
         if n & 0xffff == 0 {
             if let Some(bar) = &bar {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -188,13 +187,13 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         }
         pipeline.set_flow_sink(flow_sink);
         let mut col = Collector::new(sf.agents.clone());
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                sflow::captured(&mut col, &mut pipeline, &pkt, sf.port);
-            }
-            n += 1;
-            tick(n);
-        }
+        let Ok(_) = drain(
+            &mut reader,
+            |pkt| {
+                sflow::captured(&mut col, &mut pipeline, pkt, sf.port);
+            },
+            &mut tick,
+        );
         pipeline.finish()?;
         agent_rows = Some(col.take_rows());
         let mut agg = Aggregator::new(rules.ports.len());
@@ -208,13 +207,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             pipeline.set_endpoints(t);
         }
         pipeline.set_flow_sink(flow_sink);
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                pipeline.process(&pkt);
-            }
-            n += 1;
-            tick(n);
-        }
+        let Ok(_) = drain(&mut reader, |pkt| pipeline.process(pkt), &mut tick);
         pipeline.finish()?;
         let mut agg = Aggregator::new(rules.ports.len());
         for (m, b) in pipeline.aggregator().take_all() {
@@ -230,13 +223,13 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             Some(flow_sink),
             true,
         )?;
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                workers.dispatch(&pkt);
-            }
-            n += 1;
-            tick(n);
-        }
+        let Ok(_) = drain(
+            &mut reader,
+            |pkt| {
+                workers.dispatch(pkt);
+            },
+            &mut tick,
+        );
         let done = workers.finish();
         if let Some(e) = done.error {
             return Err(Error::Output(e));

@@ -8,17 +8,19 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::aggregate::{minute_of, Aggregator, MinuteStart};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
+use crate::capture::Source;
 use crate::classify::{Class, Rules};
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::{Config, FlowSink};
 use crate::sink::spool::{SpoolConfig, SpoolStats, Spooler};
 use crate::sink::{self, influx, FlowWriter, Format};
+use crate::time::{Clock, Nanos, WallClock};
 use crate::workers::Workers;
 
 const NS: i64 = 1_000_000_000;
@@ -416,7 +418,7 @@ pub fn run(
     if let Some(u) = &opts.user {
         drop_privileges(u)?;
     }
-    let mut workers = Workers::start(opts.threads, &cfg, rules.clone(), None, flows, false)?;
+    let workers = Workers::start(opts.threads, &cfg, rules.clone(), None, flows, false)?;
     let (tx, rx) = sync_channel::<Ready>(64);
     let sink = std::thread::Builder::new()
         .name("bittap-sink".into())
@@ -427,19 +429,67 @@ pub fn run(
         workers.len()
     );
 
-    let delay = i64::from(opts.flush_delay_secs) * NS;
-    let mut rules = rules;
+    let (mut out, read_error) = capture_minutes(
+        &mut cap,
+        workers,
+        rules,
+        &Minutes {
+            signals,
+            rules_dir: &opts.rules_dir,
+            delay: Nanos::from_secs(opts.flush_delay_secs),
+            metrics: metrics.as_ref(),
+            tx,
+        },
+        &WallClock,
+    );
+    let rep = sink
+        .join()
+        .map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
+    out.in_series = rep.in_series;
+    out.minutes = rep.minutes;
+    out.errors.extend(rep.errors);
+    out.spool = rep.spool;
+    if let Some(e) = read_error {
+        return Err(e.into());
+    }
+    Ok(out)
+}
+
+/// What the capture loop needs besides its source, workers and clock.
+pub(crate) struct Minutes<'a> {
+    pub(crate) signals: &'a Signals,
+    /// Where SIGHUP reloads rules from (None: the built-in rules).
+    pub(crate) rules_dir: &'a Option<PathBuf>,
+    /// How long after its end a minute is flushed.
+    pub(crate) delay: Nanos,
+    pub(crate) metrics: Option<&'a Arc<Metrics>>,
+    /// Where flushed minutes go (the sink thread).
+    pub(crate) tx: SyncSender<Ready>,
+}
+
+/// Reads `cap` until a stop signal (or its end), flushing each minute `delay` after it ends
+/// by `clock` (or by packet time, if later), reloading rules on SIGHUP and reporting drops in
+/// the health of the minute they were noticed in. Returns the counts and the source's error.
+pub(crate) fn capture_minutes<S: Source, C: Clock>(
+    cap: &mut S,
+    mut workers: Workers,
+    mut rules: Arc<Rules>,
+    m: &Minutes<'_>,
+    clock: &C,
+) -> (Outcome, Option<S::Error>) {
+    let delay = m.delay.get();
+    let (signals, metrics, tx) = (m.signals, m.metrics, &m.tx);
     let mut out = Outcome::default();
     // Minutes before `open` are flushed.
-    let mut open = minute_of(wall_ns().saturating_sub(delay));
+    let mut open = minute_of(clock.now().get().saturating_sub(delay));
     let mut last = cap.drops();
     let mut dropping = false;
-    let mut last_clock = wall_ns();
+    let mut last_clock = clock.now().get();
     let mut read_error = None;
     loop {
         let stopping = signals.stop.load(Ordering::Relaxed);
         if signals.reload.swap(false, Ordering::Relaxed) {
-            match load_rules(&opts.rules_dir) {
+            match load_rules(m.rules_dir) {
                 Ok(r) => {
                     // At once, between packets: open minutes' port views follow rule ids into
                     // the new set; minutes already flushed keep the names they were counted under.
@@ -466,16 +516,17 @@ pub fn run(
             workers.dispatch(pkt);
         });
         out.read += read;
-        if let Some(m) = &metrics {
+        let ended = matches!(r, Ok(None));
+        if let Some(m) = metrics {
             m.beat();
         }
         if let Err(e) = r {
-            if let Some(m) = &metrics {
+            if let Some(m) = metrics {
                 m.capture_failed(e.to_string());
             }
             read_error = Some(e);
         }
-        let now = wall_ns().max(workers.watermark());
+        let now = clock.now().get().max(workers.watermark());
         if read == 0 {
             workers.send_pending();
             if now.saturating_sub(last_clock) >= NS {
@@ -484,14 +535,14 @@ pub fn run(
                 last_clock = now;
             }
         }
-        if stopping || read_error.is_some() {
+        if stopping || ended || read_error.is_some() {
             break;
         }
         let due = minute_of(now.saturating_sub(delay));
         if due > open {
             let mut f = workers.flush(due);
             let d = cap.drops();
-            if let Some(m) = &metrics {
+            if let Some(m) = metrics {
                 m.set_drops(cap.drops_by_interface());
             }
             let q = workers.take_queue_drops();
@@ -532,7 +583,7 @@ pub fn run(
     out.queue_drops += q;
     let mut f = workers.finish();
     let d = cap.drops();
-    if let Some(m) = &metrics {
+    if let Some(m) = metrics {
         m.set_drops(cap.drops_by_interface());
     }
     let kernel = d.kernel - last.kernel;
@@ -552,16 +603,143 @@ pub fn run(
         rules,
         agent_rows: None,
     });
-    drop(tx);
-    let rep = sink
-        .join()
-        .map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
-    out.in_series = rep.in_series;
-    out.minutes = rep.minutes;
-    out.errors.extend(rep.errors);
-    out.spool = rep.spool;
-    if let Some(e) = read_error {
-        return Err(e.into());
+    (out, read_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{MemorySource, OwnedPacket};
+    use crate::time::{FakeClock, NS_PER_MIN};
+
+    /// A minute well inside the packet times bittap represents.
+    const MINUTE: i64 = 29_000_000;
+
+    fn udp(ts: i64, sport: u16) -> OwnedPacket {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(&[
+            0x45, 0, 0, 48, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&53u16.to_be_bytes());
+        f.extend_from_slice(&[0, 28, 0, 0]);
+        f.extend_from_slice(&[0u8; 20]);
+        OwnedPacket::ethernet(ts, f)
     }
-    Ok(out)
+
+    struct Run {
+        out: Outcome,
+        ready: Vec<Ready>,
+        rules: Arc<Rules>,
+    }
+
+    /// Runs the capture loop over `src` with a clock that starts 10 s into the minute and
+    /// moves a second per read, and collects what it flushed.
+    fn run_loop(mut src: MemorySource, signals: &Signals) -> Run {
+        let rules = Arc::new(Rules::builtin().expect("rules"));
+        let workers = Workers::start(1, &Config::default(), rules.clone(), None, None, false)
+            .expect("workers");
+        let (tx, rx) = sync_channel::<Ready>(1024);
+        let clock = FakeClock::new(Nanos(MINUTE * NS_PER_MIN + 10 * NS), Nanos::from_secs(1));
+        let (out, err) = capture_minutes(
+            &mut src,
+            workers,
+            rules.clone(),
+            &Minutes {
+                signals,
+                rules_dir: &None,
+                delay: Nanos::from_secs(5),
+                metrics: None,
+                tx,
+            },
+            &clock,
+        );
+        assert!(err.is_none());
+        Run {
+            out,
+            ready: rx.into_iter().collect(),
+            rules,
+        }
+    }
+
+    fn packets(r: &mut Ready) -> u64 {
+        r.agg.series_rows().iter().map(|r| r.counts.packets).sum()
+    }
+
+    /// A minute is flushed once the clock is `delay` past its end, with its packets; the
+    /// partial minute follows at the end.
+    #[test]
+    fn minutes_are_flushed_a_delay_after_they_end() {
+        let t = MINUTE * NS_PER_MIN + 10 * NS;
+        let mut src = MemorySource::new(vec![udp(t, 4000), udp(t + NS, 4000), udp(t, 4001)]);
+        src.idle_reads = 120;
+        let mut r = run_loop(src, &Signals::default());
+        assert_eq!(r.out.read, 3);
+        assert_eq!(r.out.counted, 3);
+        assert!(r.ready.len() >= 2, "{}", r.ready.len());
+        let first = &mut r.ready[0];
+        let minutes: Vec<i64> = first.agg.minutes().map(|(m, _)| m).collect();
+        assert_eq!(minutes, [MINUTE]);
+        assert_eq!(packets(first), 3);
+        let rest: u64 = r.ready[1..].iter_mut().map(packets).sum();
+        assert_eq!(rest, 0);
+        assert!(r.ready.iter().all(|x| Arc::ptr_eq(&x.rules, &r.rules)));
+    }
+
+    /// SIGHUP: the rules are loaded again, the flag is cleared, and later minutes carry the
+    /// new set.
+    #[test]
+    fn sighup_reloads_rules() {
+        let t = MINUTE * NS_PER_MIN + 10 * NS;
+        let signals = Signals::default();
+        signals.reload.store(true, Ordering::Relaxed);
+        let mut src = MemorySource::new(vec![udp(t, 4000)]);
+        src.idle_reads = 3;
+        let r = run_loop(src, &signals);
+        assert!(!signals.reload.load(Ordering::Relaxed));
+        let last = r.ready.last().expect("a minute");
+        assert!(!Arc::ptr_eq(&last.rules, &r.rules));
+        assert_eq!(r.out.counted, 1);
+    }
+
+    /// Drops growing while the capture is read land in the health rows, all of them once.
+    #[test]
+    fn drops_are_reported_in_the_health_rows() {
+        let t = MINUTE * NS_PER_MIN + 10 * NS;
+        let mut src = MemorySource::new(vec![udp(t, 4000), udp(t, 4001)]);
+        src.idle_reads = 80;
+        src.drops_per_read = Drops {
+            received: 3,
+            kernel: 2,
+            interface: 1,
+        };
+        let mut r = run_loop(src, &Signals::default());
+        let reads = r.out.drops.received / 3;
+        assert!(reads > 60, "{reads}");
+        assert_eq!(r.out.drops.kernel, 2 * reads);
+        let (mut kernel, mut iface) = (0, 0);
+        for x in &mut r.ready {
+            for (_, h) in x.agg.health_rows() {
+                kernel += h.kernel_drops;
+                iface += h.interface_drops;
+            }
+        }
+        assert_eq!(kernel, 2 * reads);
+        assert_eq!(iface, reads);
+    }
+
+    /// A stop signal: what the source still holds is read (bounded) and counted.
+    #[test]
+    fn stop_reads_what_is_waiting_then_flushes() {
+        let t = MINUTE * NS_PER_MIN + 10 * NS;
+        let signals = Signals::default();
+        signals.stop.store(true, Ordering::Relaxed);
+        let mut src = MemorySource::new((0..50).map(|i| udp(t, 4000 + i)).collect());
+        src.idle_reads = 1000;
+        let mut r = run_loop(src, &signals);
+        assert_eq!(r.out.read, 50);
+        let all: u64 = r.ready.iter_mut().map(packets).sum();
+        assert_eq!(all, 50);
+    }
 }

@@ -89,6 +89,46 @@ impl Minute {
     }
 }
 
+/// Where the daemons read the time that decides when a minute is flushed.
+pub trait Clock {
+    fn now(&self) -> Nanos;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now(&self) -> Nanos {
+        Nanos::now()
+    }
+}
+
+/// A clock for tests: starts at `start` and moves on by `step` each time it is read.
+#[derive(Debug)]
+pub struct FakeClock {
+    t: std::sync::atomic::AtomicI64,
+    step: i64,
+}
+
+impl FakeClock {
+    pub fn new(start: Nanos, step: Nanos) -> FakeClock {
+        FakeClock {
+            t: std::sync::atomic::AtomicI64::new(start.0),
+            step: step.0,
+        }
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Nanos {
+        Nanos(
+            self.t
+                .fetch_add(self.step, std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+}
+
 impl fmt::Display for Nanos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ns", self.0)
@@ -134,5 +174,13 @@ mod tests {
         assert_eq!(Nanos(i64::MAX).checked_add(Nanos(1)), None);
         assert_eq!(Nanos(1).checked_add(Nanos(2)), Some(Nanos(3)));
         assert!(Nanos::now() > Nanos(1_600_000_000 * NS_PER_SEC));
+    }
+
+    #[test]
+    fn fake_clock_steps_each_read() {
+        let c = FakeClock::new(Nanos(10), Nanos::from_secs(1));
+        assert_eq!(c.now(), Nanos(10));
+        assert_eq!(c.now(), Nanos(10 + NS_PER_SEC));
+        assert!(WallClock.now() > Nanos(0));
     }
 }
