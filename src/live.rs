@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::aggregate::{minute_of, Aggregator, MinuteStart};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
@@ -91,13 +90,6 @@ impl Signals {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, s.reload.clone())?;
         Ok(s)
     }
-}
-
-pub(crate) fn wall_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 /// Files appended minute by minute, opened before privileges are dropped.
@@ -384,6 +376,28 @@ pub(crate) fn load_rules(dir: &Option<PathBuf>) -> Result<Rules, crate::classify
     }
 }
 
+/// `--metrics-listen`: bound before privileges are dropped (a port below 1024 needs them),
+/// served from a thread of its own, and updated by the sink as minutes are written.
+pub(crate) fn serve_metrics(
+    opts: &Options,
+    interfaces: Vec<String>,
+    outputs: &mut Outputs,
+) -> anyhow::Result<Option<Arc<Metrics>>> {
+    let Some(m) = &opts.metrics else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(m.listen)
+        .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", m.listen))?;
+    let metrics = Arc::new(Metrics::new(
+        m.clone(),
+        interfaces,
+        outputs.spool.as_ref().map(Spooler::watch),
+    ));
+    crate::metrics::serve(listener, metrics.clone())?;
+    outputs.metrics = Some(metrics.clone());
+    Ok(Some(metrics))
+}
+
 /// Captures until a stop signal, then flushes the partial minute and returns.
 pub fn run(
     opts: &Options,
@@ -395,22 +409,7 @@ pub fn run(
     // the outputs, both before privileges are dropped.
     let mut cap = LiveCapture::open(&opts.capture)?;
     let mut outputs = Outputs::open(opts)?;
-    // Bound before privileges are dropped (a port below 1024 needs them).
-    let metrics = match &opts.metrics {
-        Some(m) => {
-            let listener = std::net::TcpListener::bind(m.listen)
-                .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", m.listen))?;
-            let metrics = Arc::new(Metrics::new(
-                m.clone(),
-                cap.interfaces().map(str::to_string).collect(),
-                outputs.spool.as_ref().map(Spooler::watch),
-            ));
-            crate::metrics::serve(listener, metrics.clone())?;
-            outputs.metrics = Some(metrics.clone());
-            Some(metrics)
-        }
-        None => None,
-    };
+    let metrics = serve_metrics(opts, cap.interface_names(), &mut outputs)?;
     let flows: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::append(p)?)),
         None => None,
@@ -470,9 +469,82 @@ pub(crate) struct Minutes<'a> {
 /// Reads `cap` until a stop signal (or its end), flushing each minute `delay` after it ends
 /// by `clock` (or by packet time, if later), reloading rules on SIGHUP and reporting drops in
 /// the health of the minute they were noticed in. Returns the counts and the source's error.
-pub(crate) fn capture_minutes<S: Source, C: Clock>(
+/// Minutes handed over by a [`MinuteEngine`].
+pub(crate) struct Flush {
+    pub(crate) agg: Aggregator,
+    /// Warnings since the last flush.
+    pub(crate) warnings: Vec<String>,
+    /// The first flow-sink error.
+    pub(crate) error: Option<std::io::Error>,
+    /// Packets counted in all (at the end).
+    pub(crate) packets: u64,
+    /// sFlow: the per-agent rows of the same minutes.
+    pub(crate) agent_rows: Option<crate::sflow::AgentRows>,
+}
+
+impl From<crate::workers::Flushed> for Flush {
+    fn from(f: crate::workers::Flushed) -> Flush {
+        Flush {
+            agg: f.agg,
+            warnings: f.warnings,
+            error: f.error,
+            packets: f.totals.packets,
+            agent_rows: None,
+        }
+    }
+}
+
+/// What the daemons' minute loop drives: the workers for `live`, a collector in front of one
+/// pipeline for `sflow`.
+pub(crate) trait MinuteEngine {
+    fn packet(&mut self, pkt: &crate::capture::RawPacket<'_>);
+    /// Nothing was read: what is batched goes to the workers.
+    fn idle(&mut self) {}
+    /// Time passes on a quiet link: idle flows end.
+    fn clock(&mut self, now: i64);
+    /// The newest packet time counted (the minute loop never flushes behind it).
+    fn watermark(&self) -> i64;
+    /// Packets dropped on the way to the workers since the last call.
+    fn take_queue_drops(&mut self) -> u64 {
+        0
+    }
+    fn set_rules(&mut self, rules: Arc<Rules>);
+    /// The minutes before `due`.
+    fn flush(&mut self, due: i64) -> Flush;
+    /// Every minute left, flows ended.
+    fn finish(self) -> Flush;
+}
+
+impl MinuteEngine for Workers {
+    fn packet(&mut self, pkt: &crate::capture::RawPacket<'_>) {
+        self.dispatch(pkt);
+    }
+    fn idle(&mut self) {
+        self.send_pending();
+    }
+    fn clock(&mut self, now: i64) {
+        Workers::clock(self, now);
+    }
+    fn watermark(&self) -> i64 {
+        Workers::watermark(self)
+    }
+    fn take_queue_drops(&mut self) -> u64 {
+        Workers::take_queue_drops(self)
+    }
+    fn set_rules(&mut self, rules: Arc<Rules>) {
+        Workers::set_rules(self, rules);
+    }
+    fn flush(&mut self, due: i64) -> Flush {
+        Workers::flush(self, due).into()
+    }
+    fn finish(self) -> Flush {
+        Workers::finish(self).into()
+    }
+}
+
+pub(crate) fn capture_minutes<S: Source, E: MinuteEngine, C: Clock>(
     cap: &mut S,
-    mut workers: Workers,
+    mut workers: E,
     mut rules: Arc<Rules>,
     m: &Minutes<'_>,
     clock: &C,
@@ -513,7 +585,7 @@ pub(crate) fn capture_minutes<S: Source, C: Clock>(
         let mut read = 0u64;
         let r = cap.read(budget, |pkt| {
             read += 1;
-            workers.dispatch(pkt);
+            workers.packet(pkt);
         });
         out.read += read;
         let ended = matches!(r, Ok(None));
@@ -528,7 +600,7 @@ pub(crate) fn capture_minutes<S: Source, C: Clock>(
         }
         let now = clock.now().get().max(workers.watermark());
         if read == 0 {
-            workers.send_pending();
+            workers.idle();
             if now.saturating_sub(last_clock) >= NS {
                 // A quiet link: idle flows still end on time.
                 workers.clock(now);
@@ -573,7 +645,7 @@ pub(crate) fn capture_minutes<S: Source, C: Clock>(
             let _ = tx.send(Ready {
                 agg: f.agg,
                 rules: rules.clone(),
-                agent_rows: None,
+                agent_rows: f.agent_rows,
             });
             open = due;
         }
@@ -589,7 +661,7 @@ pub(crate) fn capture_minutes<S: Source, C: Clock>(
     let kernel = d.kernel - last.kernel;
     let iface = d.interface - last.interface;
     out.drops = d;
-    out.counted = f.totals.packets;
+    out.counted = f.packets;
     let newest = f.agg.minutes().last().map(|(m, _)| m).unwrap_or(open);
     let h = &mut f.agg.bucket(newest).health;
     h.kernel_drops += kernel;
@@ -601,7 +673,7 @@ pub(crate) fn capture_minutes<S: Source, C: Clock>(
     let _ = tx.send(Ready {
         agg: f.agg,
         rules,
-        agent_rows: None,
+        agent_rows: f.agent_rows,
     });
     (out, read_error)
 }
