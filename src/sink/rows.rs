@@ -11,12 +11,23 @@ use crate::classify::Rules;
 
 use super::Format;
 
+/// The names every reader and writer of the outputs uses.
+pub const TIME: &str = "time";
+pub const CLASS: &str = "class";
+pub const PROTO: &str = "proto";
+pub const METHOD: &str = "method";
+pub const DIRECTION: &str = "direction";
+pub const RULE: &str = "rule";
+pub const L4: &str = "l4";
+pub const PACKETS: &str = "packets";
+pub const BYTES: &str = "bytes";
+
 /// Tags of a series row.
-pub const SERIES_TAGS: &[&str] = &["class", "proto", "method", "direction"];
+pub const SERIES_TAGS: &[&str] = &[CLASS, PROTO, METHOD, DIRECTION];
 /// Tags of a port-view row.
-pub const PORT_TAGS: &[&str] = &["rule", "l4", "proto", "direction"];
+pub const PORT_TAGS: &[&str] = &[RULE, L4, PROTO, DIRECTION];
 /// Fields of every series and port-view row.
-pub const COUNT_FIELDS: &[&str] = &["packets", "bytes"];
+pub const COUNT_FIELDS: &[&str] = &[PACKETS, BYTES];
 /// Fields sampled rows (sFlow) add: samples, and the 95 % interval of the byte estimate.
 pub const SAMPLED_FIELDS: &[&str] = &["samples", "bytes_low", "bytes_high"];
 /// The field of the distinct-host rows in CSV and NDJSON.
@@ -188,7 +199,7 @@ pub fn write<W: Write>(
     header: bool,
 ) -> io::Result<()> {
     if header && fmt == Format::Csv {
-        let mut h = String::from("time");
+        let mut h = String::from(TIME);
         for n in schema.tags.iter().chain(&schema.fields) {
             h.push(',');
             h.push_str(n);
