@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::aggregate::Aggregator;
-use crate::capture::{expand_inputs, CaptureError, MergedReader};
+use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
 use crate::sflow::{self, Collector};
@@ -88,13 +88,46 @@ impl FlowSink for CountingSink {
     }
 }
 
+/// Why `analyze` stopped before its outcome.
+#[derive(Debug)]
+pub enum Error {
+    /// The inputs: missing files, files that are not captures, no chart to draw. Nothing was
+    /// counted.
+    Input(anyhow::Error),
+    /// An output could not be written.
+    Output(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Input(e) => write!(f, "{e:#}"),
+            Error::Output(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Output(e)
+    }
+}
+
+impl From<CaptureError> for Error {
+    fn from(e: CaptureError) -> Self {
+        Error::Input(e.into())
+    }
+}
+
 /// Runs the offline pipeline. Errors before any packet is read (missing files, files that are
 /// not captures, unwritable outputs) are returned as `Err`; a capture that turns out corrupt
 /// part-way is reported in `Outcome::errors` after everything counted was written.
-pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Outcome> {
-    let files = expand_inputs(&opts.inputs)?;
+pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Error> {
+    let files = expand_inputs(&opts.inputs).map_err(Error::Input)?;
     if files.is_empty() {
-        anyhow::bail!("no capture files given");
+        return Err(Error::Input(anyhow::anyhow!("no capture files given")));
     }
     // Started first: leftovers of an earlier run are replayed while this one is analysed.
     let spooler = match (&opts.influx, &opts.spool) {
@@ -108,16 +141,16 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
             .sflow
             .as_ref()
             .map(|s| Collector::new(s.agents.clone()));
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                match (&mut col, &opts.sflow) {
-                    (Some(c), Some(s)) => {
-                        sflow::captured(c, &mut first, &pkt, s.port);
-                    }
-                    _ => first.process(&pkt),
+        let Ok(_) = drain(
+            &mut reader,
+            |pkt| match (&mut col, &opts.sflow) {
+                (Some(c), Some(s)) => {
+                    sflow::captured(c, &mut first, pkt, s.port);
                 }
-            }
-        }
+                _ => first.process(pkt),
+            },
+            |_| {},
+        );
         first.finish()?;
         Some(first.take_endpoints())
     } else {
@@ -136,8 +169,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     let bar = progress_bar(opts.progress, reader.total_bytes());
     let counter = reader.progress_counter();
     let started = Instant::now();
-    let mut n: u64 = 0;
-    let tick = |n: u64| {
+    let mut tick = |n: u64| {
         if n & 0xffff == 0 {
             if let Some(bar) = &bar {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -155,13 +187,13 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
         }
         pipeline.set_flow_sink(flow_sink);
         let mut col = Collector::new(sf.agents.clone());
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                sflow::captured(&mut col, &mut pipeline, &pkt, sf.port);
-            }
-            n += 1;
-            tick(n);
-        }
+        let Ok(_) = drain(
+            &mut reader,
+            |pkt| {
+                sflow::captured(&mut col, &mut pipeline, pkt, sf.port);
+            },
+            &mut tick,
+        );
         pipeline.finish()?;
         agent_rows = Some(col.take_rows());
         let mut agg = Aggregator::new(rules.ports.len());
@@ -175,13 +207,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
             pipeline.set_endpoints(t);
         }
         pipeline.set_flow_sink(flow_sink);
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                pipeline.process(&pkt);
-            }
-            n += 1;
-            tick(n);
-        }
+        let Ok(_) = drain(&mut reader, |pkt| pipeline.process(pkt), &mut tick);
         pipeline.finish()?;
         let mut agg = Aggregator::new(rules.ports.len());
         for (m, b) in pipeline.aggregator().take_all() {
@@ -197,16 +223,16 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
             Some(flow_sink),
             true,
         )?;
-        while reader.advance() {
-            if let Some(pkt) = reader.packet() {
-                workers.dispatch(&pkt);
-            }
-            n += 1;
-            tick(n);
-        }
+        let Ok(_) = drain(
+            &mut reader,
+            |pkt| {
+                workers.dispatch(pkt);
+            },
+            &mut tick,
+        );
         let done = workers.finish();
         if let Some(e) = done.error {
-            return Err(e.into());
+            return Err(Error::Output(e));
         }
         (done.agg, done.totals, done.warnings)
     };
@@ -247,7 +273,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> anyhow::Result<Out
     }
     if let Some(p) = &opts.chart {
         let data = crate::report::Series::from_rows(&series, &ports, &hosts)
-            .map_err(|e| anyhow::anyhow!("{}: no chart: {e}", p.display()))?;
+            .map_err(|e| Error::Input(anyhow::anyhow!("{}: no chart: {e}", p.display())))?;
         crate::report::chart::write(p, &data)?;
     }
     let (mut influx, mut spool) = (None, None);

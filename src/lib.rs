@@ -16,4 +16,5 @@ pub mod pipeline;
 pub mod report;
 pub mod sflow;
 pub mod sink;
+pub mod time;
 pub mod workers;

@@ -7,21 +7,23 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::aggregate::{minute_of, Aggregator, MinuteStart};
+use crate::aggregate::{Aggregator, MinuteStart};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
+use crate::capture::Source;
 use crate::classify::{Class, Rules};
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::{Config, FlowSink};
 use crate::sink::spool::{SpoolConfig, SpoolStats, Spooler};
 use crate::sink::{self, influx, FlowWriter, Format};
+use crate::time::{Nanos, WallClock};
 use crate::workers::Workers;
 
-const NS: i64 = 1_000_000_000;
+mod minutes;
+pub(crate) use minutes::{capture_minutes, Flush, MinuteEngine, Minutes};
 
 /// What to capture and where to write.
 #[derive(Debug, Clone)]
@@ -89,13 +91,6 @@ impl Signals {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, s.reload.clone())?;
         Ok(s)
     }
-}
-
-pub(crate) fn wall_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 /// Files appended minute by minute, opened before privileges are dropped.
@@ -382,6 +377,28 @@ pub(crate) fn load_rules(dir: &Option<PathBuf>) -> Result<Rules, crate::classify
     }
 }
 
+/// `--metrics-listen`: bound before privileges are dropped (a port below 1024 needs them),
+/// served from a thread of its own, and updated by the sink as minutes are written.
+pub(crate) fn serve_metrics(
+    opts: &Options,
+    interfaces: Vec<String>,
+    outputs: &mut Outputs,
+) -> anyhow::Result<Option<Arc<Metrics>>> {
+    let Some(m) = &opts.metrics else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(m.listen)
+        .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", m.listen))?;
+    let metrics = Arc::new(Metrics::new(
+        m.clone(),
+        interfaces,
+        outputs.spool.as_ref().map(Spooler::watch),
+    ));
+    crate::metrics::serve(listener, metrics.clone())?;
+    outputs.metrics = Some(metrics.clone());
+    Ok(Some(metrics))
+}
+
 /// Captures until a stop signal, then flushes the partial minute and returns.
 pub fn run(
     opts: &Options,
@@ -393,22 +410,7 @@ pub fn run(
     // the outputs, both before privileges are dropped.
     let mut cap = LiveCapture::open(&opts.capture)?;
     let mut outputs = Outputs::open(opts)?;
-    // Bound before privileges are dropped (a port below 1024 needs them).
-    let metrics = match &opts.metrics {
-        Some(m) => {
-            let listener = std::net::TcpListener::bind(m.listen)
-                .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", m.listen))?;
-            let metrics = Arc::new(Metrics::new(
-                m.clone(),
-                cap.interfaces().map(str::to_string).collect(),
-                outputs.spool.as_ref().map(Spooler::watch),
-            ));
-            crate::metrics::serve(listener, metrics.clone())?;
-            outputs.metrics = Some(metrics.clone());
-            Some(metrics)
-        }
-        None => None,
-    };
+    let metrics = serve_metrics(opts, cap.interface_names(), &mut outputs)?;
     let flows: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::append(p)?)),
         None => None,
@@ -416,7 +418,7 @@ pub fn run(
     if let Some(u) = &opts.user {
         drop_privileges(u)?;
     }
-    let mut workers = Workers::start(opts.threads, &cfg, rules.clone(), None, flows, false)?;
+    let workers = Workers::start(opts.threads, &cfg, rules.clone(), None, flows, false)?;
     let (tx, rx) = sync_channel::<Ready>(64);
     let sink = std::thread::Builder::new()
         .name("bittap-sink".into())
@@ -427,132 +429,19 @@ pub fn run(
         workers.len()
     );
 
-    let delay = i64::from(opts.flush_delay_secs) * NS;
-    let mut rules = rules;
-    let mut out = Outcome::default();
-    // Minutes before `open` are flushed.
-    let mut open = minute_of(wall_ns().saturating_sub(delay));
-    let mut last = cap.drops();
-    let mut dropping = false;
-    let mut last_clock = wall_ns();
-    let mut read_error = None;
-    loop {
-        let stopping = signals.stop.load(Ordering::Relaxed);
-        if signals.reload.swap(false, Ordering::Relaxed) {
-            match load_rules(&opts.rules_dir) {
-                Ok(r) => {
-                    // At once, between packets: open minutes' port views follow rule ids into
-                    // the new set; minutes already flushed keep the names they were counted under.
-                    let r = Arc::new(r);
-                    workers.set_rules(r.clone());
-                    rules = r;
-                    eprintln!(
-                        "bittap: rules reloaded: {} port rules, {} signatures",
-                        rules.ports.len(),
-                        rules.signatures.len()
-                    );
-                }
-                Err(e) => eprintln!("bittap: SIGHUP: invalid rules, keeping the old ones: {e}"),
-            }
-        }
-        if !stopping {
-            cap.wait(100);
-        }
-        // On stop, what the kernel already holds is read too (bounded: the link may not pause).
-        let budget = if stopping { 1 << 20 } else { 4096 };
-        let mut read = 0u64;
-        let r = cap.read(budget, |pkt| {
-            read += 1;
-            workers.dispatch(pkt);
-        });
-        out.read += read;
-        if let Some(m) = &metrics {
-            m.beat();
-        }
-        if let Err(e) = r {
-            if let Some(m) = &metrics {
-                m.capture_failed(e.to_string());
-            }
-            read_error = Some(e);
-        }
-        let now = wall_ns().max(workers.watermark());
-        if read == 0 {
-            workers.send_pending();
-            if now.saturating_sub(last_clock) >= NS {
-                // A quiet link: idle flows still end on time.
-                workers.clock(now);
-                last_clock = now;
-            }
-        }
-        if stopping || read_error.is_some() {
-            break;
-        }
-        let due = minute_of(now.saturating_sub(delay));
-        if due > open {
-            let mut f = workers.flush(due);
-            let d = cap.drops();
-            if let Some(m) = &metrics {
-                m.set_drops(cap.drops_by_interface());
-            }
-            let q = workers.take_queue_drops();
-            out.queue_drops += q;
-            let kernel = d.kernel - last.kernel;
-            let iface = d.interface - last.interface;
-            last = d;
-            // Drops since the last flush are reported in the newest minute flushed; a quiet
-            // minute still gets its health row.
-            let h = &mut f.agg.bucket(due - 1).health;
-            h.kernel_drops += kernel;
-            h.interface_drops += iface;
-            h.queue_drops += q;
-            let now_dropping = kernel + iface + q > 0;
-            if now_dropping && !dropping {
-                eprintln!(
-                    "bittap: warning: packets dropped in the minute to {}: kernel {kernel}, interface {iface}, queue {q}; counts are low by that much (raise --buffer-size or --threads, or narrow --filter)",
-                    MinuteStart(due)
-                );
-            }
-            dropping = now_dropping;
-            for w in &f.warnings {
-                eprintln!("bittap: warning: {w}");
-            }
-            if let Some(e) = f.error {
-                out.errors.push(format!("flows: {e}"));
-            }
-            let _ = tx.send(Ready {
-                agg: f.agg,
-                rules: rules.clone(),
-                agent_rows: None,
-            });
-            open = due;
-        }
-    }
-
-    let q = workers.take_queue_drops();
-    out.queue_drops += q;
-    let mut f = workers.finish();
-    let d = cap.drops();
-    if let Some(m) = &metrics {
-        m.set_drops(cap.drops_by_interface());
-    }
-    let kernel = d.kernel - last.kernel;
-    let iface = d.interface - last.interface;
-    out.drops = d;
-    out.counted = f.totals.packets;
-    let newest = f.agg.minutes().last().map(|(m, _)| m).unwrap_or(open);
-    let h = &mut f.agg.bucket(newest).health;
-    h.kernel_drops += kernel;
-    h.interface_drops += iface;
-    h.queue_drops += q;
-    if let Some(e) = f.error {
-        out.errors.push(format!("flows: {e}"));
-    }
-    let _ = tx.send(Ready {
-        agg: f.agg,
+    let (mut out, read_error) = capture_minutes(
+        &mut cap,
+        workers,
         rules,
-        agent_rows: None,
-    });
-    drop(tx);
+        &Minutes {
+            signals,
+            rules_dir: &opts.rules_dir,
+            delay: Nanos::from_secs(opts.flush_delay_secs),
+            metrics: metrics.as_ref(),
+            tx,
+        },
+        &WallClock,
+    );
     let rep = sink
         .join()
         .map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;

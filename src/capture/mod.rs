@@ -1,10 +1,12 @@
 //! Capture sources: pcap and pcapng files (gzip too), merged into one packet stream in
-//! timestamp order.
+//! timestamp order; live interfaces; packets in memory. All are a [`Source`].
 
 mod file;
 pub mod live;
+mod source;
 
 pub use file::{sniff, CaptureFile, RawPacket, Sniffed};
+pub use source::{drain, MemorySource, OwnedPacket, Source};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use super::{parse_rfc3339, Builder};
 use crate::classify::{Method, Proto};
+use crate::sink::line::{HOSTS, PORTS, SERIES};
+use crate::sink::rows::{BYTES, HOSTS_FIELD, HOSTS_LINE_FIELD, METHOD, PACKETS, PROTO, TIME};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -111,34 +113,30 @@ fn method(s: &str) -> Result<Method, String> {
 
 /// `analyze --series` CSV.
 pub fn read_series(path: &Path, b: &mut Builder) -> Result<(), InputError> {
-    read_csv(
-        path,
-        &["time", "proto", "method", "packets", "bytes"],
-        |v| {
-            b.add_series(
-                minute(v[0])?,
-                proto(v[1])?,
-                method(v[2])?,
-                count(v[3], "packets")?,
-                count(v[4], "bytes")?,
-            );
-            Ok(())
-        },
-    )
+    read_csv(path, &[TIME, PROTO, METHOD, PACKETS, BYTES], |v| {
+        b.add_series(
+            minute(v[0])?,
+            proto(v[1])?,
+            method(v[2])?,
+            count(v[3], PACKETS)?,
+            count(v[4], BYTES)?,
+        );
+        Ok(())
+    })
 }
 
 /// `analyze --port-series` CSV.
 pub fn read_ports(path: &Path, b: &mut Builder) -> Result<(), InputError> {
-    read_csv(path, &["time", "bytes"], |v| {
-        b.add_port(minute(v[0])?, count(v[1], "bytes")?);
+    read_csv(path, &[TIME, BYTES], |v| {
+        b.add_port(minute(v[0])?, count(v[1], BYTES)?);
         Ok(())
     })
 }
 
 /// `analyze --hosts` CSV.
 pub fn read_hosts(path: &Path, b: &mut Builder) -> Result<(), InputError> {
-    read_csv(path, &["time", "bittorrent_hosts"], |v| {
-        b.set_hosts(minute(v[0])?, count(v[1], "bittorrent_hosts")?);
+    read_csv(path, &[TIME, HOSTS_FIELD], |v| {
+        b.set_hosts(minute(v[0])?, count(v[1], HOSTS_FIELD)?);
         Ok(())
     })
 }
@@ -256,14 +254,14 @@ impl Influx {
     pub fn read(&self, b: &mut Builder) -> Result<(), InputError> {
         let w = self.bounds()?;
         let q = format!(
-            "SELECT \"packets\", \"bytes\" FROM \"bittap\" WHERE {w} GROUP BY \"proto\", \"method\""
+            "SELECT \"{PACKETS}\", \"{BYTES}\" FROM \"{SERIES}\" WHERE {w} GROUP BY \"{PROTO}\", \"{METHOD}\""
         );
         let json = self.query(&q)?;
         read_reply(&json, &q, 0, b)?;
-        let q = format!("SELECT \"bytes\" FROM \"bittap_port\" WHERE {w}");
+        let q = format!("SELECT \"{BYTES}\" FROM \"{PORTS}\" WHERE {w}");
         let json = self.query(&q)?;
         read_reply(&json, &q, 1, b)?;
-        let q = format!("SELECT \"bittorrent\" FROM \"bittap_hosts\" WHERE {w}");
+        let q = format!("SELECT \"{HOSTS_LINE_FIELD}\" FROM \"{HOSTS}\" WHERE {w}");
         let json = self.query(&q)?;
         read_reply(&json, &q, 2, b)?;
         Ok(())
@@ -280,8 +278,8 @@ pub fn read_reply(
 ) -> Result<(), InputError> {
     match kind {
         0 => for_each_point(json, q, |tags, t, v| {
-            let p = tags["proto"].as_str().unwrap_or_default();
-            let m = tags["method"].as_str().unwrap_or_default();
+            let p = tags[PROTO].as_str().unwrap_or_default();
+            let m = tags[METHOD].as_str().unwrap_or_default();
             b.add_series(t, proto(p)?, method(m)?, int(v, 1)?, int(v, 2)?);
             Ok(())
         }),

@@ -4,20 +4,22 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::aggregate::{minute_of, Aggregator};
+use crate::aggregate::Aggregator;
+use crate::capture::{RawPacket, Source};
 use crate::classify::Rules;
-use crate::live::{self, open_out, Outputs, Ready, Signals};
+use crate::live::{self, open_out, Flush, MinuteEngine, Minutes, Outputs, Ready, Signals};
 use crate::pipeline::{Config, FlowSink, Pipeline};
 use crate::sink::FlowWriter;
+use crate::time::{Nanos, WallClock};
 
 use super::Collector;
 
-const NS: i64 = 1_000_000_000;
+/// A datagram's "link type" as a [`RawPacket`] of a [`Datagrams`] source: the bytes are an
+/// sFlow datagram, not a frame.
+pub const LINKTYPE_SFLOW_DATAGRAM: u32 = u32::MAX;
 /// Socket receive buffer asked for: agents send in bursts (a counter export of every port at
 /// once), and a datagram the kernel drops is a sequence gap.
 const RECEIVE_BUFFER: usize = 32 << 20;
@@ -75,6 +77,139 @@ pub struct Outcome {
     pub spool: Option<crate::sink::spool::SpoolStats>,
 }
 
+/// Datagrams from a UDP socket as a packet source, each timed by its arrival.
+pub struct Datagrams {
+    sock: UdpSocket,
+    buf: Vec<u8>,
+}
+
+impl Datagrams {
+    /// Non-blocking reads of `sock`.
+    pub fn new(sock: UdpSocket) -> std::io::Result<Datagrams> {
+        sock.set_nonblocking(true)?;
+        Ok(Datagrams {
+            sock,
+            buf: vec![0u8; 65536],
+        })
+    }
+}
+
+impl Source for Datagrams {
+    type Error = std::io::Error;
+
+    fn read<F: FnMut(&RawPacket<'_>)>(
+        &mut self,
+        budget: usize,
+        mut f: F,
+    ) -> Result<Option<usize>, std::io::Error> {
+        let mut n = 0;
+        while n < budget {
+            match self.sock.recv_from(&mut self.buf) {
+                Ok((len, _)) => {
+                    let data = &self.buf[..len];
+                    f(&RawPacket {
+                        ts_ns: Nanos::now().get(),
+                        wire_len: u32::try_from(len).unwrap_or(u32::MAX),
+                        linktype: LINKTYPE_SFLOW_DATAGRAM,
+                        data,
+                    });
+                    n += 1;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(n))
+    }
+
+    fn wait(&mut self, timeout_ms: i32) {
+        use std::os::fd::AsRawFd;
+        let mut fd = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe {
+            libc::poll(&mut fd, 1, timeout_ms);
+        }
+    }
+}
+
+/// The collector in front of one pipeline: each datagram's samples are packets weighted by
+/// their sampling rate.
+pub(crate) struct Collecting {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) collector: Collector,
+    /// Pipeline warnings already handed over.
+    warned: usize,
+}
+
+impl Collecting {
+    pub(crate) fn new(pipeline: Pipeline, collector: Collector) -> Collecting {
+        Collecting {
+            pipeline,
+            collector,
+            warned: 0,
+        }
+    }
+
+    fn new_warnings(&mut self) -> Vec<String> {
+        let w = self.pipeline.warnings[self.warned..].to_vec();
+        self.warned = self.pipeline.warnings.len();
+        w
+    }
+
+    fn aggregate(&mut self, before: Option<i64>) -> Aggregator {
+        let mut agg = Aggregator::new(self.pipeline.rules().ports.len());
+        let taken = match before {
+            Some(due) => self.pipeline.aggregator().take_before(due),
+            None => self.pipeline.aggregator().take_all(),
+        };
+        for (m, b) in taken {
+            agg.absorb(m, &b);
+        }
+        agg
+    }
+}
+
+impl MinuteEngine for Collecting {
+    fn packet(&mut self, pkt: &RawPacket<'_>) {
+        self.collector
+            .datagram(pkt.ts_ns, pkt.data, &mut self.pipeline);
+    }
+    fn clock(&mut self, now: i64) {
+        self.pipeline.advance_clock(now);
+    }
+    /// Datagrams are timed by the clock itself.
+    fn watermark(&self) -> i64 {
+        i64::MIN
+    }
+    fn set_rules(&mut self, rules: Arc<Rules>) {
+        self.pipeline.set_rules(rules);
+    }
+    fn flush(&mut self, due: i64) -> Flush {
+        Flush {
+            agg: self.aggregate(Some(due)),
+            warnings: self.new_warnings(),
+            error: None,
+            packets: self.pipeline.totals().packets,
+            agent_rows: Some(self.collector.take_rows_before(due)),
+        }
+    }
+    fn finish(mut self) -> Flush {
+        let error = self.pipeline.finish().err();
+        Flush {
+            agg: self.aggregate(None),
+            warnings: self.new_warnings(),
+            error,
+            packets: self.pipeline.totals().packets,
+            agent_rows: Some(self.collector.take_rows()),
+        }
+    }
+}
+
 /// Collects until a stop signal, then flushes the open minutes and returns. `opts` gives the
 /// outputs as for `live` (its capture settings are not used).
 pub fn run(
@@ -87,12 +222,15 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let sock = UdpSocket::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on UDP {listen}: {e}"))?;
-    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
     let rcvbuf = grow_receive_buffer(&sock, RECEIVE_BUFFER);
+    let local = sock.local_addr().unwrap_or(listen);
+    let mut src = Datagrams::new(sock)?;
     let mut outputs = Outputs::open(opts)?;
     outputs.sampled = true;
     outputs.links = open_out(&sf.counters)?;
     outputs.agents = open_out(&sf.agent_health)?;
+    // No interface of its own to watch: /healthz follows the socket and the database.
+    let metrics = live::serve_metrics(opts, Vec::new(), &mut outputs)?;
     let flows: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::append(p)?)),
         None => None,
@@ -104,108 +242,41 @@ pub fn run(
     if let Some(f) = flows {
         p.set_flow_sink(f);
     }
-    let mut col = Collector::new(sf.agents.clone());
+    let engine = Collecting::new(p, Collector::new(sf.agents.clone()));
     let (tx, rx) = sync_channel::<Ready>(64);
     let sink = std::thread::Builder::new()
         .name("bittap-sink".into())
         .spawn(move || live::run_sink(outputs, rx))?;
     eprintln!(
-        "bittap: collecting sFlow on udp {} (receive buffer {} KiB)",
-        sock.local_addr().unwrap_or(listen),
+        "bittap: collecting sFlow on udp {local} (receive buffer {} KiB)",
         rcvbuf / 1024
     );
-
-    let delay = i64::from(opts.flush_delay_secs) * NS;
-    let mut rules = rules;
-    let mut out = Outcome::default();
-    let mut open = minute_of(live::wall_ns() - delay);
-    let mut buf = vec![0u8; 65536];
-    let mut warned = 0;
-    let mut recv_error = None;
-    loop {
-        let stopping = signals.stop.load(Ordering::Relaxed);
-        if signals.reload.swap(false, Ordering::Relaxed) {
-            match live::load_rules(&opts.rules_dir) {
-                Ok(r) => {
-                    let r = Arc::new(r);
-                    p.set_rules(r.clone());
-                    rules = r;
-                    eprintln!("bittap: rules reloaded: {} port rules", rules.ports.len());
-                }
-                Err(e) => eprintln!("bittap: SIGHUP: invalid rules, keeping the old ones: {e}"),
-            }
-        }
-        if stopping {
-            // What the socket already holds is read too (bounded).
-            sock.set_nonblocking(true)?;
-            for _ in 0..(1 << 16) {
-                match sock.recv_from(&mut buf) {
-                    Ok((n, _)) => {
-                        out.datagrams += 1;
-                        col.datagram(live::wall_ns(), &buf[..n], &mut p);
-                    }
-                    Err(_) => break,
-                }
-            }
-            break;
-        }
-        match sock.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                out.datagrams += 1;
-                col.datagram(live::wall_ns(), &buf[..n], &mut p);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                recv_error = Some(e);
-                break;
-            }
-        }
-        let now = live::wall_ns();
-        p.advance_clock(now);
-        for w in &p.warnings[warned..] {
-            eprintln!("bittap: warning: {w}");
-        }
-        warned = p.warnings.len();
-        let due = minute_of(now - delay);
-        if due > open {
-            let mut agg = Aggregator::new(rules.ports.len());
-            for (m, b) in p.aggregator().take_before(due) {
-                agg.absorb(m, &b);
-            }
-            // A quiet minute still gets its health row.
-            agg.bucket(due - 1);
-            let _ = tx.send(Ready {
-                agg,
-                rules: rules.clone(),
-                agent_rows: Some(col.take_rows_before(due)),
-            });
-            open = due;
-        }
-    }
-
-    if let Err(e) = p.finish() {
-        out.errors.push(format!("flows: {e}"));
-    }
-    out.packets = p.totals().packets;
-    let mut agg = Aggregator::new(rules.ports.len());
-    for (m, b) in p.aggregator().take_all() {
-        agg.absorb(m, &b);
-    }
-    let _ = tx.send(Ready {
-        agg,
+    let (o, recv_error) = live::capture_minutes(
+        &mut src,
+        engine,
         rules,
-        agent_rows: Some(col.take_rows()),
-    });
-    drop(tx);
+        &Minutes {
+            signals,
+            rules_dir: &opts.rules_dir,
+            delay: Nanos::from_secs(opts.flush_delay_secs),
+            metrics: metrics.as_ref(),
+            tx,
+        },
+        &WallClock,
+    );
     let rep = sink
         .join()
         .map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
-    out.minutes = rep.minutes;
-    out.errors.extend(rep.errors);
-    out.spool = rep.spool;
+    let mut errors = o.errors;
+    errors.extend(rep.errors);
     if let Some(e) = recv_error {
         return Err(e.into());
     }
-    Ok(out)
+    Ok(Outcome {
+        datagrams: o.read,
+        packets: o.counted,
+        minutes: rep.minutes,
+        errors,
+        spool: rep.spool,
+    })
 }

@@ -46,7 +46,8 @@ pub fn escape_key(s: &str, out: &mut String) {
     }
 }
 
-fn line(
+/// One line: measurement, tags (empty values left out), integer fields, the minute's start.
+pub(super) fn line(
     out: &mut String,
     measurement: &str,
     tags: &[(&str, &str)],
@@ -93,61 +94,17 @@ pub fn render_with(
     sflow: Option<&[(i64, SflowHealth)]>,
     rules: &Rules,
 ) -> String {
+    use super::rows;
     let mut out = String::new();
-    let fields = |c: &crate::aggregate::Counts, samples: u64, err: u64| {
-        let mut f = vec![("packets", c.packets), ("bytes", c.bytes)];
-        if sflow.is_some() {
-            f.push(("samples", samples));
-            f.push(("bytes_low", c.bytes.saturating_sub(err)));
-            f.push(("bytes_high", c.bytes.saturating_add(err)));
-        }
-        f
-    };
-    for r in series {
-        line(
-            &mut out,
-            SERIES,
-            &[
-                ("probe", probe),
-                ("class", r.proto.class().name()),
-                ("proto", r.proto.name()),
-                ("method", r.method.name()),
-                ("direction", r.direction.name()),
-            ],
-            &fields(&r.counts, r.samples, r.bytes_err),
-            r.minute,
-        );
-    }
-    for r in ports {
-        let Some(rule) = rules.ports.get(r.rule) else {
-            continue;
-        };
-        line(
-            &mut out,
-            PORTS,
-            &[
-                ("probe", probe),
-                ("rule", &rule.id),
-                ("l4", rule.transport.name()),
-                ("proto", rule.proto.name()),
-                ("direction", r.direction.name()),
-            ],
-            &fields(&r.counts, r.samples, r.bytes_err),
-            r.minute,
-        );
-    }
-    for (minute, h) in health {
-        let fields: Vec<(&str, u64)> = Health::FIELDS.iter().copied().zip(h.values()).collect();
-        line(&mut out, HEALTH, &[("probe", probe)], &fields, *minute);
-    }
-    for (minute, h) in sflow.unwrap_or_default() {
-        let fields: Vec<(&str, u64)> = SflowHealth::FIELDS
-            .iter()
-            .copied()
-            .zip(h.values())
-            .collect();
-        line(&mut out, SFLOW, &[("probe", probe)], &fields, *minute);
-    }
+    let sampled = sflow.is_some();
+    let (schema, r) = rows::series(series, sampled);
+    rows::render_line(&mut out, probe, &schema, &r);
+    let (schema, r) = rows::ports(ports, rules, sampled);
+    rows::render_line(&mut out, probe, &schema, &r);
+    let (schema, r) = rows::health(health, None);
+    rows::render_line(&mut out, probe, &schema, &r);
+    let (schema, r) = rows::sflow_health(sflow.unwrap_or_default());
+    rows::render_line(&mut out, probe, &schema, &r);
     out
 }
 
@@ -155,15 +112,8 @@ pub fn render_with(
 /// from a sketch, never an address.
 pub fn render_hosts(probe: &str, hosts: &[(i64, u64)]) -> String {
     let mut out = String::new();
-    for &(minute, n) in hosts {
-        line(
-            &mut out,
-            HOSTS,
-            &[("probe", probe)],
-            &[("bittorrent", n)],
-            minute,
-        );
-    }
+    let (schema, r) = super::rows::hosts(hosts, true);
+    super::rows::render_line(&mut out, probe, &schema, &r);
     out
 }
 

@@ -3,6 +3,7 @@
 
 pub mod influx;
 pub mod line;
+pub mod rows;
 pub mod spool;
 
 use std::fmt::Write as _;
@@ -66,24 +67,6 @@ pub fn write_series(path: &Path, rows: &[SeriesRow], sampled: bool) -> io::Resul
     w.flush()
 }
 
-/// The columns sampled rows add: samples, and the 95 % interval of the byte estimate.
-const SAMPLED_COLUMNS: &str = ",samples,bytes_low,bytes_high";
-
-fn sampled_fields(out: &mut String, fmt: Format, bytes: u64, samples: u64, err: u64) {
-    let (lo, hi) = (bytes.saturating_sub(err), bytes.saturating_add(err));
-    match fmt {
-        Format::Csv => {
-            let _ = write!(out, ",{samples},{lo},{hi}");
-        }
-        Format::Ndjson => {
-            let _ = write!(
-                out,
-                ",\"samples\":{samples},\"bytes_low\":{lo},\"bytes_high\":{hi}"
-            );
-        }
-    }
-}
-
 /// Writes series rows to `w`, with the CSV header if `header` (live appends minute by minute).
 pub fn write_series_to<W: Write>(
     w: &mut W,
@@ -92,55 +75,8 @@ pub fn write_series_to<W: Write>(
     header: bool,
     sampled: bool,
 ) -> io::Result<()> {
-    if header && fmt == Format::Csv {
-        let extra = if sampled { SAMPLED_COLUMNS } else { "" };
-        writeln!(w, "time,class,proto,method,direction,packets,bytes{extra}")?;
-    }
-    if sampled {
-        for r in rows {
-            let (t, c, p, m, d) = (
-                minute_time(r.minute),
-                r.proto.class().name(),
-                r.proto.name(),
-                r.method.name(),
-                r.direction.name(),
-            );
-            let (n, b) = (r.counts.packets, r.counts.bytes);
-            let mut line = String::new();
-            match fmt {
-                Format::Csv => {
-                    let _ = write!(line, "{t},{c},{p},{m},{d},{n},{b}");
-                }
-                Format::Ndjson => {
-                    let _ = write!(line, "{{\"time\":\"{t}\",\"class\":\"{c}\",\"proto\":\"{p}\",\"method\":\"{m}\",\"direction\":\"{d}\",\"packets\":{n},\"bytes\":{b}");
-                }
-            }
-            sampled_fields(&mut line, fmt, b, r.samples, r.bytes_err);
-            if fmt == Format::Ndjson {
-                line.push('}');
-            }
-            writeln!(w, "{line}")?;
-        }
-        return Ok(());
-    }
-    for r in rows {
-        let (t, c, p, m, d) = (
-            minute_time(r.minute),
-            r.proto.class().name(),
-            r.proto.name(),
-            r.method.name(),
-            r.direction.name(),
-        );
-        match fmt {
-            Format::Csv => writeln!(w, "{t},{c},{p},{m},{d},{},{}", r.counts.packets, r.counts.bytes)?,
-            Format::Ndjson => writeln!(
-                w,
-                "{{\"time\":\"{t}\",\"class\":\"{c}\",\"proto\":\"{p}\",\"method\":\"{m}\",\"direction\":\"{d}\",\"packets\":{},\"bytes\":{}}}",
-                r.counts.packets, r.counts.bytes
-            )?,
-        }
-    }
-    Ok(())
+    let (schema, rows) = rows::series(rows, sampled);
+    rows::write(w, fmt, &schema, &rows, header)
 }
 
 /// Writes the port view: bytes on the classic BitTorrent ports, whatever the verdict.
@@ -164,61 +100,8 @@ pub fn write_port_series_to<W: Write>(
     header: bool,
     sampled: bool,
 ) -> io::Result<()> {
-    if header && fmt == Format::Csv {
-        let extra = if sampled { SAMPLED_COLUMNS } else { "" };
-        writeln!(w, "time,rule,l4,proto,direction,packets,bytes{extra}")?;
-    }
-    if sampled {
-        for r in rows {
-            let Some(rule) = rules.ports.get(r.rule) else {
-                continue;
-            };
-            let (t, id, l4, p, d) = (
-                minute_time(r.minute),
-                &rule.id,
-                rule.transport.name(),
-                rule.proto.name(),
-                r.direction.name(),
-            );
-            let (n, b) = (r.counts.packets, r.counts.bytes);
-            let mut line = String::new();
-            match fmt {
-                Format::Csv => {
-                    let _ = write!(line, "{t},{id},{l4},{p},{d},{n},{b}");
-                }
-                Format::Ndjson => {
-                    let _ = write!(line, "{{\"time\":\"{t}\",\"rule\":\"{id}\",\"l4\":\"{l4}\",\"proto\":\"{p}\",\"direction\":\"{d}\",\"packets\":{n},\"bytes\":{b}");
-                }
-            }
-            sampled_fields(&mut line, fmt, b, r.samples, r.bytes_err);
-            if fmt == Format::Ndjson {
-                line.push('}');
-            }
-            writeln!(w, "{line}")?;
-        }
-        return Ok(());
-    }
-    for r in rows {
-        let Some(rule) = rules.ports.get(r.rule) else {
-            continue;
-        };
-        let (t, id, l4, p, d) = (
-            minute_time(r.minute),
-            &rule.id,
-            rule.transport.name(),
-            rule.proto.name(),
-            r.direction.name(),
-        );
-        match fmt {
-            Format::Csv => writeln!(w, "{t},{id},{l4},{p},{d},{},{}", r.counts.packets, r.counts.bytes)?,
-            Format::Ndjson => writeln!(
-                w,
-                "{{\"time\":\"{t}\",\"rule\":\"{id}\",\"l4\":\"{l4}\",\"proto\":\"{p}\",\"direction\":\"{d}\",\"packets\":{},\"bytes\":{}}}",
-                r.counts.packets, r.counts.bytes
-            )?,
-        }
-    }
-    Ok(())
+    let (schema, rows) = rows::ports(rows, rules, sampled);
+    rows::write(w, fmt, &schema, &rows, header)
 }
 
 /// Writes capture health per minute; with `sflow` (rows of the same minutes), sFlow's own
@@ -241,46 +124,8 @@ pub fn write_health_to<W: Write>(
     header: bool,
     sflow: Option<&[(i64, SflowHealth)]>,
 ) -> io::Result<()> {
-    if header && fmt == Format::Csv {
-        let extra = match sflow {
-            Some(_) => format!(",{}", SflowHealth::FIELDS.join(",")),
-            None => String::new(),
-        };
-        writeln!(w, "time,{}{extra}", Health::FIELDS.join(","))?;
-    }
-    for (i, (minute, h)) in rows.iter().enumerate() {
-        let s = sflow.map(|s| {
-            s.get(i)
-                .filter(|(m, _)| m == minute)
-                .map(|(_, v)| v.values())
-                .unwrap_or_default()
-        });
-        let t = minute_time(*minute);
-        let mut line = String::new();
-        match fmt {
-            Format::Csv => {
-                let _ = write!(line, "{t}");
-                for v in h.values() {
-                    let _ = write!(line, ",{v}");
-                }
-                for v in s.iter().flatten() {
-                    let _ = write!(line, ",{v}");
-                }
-            }
-            Format::Ndjson => {
-                let _ = write!(line, "{{\"time\":\"{t}\"");
-                for (k, v) in Health::FIELDS.iter().zip(h.values()) {
-                    let _ = write!(line, ",\"{k}\":{v}");
-                }
-                for (k, v) in SflowHealth::FIELDS.iter().zip(s.iter().flatten()) {
-                    let _ = write!(line, ",\"{k}\":{v}");
-                }
-                line.push('}');
-            }
-        }
-        writeln!(w, "{line}")?;
-    }
-    Ok(())
+    let (schema, rows) = rows::health(rows, sflow);
+    rows::write(w, fmt, &schema, &rows, header)
 }
 
 /// Writes the estimated distinct BitTorrent hosts per minute (`time,bittorrent_hosts`).
@@ -297,17 +142,8 @@ pub fn write_hosts_to<W: Write>(
     rows: &[(i64, u64)],
     header: bool,
 ) -> io::Result<()> {
-    if header && fmt == Format::Csv {
-        writeln!(w, "time,bittorrent_hosts")?;
-    }
-    for (minute, n) in rows {
-        let t = minute_time(*minute);
-        match fmt {
-            Format::Csv => writeln!(w, "{t},{n}")?,
-            Format::Ndjson => writeln!(w, "{{\"time\":\"{t}\",\"bittorrent_hosts\":{n}}}")?,
-        }
-    }
-    Ok(())
+    let (schema, rows) = rows::hosts(rows, false);
+    rows::write(w, fmt, &schema, &rows, header)
 }
 
 /// Streams finished flows to a file.
