@@ -91,8 +91,17 @@ fn parse_name(name: &str) -> Option<(u64, u64)> {
     if seq.len() != 20 || !digits(seq) || !digits(millis) {
         return None;
     }
-    Some((seq.parse().ok()?, millis.parse().ok()?))
+    let seq: u64 = seq.parse().ok()?;
+    // bittap numbers batches from 0 up, one at a time: a number this large is not one of its
+    // batches (and would leave no next number to give).
+    if seq >= MAX_SEQ {
+        return None;
+    }
+    Some((seq, millis.parse().ok()?))
 }
+
+/// Sequence numbers of batches stay below this (2^48: a batch a minute for 500 million years).
+const MAX_SEQ: u64 = 1 << 48;
 
 /// Sequence number and spool time of a batch file's name (`SEQ-MILLIS.lp`).
 pub fn parse_batch_name(name: &str) -> Option<(u64, u64)> {
@@ -186,7 +195,7 @@ fn recover(dir: &Path) -> io::Result<(Vec<Batch>, u64)> {
             continue;
         };
         let bytes = entry.metadata().map_err(|e| named(&path, e))?.len();
-        next = next.max(seq + 1);
+        next = next.max(seq.saturating_add(1));
         batches.push(Batch {
             seq,
             path,
@@ -197,7 +206,7 @@ fn recover(dir: &Path) -> io::Result<(Vec<Batch>, u64)> {
     if let Ok(rejected) = fs::read_dir(dir.join("rejected")) {
         for entry in rejected.flatten() {
             if let Some((seq, _)) = parse_name(&entry.file_name().to_string_lossy()) {
-                next = next.max(seq + 1);
+                next = next.max(seq.saturating_add(1));
             }
         }
     }
@@ -486,6 +495,10 @@ mod tests {
             "00000000000000000042.lp",
             "lock",
             "rejected",
+            // Found by the spool_batch fuzz target: the largest number left no next one
+            // (`seq + 1` overflowed in recovery).
+            "18446744073709551615-000.lp",
+            "00000281474976710656-1.lp",
         ] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }
@@ -503,6 +516,8 @@ mod tests {
         fs::write(d.join("lock"), "").expect("w");
         fs::create_dir(d.join("rejected")).expect("mkdir");
         fs::write(d.join("rejected").join(batch_name(11, 1)), "x\n").expect("w");
+        // A foreign file under a batch-like name with the largest number: not a batch.
+        fs::write(d.join("18446744073709551615-000.lp"), "b0").expect("w");
         let (batches, next) = recover(d).expect("recover");
         let got: Vec<(u64, u64, u64)> =
             batches.iter().map(|b| (b.seq, b.bytes, b.millis)).collect();
