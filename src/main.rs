@@ -439,6 +439,10 @@ struct LiveArgs {
     /// Worker threads (default: one per core, less one).
     #[arg(long)]
     threads: Option<usize>,
+    /// Capture backend: afpacket (the kernel spreads flows over the workers) or pcap
+    /// (libpcap). Default: afpacket where it opens, else pcap.
+    #[arg(long, value_parser = ["afpacket", "pcap"])]
+    capture: Option<String>,
     /// Seconds after a minute ends before it is flushed (default 5).
     #[arg(long, value_name = "SECS")]
     flush_delay: Option<u32>,
@@ -513,6 +517,7 @@ impl LiveArgs {
         or!(buffer_size);
         or!(filter);
         or!(threads);
+        or!(capture);
         or!(flush_delay);
         or!(user);
         or!(series);
@@ -593,6 +598,7 @@ fn live_cmd(a: LiveArgs) -> ExitCode {
         ..defaults
     };
     use bittap::capture::live::{LiveOptions, DEFAULT_BUFFER_BYTES, DEFAULT_SNAPLEN};
+    let capture = a.capture.clone();
     let opts = bittap::live::Options {
         capture: LiveOptions {
             interfaces: a.interface,
@@ -633,7 +639,7 @@ fn live_cmd(a: LiveArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match bittap::live::run(&opts, cfg, rules, &signals) {
+    match bittap::fanout::run_live(capture.as_deref(), &opts, cfg, rules, &signals) {
         Ok(o) => {
             eprintln!(
                 "bittap: stopped: read {} packets, counted {} in {} minute(s) ({} in the series written); dropped: kernel {}, interface {}, queue {}; pcap received {}",

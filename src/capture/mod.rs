@@ -3,6 +3,7 @@
 
 mod file;
 pub mod live;
+pub mod afpacket;
 
 pub use file::{sniff, CaptureFile, RawPacket, Sniffed};
 
