@@ -176,32 +176,51 @@ pub fn compile_filter(expr: Option<&str>, snaplen: u32) -> Result<Vec<libc::sock
         .collect())
 }
 
-/// The fanout program: a hash of the unordered address pair of an IPv4 or IPv6 frame behind
-/// an Ethernet header (XOR of the two addresses, mixed); other frames, and frames too short
-/// (a load past the end returns 0), go to socket 0. The kernel takes it modulo the group size.
+/// Classic BPF opcodes of the fanout program.
+mod op {
+    pub const LDH: u16 = 0x28; // ldh [k]
+    pub const LDW: u16 = 0x20; // ld [k]
+    pub const LD_MEM: u16 = 0x60; // ld M[k]
+    pub const LDX_MEM: u16 = 0x61; // ldx M[k]
+    pub const ST: u16 = 0x02; // st M[k]
+    pub const JEQ: u16 = 0x15; // jeq #k, jt, jf
+    pub const JA: u16 = 0x05; // ja k
+    pub const TAX: u16 = 0x07;
+    pub const XOR_X: u16 = 0xac;
+    pub const MUL_K: u16 = 0x24;
+    pub const RSH_K: u16 = 0x74;
+    pub const RET_A: u16 = 0x16;
+    pub const RET_K: u16 = 0x06;
+    /// `ldh [SKF_AD_OFF + SKF_AD_PROTOCOL]`: the frame's EtherType (after the tag the
+    /// kernel strips).
+    pub const PROTOCOL: u32 = (-0x1000i32) as u32;
+    /// Loads at `SKF_NET_OFF + k` are relative to the network header, wherever the
+    /// frame's data starts (the fanout runs before the link header is pushed back).
+    pub const NET: u32 = (-0x10_0000i32) as u32;
+}
+
+/// The fanout program: a hash of the unordered address pair of an IPv4 or IPv6 packet (XOR
+/// of the two addresses, mixed); other frames, and packets too short (a load past the end
+/// returns 0), go to socket 0. The kernel takes the result modulo the group size.
 pub fn address_pair_program() -> Vec<libc::sock_filter> {
-    const LDH: u16 = 0x28; // ldh [k]
-    const LDW: u16 = 0x20; // ld [k]
-    const JEQ: u16 = 0x15; // jeq #k, jt, jf
-    const JA: u16 = 0x05; // ja k
-    const TAX: u16 = 0x07;
-    const XOR_X: u16 = 0xac;
-    const MUL_K: u16 = 0x24;
-    const RSH_K: u16 = 0x74;
-    const RET_A: u16 = 0x16;
-    const RET_K: u16 = 0x06;
+    use op::*;
     let i = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    // IPv4: source (26) ^ destination (30).
+    // IPv4: source (12) ^ destination (16).
     let v4 = [
-        i(LDW, 0, 0, 26),
-        i(TAX, 0, 0, 0),
-        i(LDW, 0, 0, 30),
+        i(LDW, 0, 0, NET + 12),
+        i(ST, 0, 0, 0),
+        i(LDW, 0, 0, NET + 16),
+        i(LDX_MEM, 0, 0, 0),
         i(XOR_X, 0, 0, 0),
     ];
-    // IPv6: the eight words of source (22..38) and destination (38..54), XORed.
-    let mut v6 = vec![i(LDW, 0, 0, 22)];
-    for off in (26..54).step_by(4) {
-        v6.extend([i(TAX, 0, 0, 0), i(LDW, 0, 0, off), i(XOR_X, 0, 0, 0)]);
+    // IPv6: the eight words of source (8..24) and destination (24..40) into M[0..8], XORed.
+    let mut v6 = Vec::new();
+    for w in 0..8u32 {
+        v6.extend([i(LDW, 0, 0, NET + 8 + 4 * w), i(ST, 0, 0, w)]);
+    }
+    v6.push(i(LD_MEM, 0, 0, 0));
+    for w in 1..8u32 {
+        v6.extend([i(LDX_MEM, 0, 0, w), i(XOR_X, 0, 0, 0)]);
     }
     // Mix: A *= golden ratio; A ^= A >> 16.
     let mix = [
@@ -211,7 +230,10 @@ pub fn address_pair_program() -> Vec<libc::sock_filter> {
         i(XOR_X, 0, 0, 0),
         i(RET_A, 0, 0, 0),
     ];
-    let mut p = vec![i(LDH, 0, 0, 12), i(JEQ, 0, v4.len() as u8 + 1, 0x0800)];
+    let mut p = vec![
+        i(LDH, 0, 0, PROTOCOL),
+        i(JEQ, 0, v4.len() as u8 + 1, 0x0800),
+    ];
     p.extend(v4);
     p.push(i(JA, 0, 0, 1 + v6.len() as u32));
     p.push(i(JEQ, 0, (v6.len() + mix.len()) as u8, 0x86dd));
