@@ -654,3 +654,294 @@ fn frame_at(block: &[u8], off: usize) -> Option<Frame<'_>> {
         data,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic BPF interpreter for the opcodes libpcap and [`address_pair_program`] use.
+    /// `base`: where the kernel's data pointer is in `frame` (0 for a socket filter, the
+    /// network header for the fanout program); the network header is at 14.
+    fn run_bpf(prog: &[libc::sock_filter], frame: &[u8], base: usize) -> u32 {
+        let (mut a, mut x, mut m) = (0u32, 0u32, [0u32; 16]);
+        let load = |off: usize, size: usize| -> Option<u32> {
+            let s = frame.get(off..off + size)?;
+            Some(s.iter().fold(0u32, |v, &b| v << 8 | u32::from(b)))
+        };
+        let abs = |k: u32, size: usize| -> Option<u32> {
+            if k == op::PROTOCOL {
+                load(12, 2)
+            } else if k >= op::NET {
+                load(14 + (k - op::NET) as usize, size)
+            } else {
+                load(base + k as usize, size)
+            }
+        };
+        let mut pc = 0;
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            let size = match i.code & 0x18 {
+                0x00 => 4,
+                0x08 => 2,
+                _ => 1,
+            };
+            match i.code {
+                0x20 | 0x28 | 0x30 => match abs(i.k, size) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                0x40 | 0x48 | 0x50 => match load(base + (x + i.k) as usize, size) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                0xb1 => match load(base + i.k as usize, 1) {
+                    Some(v) => x = 4 * (v & 0xf),
+                    None => return 0,
+                },
+                0x00 => a = i.k,
+                0x01 => x = i.k,
+                0x60 => a = m[i.k as usize],
+                0x61 => x = m[i.k as usize],
+                0x02 => m[i.k as usize] = a,
+                0x03 => m[i.k as usize] = x,
+                0x07 => x = a,
+                0x87 => a = x,
+                0x05 => pc += i.k as usize,
+                0x15 | 0x25 | 0x35 | 0x45 | 0x1d => {
+                    let v = if i.code == 0x1d { x } else { i.k };
+                    let t = match i.code {
+                        0x15 | 0x1d => a == v,
+                        0x25 => a > v,
+                        0x35 => a >= v,
+                        _ => a & v != 0,
+                    };
+                    pc += usize::from(if t { i.jt } else { i.jf });
+                }
+                0x04 => a = a.wrapping_add(i.k),
+                0x14 => a = a.wrapping_sub(i.k),
+                0x24 => a = a.wrapping_mul(i.k),
+                0x54 => a &= i.k,
+                0x44 => a |= i.k,
+                0x64 => a <<= i.k,
+                0x74 => a >>= i.k,
+                0xa4 => a ^= i.k,
+                0xac => a ^= x,
+                0x0c => a = a.wrapping_add(x),
+                0x5c => a &= x,
+                0x06 => return i.k,
+                0x16 => return a,
+                c => panic!("opcode {c:#x} not interpreted"),
+            }
+        }
+    }
+
+    fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[0, 8, 0, 0]);
+        f
+    }
+
+    fn udp6(src: [u8; 16], dst: [u8; 16]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, 17, 64]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&[0x1a, 0xe1, 0x1a, 0xe1, 0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn fanout_program_hashes_the_unordered_address_pair() {
+        let prog = address_pair_program();
+        let pick = |f: &[u8], n: u32| run_bpf(&prog, f, 14) % n;
+        let mut spread = [0u32; 4];
+        for i in 0..=255u8 {
+            let (a, b) = ([10, 0, i, 1], [192, 0, 2, i.wrapping_mul(7)]);
+            let w = pick(&udp4(a, b, 6881, 51413), 4);
+            // Both directions, other ports (a later fragment has none): the same worker.
+            assert_eq!(w, pick(&udp4(b, a, 51413, 6881), 4));
+            assert_eq!(w, pick(&udp4(a, b, 1, 2), 4));
+            spread[w as usize] += 1;
+            let mut s6 = [0u8; 16];
+            s6[0] = 0x20;
+            s6[15] = i;
+            let mut d6 = [0u8; 16];
+            d6[0] = 0xfd;
+            d6[7] = i ^ 0x5a;
+            assert_eq!(
+                pick(&udp6(s6, d6), 4),
+                pick(&udp6(d6, s6), 4),
+                "IPv6 pair {i}"
+            );
+        }
+        assert!(spread.iter().all(|&c| c > 40), "{spread:?}");
+        // ARP, and an IPv4 frame cut before its addresses: worker 0.
+        let mut arp = udp4([1, 2, 3, 4], [5, 6, 7, 8], 1, 2);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(run_bpf(&prog, &arp, 14), 0);
+        assert_eq!(run_bpf(&prog, &udp4([1; 4], [2; 4], 1, 2)[..28], 14), 0);
+    }
+
+    #[test]
+    fn filters_compile_with_libpcap_and_keep_the_snap_length() {
+        let all = compile_filter(None, 262_144).expect("no filter");
+        assert_eq!(all.len(), 1);
+        assert_eq!(run_bpf(&all, &udp4([1; 4], [2; 4], 1, 2), 0), 262_144);
+        let f = compile_filter(Some("udp port 6881"), 1000).expect("compiles");
+        assert_eq!(run_bpf(&f, &udp4([1; 4], [2; 4], 6881, 9), 0), 1000);
+        assert_eq!(run_bpf(&f, &udp4([1; 4], [2; 4], 9, 6881), 0), 1000);
+        assert_eq!(run_bpf(&f, &udp4([1; 4], [2; 4], 9, 9), 0), 0);
+        assert!(compile_filter(Some("udp port"), 1000).is_err());
+        assert!(compile_filter(Some("vlan 10 and udp"), 1000).is_err());
+    }
+
+    #[test]
+    fn ring_geometry_holds_a_whole_frame_per_block() {
+        let g = geometry(262_144, 64 << 20);
+        assert_eq!((g.block_size, g.blocks), (1 << 20, 64));
+        let g = geometry(65_535, 0);
+        assert_eq!((g.block_size, g.blocks), (1 << 20, MIN_BLOCKS));
+        let g = geometry(2 << 20, 64 << 20);
+        assert_eq!(g.block_size, 4 << 20);
+        assert!(g.block_size >= (2 << 20) + BLK_HDR_LEN + PKT_HDR_LEN);
+    }
+
+    struct Fake {
+        ts: (u32, u32),
+        len: u32,
+        status: u32,
+        pkttype: u8,
+        vlan: (u16, u16),
+        data: Vec<u8>,
+    }
+
+    fn fake(data: &[u8]) -> Fake {
+        Fake {
+            ts: (1_700_000_000, 5),
+            len: data.len() as u32 + 100,
+            status: 0,
+            pkttype: libc::PACKET_HOST,
+            vlan: (0, 0),
+            data: data.to_vec(),
+        }
+    }
+
+    /// A block as the kernel lays it out: descriptor, then frames at 16-aligned offsets.
+    fn block(frames: &[Fake]) -> Vec<u8> {
+        let mut b = vec![0u8; 4096];
+        let put32 = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_ne_bytes());
+        put32(&mut b, BLK_STATUS, libc::TP_STATUS_USER);
+        put32(&mut b, BLK_NUM_PKTS, frames.len() as u32);
+        put32(&mut b, BLK_FIRST, BLK_HDR_LEN as u32);
+        let mut off = BLK_HDR_LEN;
+        for (i, f) in frames.iter().enumerate() {
+            let mac = 80usize;
+            let next = (mac + f.data.len()).next_multiple_of(16);
+            let last = i + 1 == frames.len();
+            put32(&mut b, off + PKT_NEXT, if last { 0 } else { next as u32 });
+            put32(&mut b, off + PKT_SEC, f.ts.0);
+            put32(&mut b, off + PKT_NSEC, f.ts.1);
+            put32(&mut b, off + PKT_SNAPLEN, f.data.len() as u32);
+            put32(&mut b, off + PKT_LEN, f.len);
+            put32(&mut b, off + PKT_STATUS, f.status);
+            b[off + PKT_MAC..off + PKT_MAC + 2].copy_from_slice(&(mac as u16).to_ne_bytes());
+            put32(&mut b, off + PKT_VLAN_TCI, u32::from(f.vlan.1));
+            b[off + PKT_VLAN_TPID..off + PKT_VLAN_TPID + 2].copy_from_slice(&f.vlan.0.to_ne_bytes());
+            b[off + SLL_PKTTYPE] = f.pkttype;
+            b[off + mac..off + mac + f.data.len()].copy_from_slice(&f.data);
+            off += next;
+        }
+        b
+    }
+
+    fn walk(b: &[u8], loopback: bool) -> (Vec<(i64, u32, Vec<u8>)>, u32) {
+        let mut got = Vec::new();
+        let mut scratch = Vec::new();
+        let w = walk_block(b, loopback, &mut scratch, &mut |p: &RawPacket<'_>| {
+            assert_eq!(p.linktype, ETHERNET);
+            got.push((p.ts_ns, p.wire_len, p.data.to_vec()));
+        });
+        assert_eq!(w.frames, got.len());
+        (got, w.malformed)
+    }
+
+    #[test]
+    fn block_walk_hands_out_each_frame_in_place() {
+        let a = udp4([1; 4], [2; 4], 1, 2);
+        let b = udp6([3; 16], [4; 16]);
+        let (got, bad) = walk(&block(&[fake(&a), fake(&b)]), false);
+        assert_eq!(bad, 0);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (1_700_000_000_000_000_005, a.len() as u32 + 100, a));
+        assert_eq!(got[1].2, b);
+    }
+
+    #[test]
+    fn block_walk_puts_stripped_vlan_tags_back() {
+        let a = udp4([1; 4], [2; 4], 1, 2);
+        let mut f = fake(&a);
+        f.status = libc::TP_STATUS_VLAN_VALID;
+        f.vlan = (0, 0x0064);
+        let mut q = fake(&a);
+        q.status = libc::TP_STATUS_VLAN_VALID | libc::TP_STATUS_VLAN_TPID_VALID;
+        q.vlan = (0x88a8, 7);
+        let (got, _) = walk(&block(&[f, q]), false);
+        let mut want = a[..12].to_vec();
+        want.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+        want.extend_from_slice(&a[12..]);
+        assert_eq!(got[0].2, want);
+        assert_eq!(got[0].1, a.len() as u32 + 104);
+        assert_eq!(&got[1].2[12..16], &[0x88, 0xa8, 0, 7]);
+    }
+
+    #[test]
+    fn block_walk_skips_loopbacks_outgoing_copies() {
+        let a = udp4([127, 0, 0, 1], [127, 0, 0, 1], 1, 2);
+        let mut out = fake(&a);
+        out.pkttype = libc::PACKET_OUTGOING;
+        let blk = block(&[out, fake(&a)]);
+        assert_eq!(walk(&blk, true).0.len(), 1);
+        // On another interface an outgoing frame is traffic too.
+        assert_eq!(walk(&blk, false).0.len(), 2);
+    }
+
+    #[test]
+    fn hostile_block_headers_stay_inside_the_block() {
+        let a = udp4([1; 4], [2; 4], 1, 2);
+        let good = block(&[fake(&a), fake(&a), fake(&a)]);
+        let put32 = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_ne_bytes());
+        let second = BLK_HDR_LEN + (80 + a.len()).next_multiple_of(16);
+        // A snap length past the end of the block: the frames before it only.
+        let mut b = good.clone();
+        put32(&mut b, second + PKT_SNAPLEN, u32::MAX);
+        assert_eq!(walk(&b, false), (vec![(1_700_000_000_000_000_005, a.len() as u32 + 100, a.clone())], 1));
+        // A MAC offset past the end.
+        let mut b = good.clone();
+        b[second + PKT_MAC..second + PKT_MAC + 2].copy_from_slice(&u16::MAX.to_ne_bytes());
+        assert_eq!(walk(&b, false).0.len(), 1);
+        // More frames claimed than there are, a next offset of 0, or one out of the block.
+        let mut b = good.clone();
+        put32(&mut b, BLK_NUM_PKTS, u32::MAX);
+        assert_eq!(walk(&b, false), (walk(&good, false).0, 1));
+        let mut b = good.clone();
+        put32(&mut b, BLK_HDR_LEN + PKT_NEXT, 0);
+        assert_eq!(walk(&b, false).0.len(), 1);
+        let mut b = good.clone();
+        put32(&mut b, BLK_HDR_LEN + PKT_NEXT, u32::MAX);
+        assert_eq!(walk(&b, false).0.len(), 1);
+        // A first frame inside the block descriptor, or past the end.
+        for first in [0, 4096 - 8, u32::MAX] {
+            let mut b = good.clone();
+            put32(&mut b, BLK_FIRST, first);
+            assert_eq!(walk(&b, false), (vec![], 1));
+        }
+        // A block too short for its descriptor.
+        assert_eq!(walk(&good[..10], false), (vec![], 1));
+    }
+}
