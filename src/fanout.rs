@@ -289,7 +289,12 @@ struct Gathered {
     rings: Vec<Vec<RingStats>>,
 }
 
-fn gather(workers: &[Worker], replies: &Receiver<Handover>, port_rules: usize, cmd: impl Fn() -> Cmd) -> Gathered {
+fn gather(
+    workers: &[Worker],
+    replies: &Receiver<Handover>,
+    port_rules: usize,
+    cmd: impl Fn() -> Cmd,
+) -> Gathered {
     let sent = workers.iter().filter(|w| w.tx.send(cmd()).is_ok()).count();
     let mut g = Gathered {
         agg: Aggregator::new(port_rules),
@@ -348,7 +353,7 @@ pub fn run(
     };
     let flows: Option<SharedSink> = match &opts.flows {
         Some(p) => Some(SharedSink(Arc::new(Mutex::new(
-            Box::new(FlowWriter::append(p)?) as Box<dyn FlowSink + Send>
+            Box::new(FlowWriter::append(p)?) as Box<dyn FlowSink + Send>,
         )))),
         None => None,
     };
@@ -426,7 +431,12 @@ pub fn run(
         if let Some(m) = &metrics {
             m.beat();
         }
-        if let Some(e) = shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(e) = shared
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             if let Some(m) = &metrics {
                 m.capture_failed(e.to_string());
             }

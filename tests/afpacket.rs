@@ -73,10 +73,20 @@ fn two_workers_equal_analyze_on_every_lab_capture() {
     let ns = Netns::new();
     let mut spread = [0u64; 2];
     for file in lab_captures() {
-        let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let live = Live::start_with(&ns, 2, AFPACKET);
-        assert!(live.stderr().contains("AF_PACKET fanout"), "{}", live.stderr());
-        let out = replay(&ns, &file, &["--topspeed"]).wait().expect("tcpreplay");
+        assert!(
+            live.stderr().contains("AF_PACKET fanout"),
+            "{}",
+            live.stderr()
+        );
+        let out = replay(&ns, &file, &["--topspeed"])
+            .wait()
+            .expect("tcpreplay");
         assert!(out.success(), "tcpreplay {name}");
         std::thread::sleep(Duration::from_millis(200));
         let s = live.stop();
@@ -93,7 +103,10 @@ fn two_workers_equal_analyze_on_every_lab_capture() {
         assert_eq!(rings.iter().sum::<u64>(), s.read, "{name}: rings");
         spread[0] += rings[0];
         spread[1] += rings[1];
-        let health = sums(&s.dir.path().join("health.csv"), &["packets", "bytes", "kernel_drops"]);
+        let health = sums(
+            &s.dir.path().join("health.csv"),
+            &["packets", "bytes", "kernel_drops"],
+        );
         assert_eq!(health, vec![want[0], want[1], 0], "{name}: health");
 
         let a = series_by_key(&off.path().join("series.csv"));
@@ -121,7 +134,9 @@ fn two_workers_equal_analyze_on_every_lab_capture() {
                 correlation_moved = true;
             }
         }
-        if !correlation_moved {
+        if correlation_moved {
+            eprintln!("{name}: a correlation came from the other worker; series by totals");
+        } else {
             assert_eq!(a, b, "{name}: series");
         }
     }
@@ -139,9 +154,13 @@ fn top_speed_loop_loses_no_frame() {
     let ns = Netns::new();
     let file = repo().join("pcaps/lab/bt-mixed.pcap");
     let live = Live::start_with(&ns, 2, AFPACKET);
-    let out = replay(&ns, &file, &["--topspeed", "--loop", "100", "--preload-pcap"])
-        .wait()
-        .expect("tcpreplay");
+    let out = replay(
+        &ns,
+        &file,
+        &["--topspeed", "--loop", "100", "--preload-pcap"],
+    )
+    .wait()
+    .expect("tcpreplay");
     assert!(out.success());
     std::thread::sleep(Duration::from_millis(300));
     let s = live.stop();
@@ -149,7 +168,10 @@ fn top_speed_loop_loses_no_frame() {
     let want = sums(&off.path().join("series.csv"), &["packets", "bytes"]);
     assert_eq!((s.kernel, s.queue), (0, 0), "drops: {}", s.stderr);
     assert_eq!(s.received, 100 * want[0]);
-    assert_eq!((s.read, s.counted, s.in_series), (100 * want[0], 100 * want[0], 100 * want[0]));
+    assert_eq!(
+        (s.read, s.counted, s.in_series),
+        (100 * want[0], 100 * want[0], 100 * want[0])
+    );
     let got = sums(&s.dir.path().join("series.csv"), &["packets", "bytes"]);
     assert_eq!(got, vec![100 * want[0], 100 * want[1]]);
 }
@@ -165,7 +187,10 @@ fn filter_is_attached_to_every_ring() {
     let file = repo().join("pcaps/lab/bt-mixed.pcap");
     let expr = "udp";
     let live = Live::start_with(&ns, 2, &["--capture", "afpacket", "--filter", expr]);
-    assert!(replay(&ns, &file, &["--topspeed"]).wait().expect("tcpreplay").success());
+    assert!(replay(&ns, &file, &["--topspeed"])
+        .wait()
+        .expect("tcpreplay")
+        .success());
     std::thread::sleep(Duration::from_millis(200));
     let s = live.stop();
     let out = Command::new("tcpdump")
@@ -190,7 +215,10 @@ fn capture_pcap_keeps_libpcap() {
     let live = Live::start_with(&ns, 2, &["--capture", "pcap"]);
     assert!(!live.stderr().contains("AF_PACKET"), "{}", live.stderr());
     let file = repo().join("pcaps/lab/bt-utp.pcap");
-    assert!(replay(&ns, &file, &["--topspeed"]).wait().expect("tcpreplay").success());
+    assert!(replay(&ns, &file, &["--topspeed"])
+        .wait()
+        .expect("tcpreplay")
+        .success());
     std::thread::sleep(Duration::from_millis(200));
     let s = live.stop();
     let want = sums(&analyze(&file, &[]).path().join("series.csv"), &["packets"]);

@@ -296,10 +296,12 @@ impl Ring {
         }
         // SAFETY: raw is a new descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let e = |what| move |err: io::Error| LiveError {
-            interface: interface.to_string(),
-            what,
-            reason: err.to_string(),
+        let e = |what| {
+            move |err: io::Error| LiveError {
+                interface: interface.to_string(),
+                what,
+                reason: err.to_string(),
+            }
         };
         let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
         setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
@@ -471,12 +473,11 @@ fn join_fanout(ring: &OwnedFd, id: u16, mode: Fanout) -> io::Result<()> {
 pub fn open(opts: &LiveOptions, workers: usize, mode: Fanout) -> Result<Vec<Vec<Ring>>, LiveError> {
     let workers = workers.max(1);
     let first = opts.interfaces.first().map_or("", String::as_str);
-    let filter =
-        compile_filter(opts.filter.as_deref(), opts.snaplen).map_err(|r| LiveError {
-            interface: first.to_string(),
-            what: "invalid BPF filter",
-            reason: r,
-        })?;
+    let filter = compile_filter(opts.filter.as_deref(), opts.snaplen).map_err(|r| LiveError {
+        interface: first.to_string(),
+        what: "invalid BPF filter",
+        reason: r,
+    })?;
     let program = address_pair_program();
     let mut per_worker: Vec<Vec<Ring>> = (0..workers).map(|_| Vec::new()).collect();
     for (k, name) in opts.interfaces.iter().enumerate() {
@@ -487,7 +488,9 @@ pub fn open(opts: &LiveOptions, workers: usize, mode: Fanout) -> Result<Vec<Vec<
         if workers > 1 {
             // A group id of our own in this namespace: the pid and the interface's place,
             // the next ones if taken (by another process, with other settings).
-            let base = (std::process::id() as u16).wrapping_mul(31).wrapping_add(k as u16 * 7);
+            let base = (std::process::id() as u16)
+                .wrapping_mul(31)
+                .wrapping_add(k as u16 * 7);
             let mut id = None;
             for t in 0..64u16 {
                 let cand = base.wrapping_add(t.wrapping_mul(613));
@@ -504,8 +507,13 @@ pub fn open(opts: &LiveOptions, workers: usize, mode: Fanout) -> Result<Vec<Vec<
                     len: program.len() as u16,
                     filter: program.as_ptr().cast_mut(),
                 };
-                setsockopt(&rings[0].fd, libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &prog)
-                    .map_err(|e| unsupported(name, format!("PACKET_FANOUT_CBPF: {e}")))?;
+                setsockopt(
+                    &rings[0].fd,
+                    libc::SOL_PACKET,
+                    libc::PACKET_FANOUT_DATA,
+                    &prog,
+                )
+                .map_err(|e| unsupported(name, format!("PACKET_FANOUT_CBPF: {e}")))?;
             }
             for r in &rings[1..] {
                 join_fanout(&r.fd, id, mode)
@@ -536,7 +544,10 @@ pub fn wait(rings: &[Ring], timeout_ms: i32) -> bool {
     }
     // SAFETY: fds[..n] is a valid pollfd array for the duration of the call.
     let r = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
-    r > 0 && fds[..n].iter().any(|p| p.revents & (libc::POLLERR | libc::POLLNVAL) != 0)
+    r > 0
+        && fds[..n]
+            .iter()
+            .any(|p| p.revents & (libc::POLLERR | libc::POLLNVAL) != 0)
 }
 
 struct Walked {
@@ -835,7 +846,8 @@ mod tests {
     /// A block as the kernel lays it out: descriptor, then frames at 16-aligned offsets.
     fn block(frames: &[Fake]) -> Vec<u8> {
         let mut b = vec![0u8; 4096];
-        let put32 = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_ne_bytes());
+        let put32 =
+            |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_ne_bytes());
         put32(&mut b, BLK_STATUS, libc::TP_STATUS_USER);
         put32(&mut b, BLK_NUM_PKTS, frames.len() as u32);
         put32(&mut b, BLK_FIRST, BLK_HDR_LEN as u32);
@@ -852,7 +864,8 @@ mod tests {
             put32(&mut b, off + PKT_STATUS, f.status);
             b[off + PKT_MAC..off + PKT_MAC + 2].copy_from_slice(&(mac as u16).to_ne_bytes());
             put32(&mut b, off + PKT_VLAN_TCI, u32::from(f.vlan.1));
-            b[off + PKT_VLAN_TPID..off + PKT_VLAN_TPID + 2].copy_from_slice(&f.vlan.0.to_ne_bytes());
+            b[off + PKT_VLAN_TPID..off + PKT_VLAN_TPID + 2]
+                .copy_from_slice(&f.vlan.0.to_ne_bytes());
             b[off + SLL_PKTTYPE] = f.pkttype;
             b[off + mac..off + mac + f.data.len()].copy_from_slice(&f.data);
             off += next;
@@ -915,12 +928,19 @@ mod tests {
     fn hostile_block_headers_stay_inside_the_block() {
         let a = udp4([1; 4], [2; 4], 1, 2);
         let good = block(&[fake(&a), fake(&a), fake(&a)]);
-        let put32 = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_ne_bytes());
+        let put32 =
+            |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_ne_bytes());
         let second = BLK_HDR_LEN + (80 + a.len()).next_multiple_of(16);
         // A snap length past the end of the block: the frames before it only.
         let mut b = good.clone();
         put32(&mut b, second + PKT_SNAPLEN, u32::MAX);
-        assert_eq!(walk(&b, false), (vec![(1_700_000_000_000_000_005, a.len() as u32 + 100, a.clone())], 1));
+        assert_eq!(
+            walk(&b, false),
+            (
+                vec![(1_700_000_000_000_000_005, a.len() as u32 + 100, a.clone())],
+                1
+            )
+        );
         // A MAC offset past the end.
         let mut b = good.clone();
         b[second + PKT_MAC..second + PKT_MAC + 2].copy_from_slice(&u16::MAX.to_ne_bytes());

@@ -1,9 +1,9 @@
 //! Capture sources: pcap and pcapng files (gzip too), merged into one packet stream in
 //! timestamp order.
 
+pub mod afpacket;
 mod file;
 pub mod live;
-pub mod afpacket;
 
 pub use file::{sniff, CaptureFile, RawPacket, Sniffed};
 

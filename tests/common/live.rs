@@ -283,6 +283,3 @@ pub fn lab_captures() -> Vec<PathBuf> {
     assert!(v.len() >= 18, "{} lab captures", v.len());
     v
 }
-
-/// Live equals offline: every lab capture replayed at top speed gives the same flows (same
-/// verdict, method, packets and bytes) and the same packet and byte totals as `analyze`.
