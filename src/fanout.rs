@@ -529,3 +529,68 @@ pub fn run(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(interface: &str, received: u64, kernel: u64, read: u64) -> RingStats {
+        RingStats {
+            interface: interface.into(),
+            drops: Drops {
+                received,
+                kernel,
+                interface: 0,
+            },
+            read,
+        }
+    }
+
+    #[test]
+    fn ring_book_turns_cumulative_ring_counters_into_deltas() {
+        let mut book = RingBook::default();
+        let first = vec![
+            vec![ring("eth1", 100, 0, 100), ring("eth2", 10, 2, 8)],
+            vec![ring("eth1", 50, 5, 45), ring("eth2", 0, 0, 0)],
+        ];
+        assert_eq!(
+            book.delta(&first),
+            (7, vec!["eth2/0 2".to_string(), "eth1/1 5".to_string()])
+        );
+        let second = vec![
+            vec![ring("eth1", 300, 0, 300), ring("eth2", 10, 2, 8)],
+            vec![ring("eth1", 90, 9, 81), ring("eth2", 1, 0, 1)],
+        ];
+        assert_eq!(book.delta(&second), (4, vec!["eth1/1 4".to_string()]));
+        assert_eq!(book.delta(&second), (0, vec![]));
+        assert_eq!(
+            book.totals(),
+            Drops {
+                received: 401,
+                kernel: 11,
+                interface: 0
+            }
+        );
+        let by = book.by_interface();
+        assert_eq!(by.len(), 2);
+        assert_eq!(
+            (by[0].0.as_str(), by[0].1.received, by[0].1.kernel),
+            ("eth1", 390, 9)
+        );
+        assert_eq!(
+            (by[1].0.as_str(), by[1].1.received, by[1].1.kernel),
+            ("eth2", 11, 2)
+        );
+    }
+
+    #[test]
+    fn backend_names() {
+        assert_eq!(Backend::parse(None).ok(), Some(Backend::Auto));
+        assert_eq!(
+            Backend::parse(Some("afpacket")).ok(),
+            Some(Backend::AfPacket)
+        );
+        assert_eq!(Backend::parse(Some("pcap")).ok(), Some(Backend::Pcap));
+        assert!(Backend::parse(Some("dpdk")).is_err());
+    }
+}
