@@ -78,18 +78,25 @@ ip netns exec "$ns" ip link add rp type veth peer name cp
 for k in all default rp cp; do ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$k.disable_ipv6=1"; done
 for i in rp cp; do ip netns exec "$ns" ip link set "$i" mtu 65535 up; done
 
-# One step: prints "lost pps mbps" (lost: kernel + queue drops + frames sent but not read).
+# One step: prints "lost pps mbps ns" (lost: kernel + queue drops + frames sent but not read;
+# ns: bittap's CPU time, user and system, per frame read).
 step() {
   local backend=$1 workers=$2 rate=$3 out=$dir/live.err pid
   ip netns exec "$ns" "$bin" live -i cp -q --capture "$backend" --threads "$workers" \
     --series /dev/null --buffer-size 67108864 2> "$out" &
   pid=$!
   for _ in $(seq 100); do grep -q "capturing on" "$out" && break; sleep 0.05; done
+  # `ip netns exec` execs bittap in place: $pid is bittap's. CPU ticks (10 ms) from here on,
+  # so the start (AF_PACKET rings are allocated and zeroed then) is left out.
+  local ticks0
+  ticks0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   local speed=(--mbps "$rate")
   [ "$rate" = top ] && speed=(--topspeed)
   local rep
   rep=$(ip netns exec "$ns" tcpreplay -i rp --preload-pcap --limit "$packets" "${speed[@]}" "$cap" 2>&1)
   sleep 0.5
+  local ticks
+  ticks=$(( $(awk '{print $14 + $15}' "/proc/$pid/stat") - ticks0 ))
   kill -TERM "$pid"; wait "$pid" || true
   local line k q r sent
   line=$(grep "stopped:" "$out")
@@ -102,16 +109,18 @@ step() {
   mbps=$(grep -oE 'Rated: [0-9.]+ Bps, [0-9.]+ Mbps' <<<"$rep" | awk '{print $4}')
   local lost=$((k + q + ${sent:-0} - r))
   [ "$lost" -ge 0 ] || lost=0
-  echo "$lost ${pps:-0} ${mbps:-0}"
+  local ns_per=$(( r > 0 ? ticks * 10000000 / r : 0 ))
+  echo "$lost ${pps:-0} ${mbps:-0} $ns_per"
 }
 
-declare -A best
+declare -A best cpu500
 for backend in pcap afpacket; do
   for workers in 1 2; do
     b="0 0"
     for rate in 250 500 1000 2000 4000 8000 top; do
-      read -r lost pps mbps < <(step "$backend" "$workers" "$rate")
-      echo "$backend workers=$workers target=$rate Mbit/s: achieved $mbps Mbit/s, $pps pkts/s, lost $lost" >&2
+      read -r lost pps mbps cpu < <(step "$backend" "$workers" "$rate")
+      echo "$backend workers=$workers target=$rate Mbit/s: achieved $mbps Mbit/s, $pps pkts/s, lost $lost, bittap CPU $cpu ns/frame" >&2
+      [ "$rate" = 500 ] && cpu500[$backend$workers]=$cpu
       [ "$lost" -eq 0 ] || { echo "live --capture $backend --threads $workers: first loss at $mbps Mbit/s ($pps pkts/s)"; break; }
       if awk -v a="$pps" -v b="${b#* }" 'BEGIN {exit !(a > b)}'; then b="$mbps $pps"; fi
     done
@@ -125,4 +134,9 @@ awk -v p1="${best[pcap1]#* }" -v p2="${best[pcap2]#* }" -v a1="${best[afpacket1]
   printf "2 / 1 workers, pcap         %s\n", (p1 > 0 ? sprintf("%.2f x", p2 / p1) : "n/a")
   printf "2 / 1 workers, afpacket     %s\n", (a1 > 0 ? sprintf("%.2f x", a2 / a1) : "n/a")
 }'
+# CPU per frame at 500 Mbit/s (every configuration takes that rate without loss here), all
+# of bittap's threads from the replay's start to SIGTERM.
+for k in pcap1 pcap2 afpacket1 afpacket2; do
+  echo "bittap CPU at 500 Mbit/s, ${k%[12]} ${k: -1} worker(s): ${cpu500[$k]:-n/a} ns/frame"
+done
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (shared: figures are noisy)"
