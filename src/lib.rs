@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod capture;
 pub mod classify;
 pub mod decode;
+pub mod fanout;
 pub mod flow;
 pub mod live;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! Capture sources: pcap and pcapng files (gzip too), merged into one packet stream in
 //! timestamp order; live interfaces; packets in memory. All are a [`Source`].
 
+pub mod afpacket;
 mod file;
 pub mod live;
 mod source;

@@ -42,6 +42,10 @@ pub struct LiveArgs {
     /// Worker threads (default: one per core, less one).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Capture backend: afpacket (the kernel spreads flows over the workers) or pcap
+    /// (libpcap). Default: afpacket where it opens, else pcap.
+    #[arg(long, value_parser = ["afpacket", "pcap"])]
+    pub capture: Option<String>,
     #[command(flatten)]
     #[serde(flatten)]
     pub daemon: DaemonArgs,
@@ -69,7 +73,7 @@ impl LiveArgs {
         if self.interface.is_empty() {
             self.interface = f.interface;
         }
-        fill!(self, f; opt: snaplen, buffer_size, filter, threads; flag: no_promisc, quiet);
+        fill!(self, f; opt: snaplen, buffer_size, filter, threads, capture; flag: no_promisc, quiet);
         self.daemon.fill_from(f.daemon);
         self.out.fill_from(f.out);
         self.classify.fill_from(f.classify);
@@ -99,6 +103,7 @@ pub fn run(a: LiveArgs) -> Result<(), Error> {
         ));
     }
     let common = Common::new(&a.classify, &a.flow, &a.influx)?;
+    let capture = a.capture.clone();
     let opts = bittap::live::Options {
         capture: LiveOptions {
             interfaces: a.interface,
@@ -128,8 +133,14 @@ pub fn run(a: LiveArgs) -> Result<(), Error> {
     };
     let signals = bittap::live::Signals::register()
         .map_err(|e| Error::Failure(format!("cannot install signal handlers: {e}")))?;
-    let o = bittap::live::run(&opts, common.cfg, common.rules, &signals)
-        .map_err(|e| Error::Failure(format!("{e:#}")))?;
+    let o = bittap::fanout::run_live(
+        capture.as_deref(),
+        &opts,
+        common.cfg,
+        common.rules,
+        &signals,
+    )
+    .map_err(|e| Error::Failure(format!("{e:#}")))?;
     eprintln!(
         "bittap: stopped: read {} packets, counted {} in {} minute(s) ({} in the series written); dropped: kernel {}, interface {}, queue {}; pcap received {}",
         o.read, o.counted, o.minutes, o.in_series, o.drops.kernel, o.drops.interface, o.queue_drops, o.drops.received
