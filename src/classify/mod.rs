@@ -4,6 +4,7 @@
 //! the probe state is returned to a pool. Byte signatures and port lists are data
 //! (`rules/`); structural checks live in code.
 
+pub mod correlate;
 pub mod endpoints;
 pub mod http;
 pub mod krpc;

@@ -1,0 +1,235 @@
+//! The flow table and its lifecycle: a flow is created by its first packet, touched by each
+//! one after, lingers a little once closed, and ends when idle past its timeout, when the
+//! table is full (the longest-idle sixteenth is evicted), when a new connection reuses its
+//! closed 5-tuple, or at the end of input. The table only keeps flows: the ones that end are
+//! handed back to the caller, which counts and records them.
+
+use super::{new_map, EndReason, Flow, FlowKey, Map};
+use crate::decode::IPPROTO_TCP;
+
+/// How long flows may stay quiet.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Idle timeout of TCP flows.
+    pub tcp_idle_ns: i64,
+    /// Idle timeout of UDP and other flows.
+    pub udp_idle_ns: i64,
+    /// How long a TCP flow stays after FIN both ways or RST (late retransmissions).
+    pub linger_ns: i64,
+}
+
+impl Timeouts {
+    fn of(&self, key: &FlowKey, f: &Flow) -> i64 {
+        if f.state.closed() {
+            self.linger_ns
+        } else if key.proto == IPPROTO_TCP {
+            self.tcp_idle_ns
+        } else {
+            self.udp_idle_ns
+        }
+    }
+}
+
+/// A flow that left the table, and why.
+pub type Ended = (FlowKey, Flow, EndReason);
+
+pub struct FlowTable {
+    map: Map<FlowKey, Flow>,
+    max: usize,
+    timeouts: Timeouts,
+    scratch: Vec<i64>,
+}
+
+impl FlowTable {
+    pub fn new(max: usize, timeouts: Timeouts) -> FlowTable {
+        FlowTable {
+            map: new_map(max.min(1 << 16)),
+            max,
+            timeouts,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Whether a new flow needs room made first.
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.max
+    }
+
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.map.contains_key(key)
+    }
+
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
+        self.map.get_mut(key)
+    }
+
+    pub fn flows_mut(&mut self) -> impl Iterator<Item = &mut Flow> {
+        self.map.values_mut()
+    }
+
+    /// Adds a flow (the caller made room first).
+    pub fn insert(&mut self, key: FlowKey, flow: Flow) {
+        self.map.insert(key, flow);
+    }
+
+    /// Ends a closed flow whose 5-tuple a new connection (a SYN) reuses.
+    pub fn reuse(&mut self, key: &FlowKey) -> Option<Ended> {
+        if !self.map.get(key)?.state.closed() {
+            return None;
+        }
+        let (k, f) = self.map.remove_entry(key)?;
+        Some((k, f, EndReason::Reused))
+    }
+
+    /// Takes out the flows idle past their timeout at `now` (a closed one past its linger
+    /// time), or every flow at the end of input.
+    pub fn expire(&mut self, now: i64, eof: bool) -> impl Iterator<Item = Ended> + '_ {
+        let t = self.timeouts;
+        self.map
+            .extract_if(move |k, f| eof || now.saturating_sub(f.state.last_ts) > t.of(k, f))
+            .map(move |(k, f)| {
+                let reason = if eof {
+                    EndReason::Eof
+                } else if f.state.closed() {
+                    EndReason::Closed
+                } else {
+                    EndReason::Idle
+                };
+                (k, f, reason)
+            })
+    }
+
+    /// Takes out the longest-idle sixteenth of the flows (at least one).
+    #[cold]
+    pub fn evict(&mut self) -> impl Iterator<Item = Ended> + '_ {
+        self.scratch.clear();
+        self.scratch
+            .extend(self.map.values().map(|f| f.state.last_ts));
+        let threshold = if self.scratch.is_empty() {
+            i64::MIN
+        } else {
+            let k = (self.scratch.len() / 16).max(1) - 1;
+            *self.scratch.select_nth_unstable(k).1
+        };
+        self.map
+            .extract_if(move |_, f| f.state.last_ts <= threshold)
+            .map(|(k, f)| (k, f, EndReason::Evicted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{Evidence, Verdict};
+    use crate::decode::IPPROTO_UDP;
+    use crate::flow::{
+        Classification, Direction, FlowState, Held, Stage, FIN_FROM_DST, FIN_FROM_SRC,
+    };
+
+    const T: Timeouts = Timeouts {
+        tcp_idle_ns: 300,
+        udp_idle_ns: 120,
+        linger_ns: 5,
+    };
+
+    fn flow(last_ts: i64) -> Flow {
+        Flow {
+            state: FlowState {
+                first_ts: last_ts,
+                last_ts,
+                packets: 1,
+                bytes: 60,
+                src_is_lo: true,
+                dir_tag: [Direction::Unknown; 2],
+                fins: 0,
+                rst: false,
+                udp: false,
+                port_rule: 0,
+                host_hash: [0; 2],
+                hosts_minute: i64::MIN,
+            },
+            class: Classification {
+                stage: Stage::Decided(Verdict::OTHER),
+                evidence: false,
+                proof: Evidence::None,
+                correlated: None,
+            },
+            held: Held::default(),
+        }
+    }
+
+    fn key(port: u16, proto: u8) -> FlowKey {
+        FlowKey::of(1, port, 2, 80, proto).0
+    }
+
+    fn sorted(mut v: Vec<(u16, EndReason)>) -> Vec<(u16, EndReason)> {
+        v.sort_by_key(|e| e.0);
+        v
+    }
+
+    #[test]
+    fn idle_flows_end_by_their_transports_timeout() {
+        let mut t = FlowTable::new(100, T);
+        t.insert(key(1, IPPROTO_TCP), flow(0));
+        t.insert(key(2, IPPROTO_UDP), flow(0));
+        t.insert(key(3, IPPROTO_TCP), flow(100));
+        // At 200 only the UDP flow is past its 120.
+        let ended: Vec<_> = t.expire(200, false).map(|e| (e.0.lo_port, e.2)).collect();
+        assert_eq!(ended, vec![(2, EndReason::Idle)]);
+        let ended: Vec<_> = t.expire(301, false).map(|e| (e.0.lo_port, e.2)).collect();
+        assert_eq!(ended, vec![(1, EndReason::Idle)]);
+        let ended: Vec<_> = t.expire(302, true).map(|e| (e.0.lo_port, e.2)).collect();
+        assert_eq!(ended, vec![(3, EndReason::Eof)]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn closed_flows_linger_then_end_or_are_reused() {
+        let mut t = FlowTable::new(100, T);
+        let mut fin = flow(0);
+        fin.state.fins = FIN_FROM_SRC | FIN_FROM_DST;
+        let mut rst = flow(0);
+        rst.state.rst = true;
+        t.insert(key(1, IPPROTO_TCP), fin);
+        t.insert(key(2, IPPROTO_TCP), rst.clone());
+        t.insert(key(3, IPPROTO_TCP), flow(0));
+        assert_eq!(t.expire(5, false).count(), 0);
+        let ended = sorted(t.expire(6, false).map(|e| (e.0.lo_port, e.2)).collect());
+        assert_eq!(ended, vec![(1, EndReason::Closed), (2, EndReason::Closed)]);
+        // An open flow is not reused; a closed one is.
+        assert!(t.reuse(&key(3, IPPROTO_TCP)).is_none());
+        t.insert(key(4, IPPROTO_TCP), rst);
+        let r = t.reuse(&key(4, IPPROTO_TCP)).map(|e| e.2);
+        assert_eq!(r, Some(EndReason::Reused));
+        assert!(!t.contains(&key(4, IPPROTO_TCP)) && t.contains(&key(3, IPPROTO_TCP)));
+    }
+
+    #[test]
+    fn a_full_table_evicts_its_longest_idle_sixteenth() {
+        let mut t = FlowTable::new(32, T);
+        for p in 0..32u16 {
+            t.insert(key(p, IPPROTO_TCP), flow(i64::from(p)));
+        }
+        assert!(t.is_full());
+        let ended = sorted(t.evict().map(|e| (e.0.lo_port, e.2)).collect());
+        assert_eq!(
+            ended,
+            vec![(0, EndReason::Evicted), (1, EndReason::Evicted)]
+        );
+        assert_eq!(t.len(), 30);
+        assert!(!t.is_full());
+        // A table of one evicts that one.
+        let mut one = FlowTable::new(1, T);
+        one.insert(key(9, IPPROTO_UDP), flow(5));
+        assert_eq!(one.evict().count(), 1);
+        assert_eq!(FlowTable::new(1, T).evict().count(), 0);
+    }
+}
