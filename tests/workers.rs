@@ -162,3 +162,38 @@ fn three_workers_match_one_pipeline() {
         a.len()
     );
 }
+
+/// The dispatcher reads the address pair from the frame's bytes where it can: it must be the
+/// pair the decoder finds, on every frame of every capture (tunnels, VLANs, fragments and
+/// broken frames included), or a flow's packets would meet in different workers.
+#[test]
+fn raw_address_pair_is_the_decoders() {
+    let mut files = all_captures();
+    let ndpi = common::repo().join("../shared/corpus/ndpi/pcap");
+    if let Ok(dir) = std::fs::read_dir(&ndpi) {
+        let mut more: Vec<PathBuf> = dir.map(|e| e.expect("entry").path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    let (mut frames, mut with_pair) = (0u64, 0u64);
+    for f in &files {
+        let Ok(mut r) = MergedReader::new(std::slice::from_ref(f)) else {
+            continue;
+        };
+        while r.advance() {
+            let Some(p) = r.packet() else { continue };
+            let decoded = match bittap::decode::decode(p.linktype, p.data) {
+                bittap::decode::Decoded::Ip(ip) => Some((ip.src, ip.dst)),
+                _ => None,
+            };
+            let pair = bittap::workers::address_pair(p.linktype, p.data);
+            assert_eq!(pair, decoded, "{} at {}", f.display(), p.ts_ns);
+            frames += 1;
+            with_pair += u64::from(pair.is_some());
+        }
+    }
+    assert!(
+        frames > 10_000 && with_pair > frames / 2,
+        "{with_pair} of {frames}"
+    );
+}

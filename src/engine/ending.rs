@@ -2,7 +2,11 @@
 //! known, its held packets are credited, it is counted in health, and (with a flow sink) its
 //! record is written, sorted with the others ending at the same time.
 
-use super::{decide, fallback, Engine};
+use std::io;
+
+use super::decide::{decide, fallback};
+use super::Engine;
+use crate::aggregate::minute_of;
 use crate::aggregate::{ledger, Aggregator};
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::{ProbePool, Rules, Verdict};
@@ -70,6 +74,49 @@ impl Engine {
 
     pub(super) fn ending(&mut self) -> Ending<'_> {
         self.parts().2
+    }
+
+    /// Ends flows idle past their timeout (all of them at the end of input), and forgets
+    /// stale fragment state.
+    pub(super) fn sweep(&mut self, eof: bool) {
+        let now = self.now;
+        self.last_sweep = now;
+        let (flows, frags, mut ending) = self.parts();
+        for e in flows.expire(now, eof) {
+            ending.end(e);
+        }
+        for early in frags.expire(now, eof) {
+            ledger::orphan_fragments(ending.agg, &early);
+        }
+        self.write_ended();
+    }
+
+    /// Makes room in a full flow table: ends what expired, then the longest-idle sixteenth.
+    #[cold]
+    pub(super) fn make_flow_room(&mut self) {
+        self.sweep(false);
+        if !self.flows.is_full() {
+            return;
+        }
+        let minute = minute_of(self.now);
+        let (flows, _, mut ending) = self.parts();
+        let mut evicted = 0;
+        for e in flows.evict() {
+            ending.end(e);
+            evicted += 1;
+        }
+        ending.agg.bucket(minute).health.flows_evicted += evicted;
+        self.write_ended();
+    }
+
+    /// Ends every flow and forgets all fragment state: call once after the last packet.
+    /// Returns the first error from the flow sink, if any.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.sweep(true);
+        match self.sink_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Writes the records of the flows that just ended.

@@ -8,6 +8,7 @@
 
 mod config;
 mod control;
+mod decide;
 mod ending;
 pub mod workers;
 
@@ -17,17 +18,17 @@ use std::sync::Arc;
 pub use config::Config;
 pub use workers::{Flushed, Workers};
 
-use crate::aggregate::{hll, ledger, minute_of, Aggregator, Amount, Counts, Direction};
+use crate::aggregate::{ledger, minute_of, Aggregator, Amount, Counts, Direction};
 use crate::capture::RawPacket;
 use crate::classify::endpoints::{EndpointTable, SharedEndpoints};
 use crate::classify::{correlate, Answer, Class, Method, ProbePool, Proto, Rules, Transport};
 use crate::classify::{Evidence, Verdict};
-use crate::decode::{self, Decoded, Fragment, IpPacket, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::decode::{self, Decoded, Fragment, IpPacket, TCP_ACK, TCP_SYN};
 use crate::flow::frag::{Frags, Track};
 use crate::flow::record::{FlowRecord, FlowSink};
 use crate::flow::table::FlowTable;
 use crate::flow::{Classification, Flow, FlowKey, FlowState, Held, PendingCount, Stage};
-use crate::flow::{FIN_FROM_DST, FIN_FROM_SRC};
+use decide::{account, decide, fallback};
 
 /// A flow is classified on what its first packets show; after this many it takes the
 /// verdict it has (a handshake sent one byte per segment still fits).
@@ -141,6 +142,7 @@ impl Engine {
 
     /// One IP packet: fragments → flow table → probes → correlation → ledger.
     fn ip_packet(&mut self, ts: i64, minute: i64, a: Amount, mut ip: IpPacket<'_>, cut: bool) {
+        // Fragments: a later fragment gets its datagram's ports, or waits for them.
         let Engine {
             frags, agg, cfg, ..
         } = self;
@@ -158,6 +160,7 @@ impl Engine {
             return;
         };
 
+        // Flow table: the packet's flow, new if need be.
         let (key, sender_lo) = FlowKey::of(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let transport = match ip.proto {
             decode::IPPROTO_TCP => Some(Transport::Tcp),
@@ -165,15 +168,7 @@ impl Engine {
             _ => None,
         };
         let flags = ip.tcp.map(|t| t.flags).unwrap_or(0);
-        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            if let Some(e) = self.flows.reuse(&key) {
-                self.ending().end(e);
-                self.write_ended();
-            }
-        }
-        if !self.flows.contains(&key) {
-            self.create_flow(key, sender_lo, ts, minute, &ip, transport);
-        }
+        self.open_flow(key, sender_lo, ts, minute, &ip, transport, flags);
         let Engine {
             flows,
             probes,
@@ -186,10 +181,10 @@ impl Engine {
             return;
         };
         let dir = usize::from(sender_lo != flow.state.src_is_lo);
-        let dir_tag = flow.state.touch(ts, a, flags, dir);
-        if let Some(rule) = transport.and_then(|t| rules.port_rule_for(t, ip.sport, ip.dport)) {
-            ledger::credit_port(agg, minute, rule, dir_tag, a);
-        }
+        let dir_tag = flow.state.touch(ts, a.packets, a.bytes, flags, dir);
+
+        // Probes, while the flow is undecided; a flow decided on strong evidence teaches
+        // its ends.
         if let (Some(t), Stage::Probing(pi)) = (transport, flow.class.stage) {
             let probe = probes.get(pi);
             let answer =
@@ -219,10 +214,17 @@ impl Engine {
                 }
             }
         }
+
+        // Correlation: the peers and nodes a strongly identified flow advertises.
         if let Some(v) = flow.class.verdict() {
             if !ip.payload.is_empty() && flow.class.proof.strong() {
                 correlate::learn_advertised(endpoints, rules, v.proto, &ip, ts);
             }
+        }
+
+        // Ledger: the port view, then the series (or held until the verdict).
+        if let Some(rule) = transport.and_then(|t| rules.port_rule_for(t, ip.sport, ip.dport)) {
+            ledger::credit_port(agg, minute, rule, dir_tag, a);
         }
         if let Some(e) = early {
             flow.state.packets += u64::from(e.packets);
@@ -234,7 +236,10 @@ impl Engine {
         account(flow, rules, probes, agg, minute, dir_tag, a);
     }
 
-    fn create_flow(
+    /// Makes sure the packet's flow is in the table: a SYN ends the closed flow whose
+    /// 5-tuple it reuses, and a new flow is created (making room in a full table first).
+    #[allow(clippy::too_many_arguments)]
+    fn open_flow(
         &mut self,
         key: FlowKey,
         sender_lo: bool,
@@ -242,11 +247,20 @@ impl Engine {
         minute: i64,
         ip: &IpPacket<'_>,
         transport: Option<Transport>,
+        flags: u8,
     ) {
+        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            if let Some(e) = self.flows.reuse(&key) {
+                self.ending().end(e);
+                self.write_ended();
+            }
+        }
+        if self.flows.contains(&key) {
+            return;
+        }
         if self.flows.is_full() {
             self.make_flow_room();
         }
-        let home = &self.cfg.home_net;
         let port_rule = transport
             .and_then(|t| self.rules.port_rule_for(t, ip.sport, ip.dport))
             .map(|i| (i + 1) as u8)
@@ -259,138 +273,17 @@ impl Engine {
             // Nothing to probe in ICMP, ESP and the like.
             None => Stage::Decided(Verdict::OTHER),
         };
-        let state = FlowState {
-            first_ts: ts,
-            last_ts: ts,
-            packets: 0,
-            bytes: 0,
-            src_is_lo: sender_lo,
-            dir_tag: [
-                home.direction(ip.src, ip.dst),
-                home.direction(ip.dst, ip.src),
-            ],
-            fins: 0,
-            rst: false,
-            udp: ip.proto == decode::IPPROTO_UDP,
-            port_rule,
-            host_hash: [hll::hash_addr(key.lo), hll::hash_addr(key.hi)],
-            hosts_minute: i64::MIN,
+        let flow = Flow {
+            state: FlowState::new(&key, sender_lo, ts, ip, &self.cfg.home_net, port_rule),
+            class: Classification {
+                stage,
+                evidence: false,
+                proof: Evidence::None,
+                correlated,
+            },
+            held: Held::default(),
         };
-        let class = Classification {
-            stage,
-            evidence: false,
-            proof: Evidence::None,
-            correlated,
-        };
-        let held = Held::default();
-        self.flows.insert(key, Flow { state, class, held });
+        self.flows.insert(key, flow);
         self.agg.bucket(minute).health.flows_created += 1;
-    }
-
-    /// Ends flows idle past their timeout (all of them at the end of input), and forgets
-    /// stale fragment state.
-    fn sweep(&mut self, eof: bool) {
-        let now = self.now;
-        self.last_sweep = now;
-        let (flows, frags, mut ending) = self.parts();
-        for e in flows.expire(now, eof) {
-            ending.end(e);
-        }
-        for early in frags.expire(now, eof) {
-            ledger::orphan_fragments(ending.agg, &early);
-        }
-        self.write_ended();
-    }
-
-    /// Makes room in a full flow table: ends what expired, then the longest-idle sixteenth.
-    #[cold]
-    fn make_flow_room(&mut self) {
-        self.sweep(false);
-        if !self.flows.is_full() {
-            return;
-        }
-        let minute = minute_of(self.now);
-        let (flows, _, mut ending) = self.parts();
-        let mut evicted = 0;
-        for e in flows.evict() {
-            ending.end(e);
-            evicted += 1;
-        }
-        ending.agg.bucket(minute).health.flows_evicted += evicted;
-        self.write_ended();
-    }
-
-    /// Ends every flow and forgets all fragment state: call once after the last packet.
-    /// Returns the first error from the flow sink, if any.
-    pub fn finish(&mut self) -> io::Result<()> {
-        self.sweep(true);
-        match self.sink_error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Decides a flow undecided by its payload (see [`correlate::fallback`]), looking its ends
-/// up once more first.
-fn fallback(
-    flow: &mut Flow,
-    key: &FlowKey,
-    rules: &Rules,
-    endpoints: &SharedEndpoints,
-    ts: i64,
-) -> Verdict {
-    correlate::refresh(&mut flow.class, key, endpoints, ts);
-    correlate::fallback(rules, &mut flow.class, &flow.state)
-}
-
-/// Gives a flow its verdict: its probe state goes back to the pool and its held packets are
-/// credited.
-fn decide(flow: &mut Flow, v: Verdict, probes: &mut ProbePool, agg: &mut Aggregator) {
-    if let Stage::Probing(pi) = flow.class.stage {
-        probes.release(pi);
-    }
-    flow.class.stage = Stage::Decided(v);
-    ledger::credit_held(agg, v, &mut flow.held, flow.state.host_hash);
-}
-
-/// Counts packets of a flow: in the series if it has a verdict, else held in the flow (and
-/// when there is no room to hold more, the flow is decided on what is known).
-fn account(
-    flow: &mut Flow,
-    rules: &Rules,
-    probes: &mut ProbePool,
-    agg: &mut Aggregator,
-    minute: i64,
-    dir: Direction,
-    a: Amount,
-) {
-    if let Stage::Probing(_) = flow.class.stage {
-        let samples = u16::try_from(a.est.samples).unwrap_or(u16::MAX);
-        if flow.held.add(minute, dir, a.packets, a.bytes, samples) {
-            return;
-        }
-        let v = correlate::fallback(rules, &mut flow.class, &flow.state);
-        decide(flow, v, probes, agg);
-    }
-    if let Stage::Decided(v) = flow.class.stage {
-        ledger::credit(agg, v, &mut flow.state, minute, dir, a);
-    }
-}
-
-impl FlowState {
-    /// Counts a packet (`dir` 0 from the flow's src) into the flow; returns its direction tag.
-    #[inline]
-    fn touch(&mut self, ts: i64, a: Amount, flags: u8, dir: usize) -> Direction {
-        self.last_ts = self.last_ts.max(ts);
-        self.packets += u64::from(a.packets);
-        self.bytes += a.bytes;
-        if flags & TCP_FIN != 0 {
-            self.fins |= if dir == 0 { FIN_FROM_SRC } else { FIN_FROM_DST };
-        }
-        if flags & TCP_RST != 0 {
-            self.rst = true;
-        }
-        self.dir_tag[dir]
     }
 }

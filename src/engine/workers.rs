@@ -132,14 +132,19 @@ pub fn worker_of(linktype: u32, data: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    let pair = match raw_pair(linktype, data) {
-        Some(p) => p,
-        None => match decode::decode(linktype, data) {
-            Decoded::Ip(ip) => (ip.src, ip.dst),
-            _ => return 0,
-        },
-    };
-    spread(pair, n)
+    match address_pair(linktype, data) {
+        Some(pair) => spread(pair, n),
+        None => 0,
+    }
+}
+
+/// The source and destination addresses the decoder finds in a frame, if it finds any:
+/// read from the bytes for plain IP, else decoded.
+pub fn address_pair(linktype: u32, data: &[u8]) -> Option<(Addr, Addr)> {
+    raw_pair(linktype, data).or_else(|| match decode::decode(linktype, data) {
+        Decoded::Ip(ip) => Some((ip.src, ip.dst)),
+        _ => None,
+    })
 }
 
 /// Which of `n` workers an address pair goes to, whichever way round it is.
@@ -504,5 +509,69 @@ mod tests {
         }
         assert!(spread.iter().all(|&c| c > 20), "{spread:?}");
         assert_eq!(worker_of(1, &frame([1, 1, 1, 1], [2, 2, 2, 2]), 1), 0);
+    }
+
+    #[test]
+    fn raw_pair_leaves_tunnels_and_odd_frames_to_the_decoder() {
+        let v4 = |proto: u8, frag: [u8; 2], l4: &[u8]| {
+            let mut ip = vec![
+                0x45,
+                0,
+                0,
+                20 + l4.len() as u8,
+                0,
+                0,
+                frag[0],
+                frag[1],
+                64,
+                proto,
+            ];
+            ip.extend_from_slice(&[0, 0, 10, 0, 0, 1, 192, 0, 2, 1]);
+            ip.extend_from_slice(l4);
+            ip
+        };
+        let eth = |et: u16, ip: &[u8]| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&et.to_be_bytes());
+            f.extend_from_slice(ip);
+            f
+        };
+        let udp = |dport: u16| {
+            let mut u = vec![0x1a, 0xe1];
+            u.extend_from_slice(&dport.to_be_bytes());
+            u.extend_from_slice(&[0, 8, 0, 0]);
+            u
+        };
+        let pair = Some((v4_addr([10, 0, 0, 1]), v4_addr([192, 0, 2, 1])));
+        let plain = v4(17, [0, 0], &udp(6881));
+        assert_eq!(raw_pair(link::ETHERNET, &eth(0x0800, &plain)), pair);
+        assert_eq!(raw_pair(link::RAW, &plain), pair);
+        assert_eq!(raw_pair(link::IPV6, &plain), None);
+        let mut vlan = vec![0, 5, 0x08, 0x00];
+        vlan.extend_from_slice(&plain);
+        assert_eq!(raw_pair(link::ETHERNET, &eth(0x8100, &vlan)), pair);
+        // VXLAN, GRE and IP in IP may carry other addresses inside: the decoder decides.
+        let vx = v4(17, [0, 0], &udp(VXLAN_PORT));
+        assert_eq!(raw_pair(link::RAW, &vx), None);
+        assert_eq!(raw_pair(link::RAW, &v4(47, [0, 0], &[0; 8])), None);
+        assert_eq!(raw_pair(link::RAW, &v4(4, [0, 0], &[0; 20])), None);
+        // A later fragment of GRE is not unwrapped by the decoder either.
+        assert_eq!(raw_pair(link::RAW, &v4(47, [0, 9], &[0; 8])), pair);
+        // MPLS, PPPoE, unknown link types, garbage.
+        assert_eq!(raw_pair(link::ETHERNET, &eth(0x8847, &plain)), None);
+        assert_eq!(raw_pair(147, &plain), None);
+        assert_eq!(raw_pair(link::RAW, &plain[..12]), None);
+        for f in [eth(0x0800, &plain), eth(0x8100, &vlan), vx.clone()] {
+            let lt = if f.len() == vx.len() {
+                link::RAW
+            } else {
+                link::ETHERNET
+            };
+            let decoded = match decode::decode(lt, &f) {
+                Decoded::Ip(ip) => Some((ip.src, ip.dst)),
+                _ => None,
+            };
+            assert_eq!(address_pair(lt, &f), decoded);
+        }
     }
 }

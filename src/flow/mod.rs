@@ -20,11 +20,12 @@ pub type Map<K, V> = HashMap<K, V, FixedState>;
 pub fn new_map<K, V>(n: usize) -> Map<K, V> {
     Map::with_capacity_and_hasher(n, FixedState::default())
 }
+use crate::aggregate::hll;
 use crate::classify::endpoints::Provenance;
 use crate::classify::{Evidence, Verdict};
-use crate::decode::Addr;
 #[cfg(test)]
-use crate::decode::{IPPROTO_TCP, IPPROTO_UDP};
+use crate::decode::IPPROTO_TCP;
+use crate::decode::{Addr, IpPacket, IPPROTO_UDP, TCP_FIN, TCP_RST};
 
 /// Canonical bidirectional key: the lower endpoint first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,6 +147,51 @@ pub struct FlowState {
 }
 
 impl FlowState {
+    /// The state of a flow whose first packet is `ip` (sent by the key's `lo` end when
+    /// `sender_lo`); nothing counted yet.
+    pub fn new(
+        key: &FlowKey,
+        sender_lo: bool,
+        ts: i64,
+        ip: &IpPacket<'_>,
+        home: &HomeNet,
+        port_rule: u8,
+    ) -> FlowState {
+        FlowState {
+            first_ts: ts,
+            last_ts: ts,
+            packets: 0,
+            bytes: 0,
+            src_is_lo: sender_lo,
+            dir_tag: [
+                home.direction(ip.src, ip.dst),
+                home.direction(ip.dst, ip.src),
+            ],
+            fins: 0,
+            rst: false,
+            udp: ip.proto == IPPROTO_UDP,
+            port_rule,
+            host_hash: [hll::hash_addr(key.lo), hll::hash_addr(key.hi)],
+            hosts_minute: i64::MIN,
+        }
+    }
+
+    /// Counts a packet (`dir` 0 from the flow's src, 1 from its dst, with TCP `flags`) into
+    /// the flow; returns the packet's direction tag.
+    #[inline]
+    pub fn touch(&mut self, ts: i64, packets: u32, bytes: u64, flags: u8, dir: usize) -> Direction {
+        self.last_ts = self.last_ts.max(ts);
+        self.packets += u64::from(packets);
+        self.bytes += bytes;
+        if flags & TCP_FIN != 0 {
+            self.fins |= if dir == 0 { FIN_FROM_SRC } else { FIN_FROM_DST };
+        }
+        if flags & TCP_RST != 0 {
+            self.rst = true;
+        }
+        self.dir_tag[dir & 1]
+    }
+
     pub fn closed(&self) -> bool {
         self.rst || self.fins == FIN_FROM_SRC | FIN_FROM_DST
     }
