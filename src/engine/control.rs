@@ -74,9 +74,14 @@ impl Engine {
         self.flows.len()
     }
 
+    /// Flows evicted from a full table while still being classified, so far.
+    pub fn evicted_probing(&self) -> u64 {
+        self.evicted_probing
+    }
+
     /// Probe states in use (flows still being classified).
     pub fn probes_in_use(&self) -> usize {
-        self.probes.in_use()
+        self.probing.probes.in_use()
     }
 
     pub fn aggregator(&mut self) -> &mut Aggregator {

@@ -4,7 +4,30 @@
 use crate::aggregate::{ledger, Aggregator, Amount, Direction};
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::{correlate, ProbePool, Rules, Verdict};
-use crate::flow::{Flow, FlowKey, Stage};
+use crate::flow::{Flow, FlowKey, Held, Stage};
+
+/// What only flows being classified have, by probe index: their probe state (from the
+/// pool) and the packets they hold. A decided flow has neither, which keeps it small.
+#[derive(Default)]
+pub(super) struct Probing {
+    pub(super) probes: ProbePool,
+    held: Vec<Held>,
+}
+
+impl Probing {
+    pub(super) fn alloc(&mut self) -> u32 {
+        let i = self.probes.alloc();
+        let n = i as usize + 1;
+        if self.held.len() < n {
+            self.held.resize(n, Held::default());
+        }
+        i
+    }
+
+    fn held(&mut self, i: u32) -> &mut Held {
+        &mut self.held[i as usize]
+    }
+}
 
 /// Decides a flow undecided by its payload (see [`correlate::fallback`]), looking its ends
 /// up once more first.
@@ -21,32 +44,35 @@ pub(super) fn fallback(
 
 /// Gives a flow its verdict: its probe state goes back to the pool and its held packets are
 /// credited.
-pub(super) fn decide(flow: &mut Flow, v: Verdict, probes: &mut ProbePool, agg: &mut Aggregator) {
+pub(super) fn decide(flow: &mut Flow, v: Verdict, probing: &mut Probing, agg: &mut Aggregator) {
     if let Stage::Probing(pi) = flow.class.stage {
-        probes.release(pi);
+        ledger::credit_held(agg, v, probing.held(pi), flow.state.host_hash);
+        probing.probes.release(pi);
     }
     flow.class.stage = Stage::Decided(v);
-    ledger::credit_held(agg, v, &mut flow.held, flow.state.host_hash);
 }
 
-/// Counts packets of a flow: in the series if it has a verdict, else held in the flow (and
+/// Counts packets of a flow: in the series if it has a verdict, else held (and
 /// when there is no room to hold more, the flow is decided on what is known).
 pub(super) fn account(
     flow: &mut Flow,
     rules: &Rules,
-    probes: &mut ProbePool,
+    probing: &mut Probing,
     agg: &mut Aggregator,
     minute: i64,
     dir: Direction,
     a: Amount,
 ) {
-    if let Stage::Probing(_) = flow.class.stage {
+    if let Stage::Probing(pi) = flow.class.stage {
         let samples = u16::try_from(a.est.samples).unwrap_or(u16::MAX);
-        if flow.held.add(minute, dir, a.packets, a.bytes, samples) {
+        if probing
+            .held(pi)
+            .add(minute, dir, a.packets, a.bytes, samples)
+        {
             return;
         }
         let v = correlate::fallback(rules, &mut flow.class, &flow.state);
-        decide(flow, v, probes, agg);
+        decide(flow, v, probing, agg);
     }
     if let Stage::Decided(v) = flow.class.stage {
         ledger::credit(agg, v, &mut flow.state, minute, dir, a);

@@ -4,12 +4,12 @@
 
 use std::io;
 
-use super::decide::{decide, fallback};
+use super::decide::{decide, fallback, Probing};
 use super::Engine;
 use crate::aggregate::minute_of;
 use crate::aggregate::{ledger, Aggregator};
 use crate::classify::endpoints::SharedEndpoints;
-use crate::classify::{ProbePool, Rules, Verdict};
+use crate::classify::{Rules, Verdict};
 use crate::flow::frag::Frags;
 use crate::flow::record::FlowRecord;
 use crate::flow::table::{Ended, FlowTable};
@@ -19,7 +19,7 @@ use crate::flow::Stage;
 pub(super) struct Ending<'a> {
     rules: &'a Rules,
     endpoints: &'a SharedEndpoints,
-    probes: &'a mut ProbePool,
+    probing: &'a mut Probing,
     pub(super) agg: &'a mut Aggregator,
     /// Where records go, when there is a flow sink.
     records: Option<&'a mut Vec<FlowRecord>>,
@@ -30,7 +30,7 @@ impl Ending<'_> {
         if let Stage::Probing(_) = f.class.stage {
             let last = f.state.last_ts;
             let v = fallback(&mut f, &key, self.rules, self.endpoints, last);
-            decide(&mut f, v, self.probes, self.agg);
+            decide(&mut f, v, self.probing, self.agg);
         }
         let v = f.class.verdict().unwrap_or(Verdict::OTHER);
         ledger::flow_ended(self.agg, f.state.last_ts, v, f.class.evidence);
@@ -65,7 +65,7 @@ impl Engine {
         let ending = Ending {
             rules: &self.rules,
             endpoints: &self.endpoints,
-            probes: &mut self.probes,
+            probing: &mut self.probing,
             agg: &mut self.agg,
             records: want_records.then_some(&mut self.ended),
         };
@@ -100,12 +100,14 @@ impl Engine {
         }
         let minute = minute_of(self.now);
         let (flows, _, mut ending) = self.parts();
-        let mut evicted = 0;
+        let (mut evicted, mut probing) = (0, 0);
         for e in flows.evict() {
+            probing += u64::from(matches!(e.1.class.stage, Stage::Probing(_)));
             ending.end(e);
             evicted += 1;
         }
         ending.agg.bucket(minute).health.flows_evicted += evicted;
+        self.evicted_probing += probing;
         self.write_ended();
     }
 

@@ -21,14 +21,14 @@ pub use workers::{Flushed, Workers};
 use crate::aggregate::{ledger, minute_of, Aggregator, Amount, Counts, Direction};
 use crate::capture::RawPacket;
 use crate::classify::endpoints::{EndpointTable, SharedEndpoints};
-use crate::classify::{correlate, Answer, Class, Method, ProbePool, Proto, Rules, Transport};
+use crate::classify::{correlate, Answer, Class, Method, Proto, Rules, Transport};
 use crate::classify::{Evidence, Verdict};
 use crate::decode::{self, Decoded, Fragment, IpPacket, TCP_ACK, TCP_SYN};
 use crate::flow::frag::{Frags, Track};
 use crate::flow::record::{FlowRecord, FlowSink};
 use crate::flow::table::FlowTable;
-use crate::flow::{Classification, Flow, FlowKey, FlowState, Held, PendingCount, Stage};
-use decide::{account, decide, fallback};
+use crate::flow::{Classification, Flow, FlowKey, FlowState, PendingCount, Stage};
+use decide::{account, decide, fallback, Probing};
 
 /// A flow is classified on what its first packets show; after this many it takes the
 /// verdict it has (a handshake sent one byte per segment still fits).
@@ -51,7 +51,7 @@ pub struct Engine {
     rules: Arc<Rules>,
     flows: FlowTable,
     frags: Frags,
-    probes: ProbePool,
+    probing: Probing,
     agg: Aggregator,
     now: i64,
     last_sweep: i64,
@@ -65,6 +65,9 @@ pub struct Engine {
     /// Warnings already handed over by [`PacketSink::flush_minutes`].
     warnings_handed: usize,
     totals: Counts,
+    /// Flows evicted while still being classified (a flood of new 5-tuples filling the
+    /// table with undecided flows); counted here, not yet in the health series.
+    evicted_probing: u64,
 }
 
 impl Engine {
@@ -77,7 +80,7 @@ impl Engine {
             agg: Aggregator::new(rules.ports.len()),
             cfg,
             rules,
-            probes: ProbePool::default(),
+            probing: Probing::default(),
             now: i64::MIN,
             last_sweep: i64::MIN,
             ended: Vec::new(),
@@ -88,6 +91,7 @@ impl Engine {
             warnings: Vec::new(),
             warnings_handed: 0,
             totals: Counts::default(),
+            evicted_probing: 0,
         }
     }
 
@@ -171,7 +175,7 @@ impl Engine {
         self.open_flow(key, sender_lo, ts, minute, &ip, transport, flags);
         let Engine {
             flows,
-            probes,
+            probing,
             agg,
             rules,
             endpoints,
@@ -186,7 +190,7 @@ impl Engine {
         // Probes, while the flow is undecided; a flow decided on strong evidence teaches
         // its ends.
         if let (Some(t), Stage::Probing(pi)) = (transport, flow.class.stage) {
-            let probe = probes.get(pi);
+            let probe = probing.probes.get(pi);
             let answer =
                 probe.on_packet(rules, t, dir, ip.tcp, (ip.sport, ip.dport), ip.payload, cut);
             let (evidence, any_done) = (probe.evidence(), probe.any_done());
@@ -206,7 +210,7 @@ impl Engine {
                 Answer::NotYet => None,
             };
             if let Some(v) = decided {
-                decide(flow, v, probes, agg);
+                decide(flow, v, probing, agg);
                 // Only strong evidence teaches: a shape, framing alone, a port or a
                 // learned endpoint never spreads to other flows.
                 if v.class() == Class::Bittorrent && flow.class.proof.strong() {
@@ -231,9 +235,9 @@ impl Engine {
             flow.state.bytes += e.bytes;
             let held = Amount::held(e.packets, e.bytes, e.samples);
             let dir = Direction::ALL[usize::from(e.dir)];
-            account(flow, rules, probes, agg, e.minute, dir, held);
+            account(flow, rules, probing, agg, e.minute, dir, held);
         }
-        account(flow, rules, probes, agg, minute, dir_tag, a);
+        account(flow, rules, probing, agg, minute, dir_tag, a);
     }
 
     /// Makes sure the packet's flow is in the table: a SYN ends the closed flow whose
@@ -269,7 +273,7 @@ impl Engine {
         let correlated =
             transport.and_then(|_| correlate::lookup_ends(&self.endpoints, ip.proto, dst, src, ts));
         let stage = match transport {
-            Some(_) => Stage::Probing(self.probes.alloc()),
+            Some(_) => Stage::Probing(self.probing.alloc()),
             // Nothing to probe in ICMP, ESP and the like.
             None => Stage::Decided(Verdict::OTHER),
         };
@@ -281,7 +285,6 @@ impl Engine {
                 proof: Evidence::None,
                 correlated,
             },
-            held: Held::default(),
         };
         self.flows.insert(key, flow);
         self.agg.bucket(minute).health.flows_created += 1;

@@ -10,15 +10,17 @@ pub mod table;
 
 pub use home::{Direction, HomeNet};
 
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 
-/// The hash map of the flow and fragment tables.
-pub type Map<K, V> = HashMap<K, V, FixedState>;
+/// The hash map of the flow and fragment tables: keyed per process (a random seed), so
+/// crafted 5-tuples cannot collide them. Nothing is written in its order (flows ending
+/// together are sorted; counts add up in any order), so outputs do not depend on the seed.
+pub type Map<K, V> = HashMap<K, V, RandomState>;
 
 /// An empty table map with room for `n` entries.
 pub fn new_map<K, V>(n: usize) -> Map<K, V> {
-    Map::with_capacity_and_hasher(n, FixedState::default())
+    Map::with_capacity_and_hasher(n, RandomState::default())
 }
 use crate::aggregate::hll;
 use crate::classify::endpoints::Provenance;
@@ -115,13 +117,13 @@ pub const MAX_PENDING: usize = 6;
 pub const FIN_FROM_SRC: u8 = 1;
 pub const FIN_FROM_DST: u8 = 2;
 
-/// A flow in the table, in its three parts: the flow itself, how far its classification
-/// got, and the packets held until it is decided.
+/// A flow in the table, in its parts: the flow itself and how far its classification got.
+/// What only a flow being classified needs (its probe state and the packets it holds, see
+/// [`Held`]) lives outside the table, by probe index, so a decided flow stays small.
 #[derive(Debug, Clone)]
 pub struct Flow {
     pub state: FlowState,
     pub class: Classification,
-    pub held: Held,
 }
 
 /// What a flow is, whatever it turns out to carry.

@@ -4,7 +4,7 @@
 //! closed 5-tuple, or at the end of input. The table only keeps flows: the ones that end are
 //! handed back to the caller, which counts and records them.
 
-use super::{new_map, EndReason, Flow, FlowKey, Map};
+use super::{new_map, EndReason, Flow, FlowKey, Map, Stage};
 use crate::decode::IPPROTO_TCP;
 
 /// How long flows may stay quiet.
@@ -107,20 +107,45 @@ impl FlowTable {
             })
     }
 
-    /// Takes out the longest-idle sixteenth of the flows (at least one).
+    /// Takes out a sixteenth of the flows (at least one) to make room: the longest idle of
+    /// those already decided, and flows still being classified only when too few are decided
+    /// (a flood of new 5-tuples then evicts itself rather than the flows it interrupts).
     #[cold]
     pub fn evict(&mut self) -> impl Iterator<Item = Ended> + '_ {
-        self.scratch.clear();
-        self.scratch
-            .extend(self.map.values().map(|f| f.state.last_ts));
-        let threshold = if self.scratch.is_empty() {
-            i64::MIN
+        let want = (self.map.len() / 16).max(1);
+        let decided = |f: &Flow| matches!(f.class.stage, Stage::Decided(_));
+        let s = &mut self.scratch;
+        s.clear();
+        s.extend(
+            self.map
+                .values()
+                .filter(|f| decided(f))
+                .map(|f| f.state.last_ts),
+        );
+        // Flows idle since these times or longer go: decided ones, then probing ones.
+        let (decided_cut, probing_cut) = if s.len() >= want {
+            (*s.select_nth_unstable(want - 1).1, i64::MIN)
         } else {
-            let k = (self.scratch.len() / 16).max(1) - 1;
-            *self.scratch.select_nth_unstable(k).1
+            let rest = want - s.len();
+            s.clear();
+            s.extend(
+                self.map
+                    .values()
+                    .filter(|f| !decided(f))
+                    .map(|f| f.state.last_ts),
+            );
+            let cut = if s.len() >= rest {
+                *s.select_nth_unstable(rest - 1).1
+            } else {
+                i64::MAX
+            };
+            (i64::MAX, cut)
         };
         self.map
-            .extract_if(move |_, f| f.state.last_ts <= threshold)
+            .extract_if(move |_, f| {
+                let cut = if decided(f) { decided_cut } else { probing_cut };
+                f.state.last_ts <= cut
+            })
             .map(|(k, f)| (k, f, EndReason::Evicted))
     }
 }
@@ -130,9 +155,7 @@ mod tests {
     use super::*;
     use crate::classify::{Evidence, Verdict};
     use crate::decode::IPPROTO_UDP;
-    use crate::flow::{
-        Classification, Direction, FlowState, Held, Stage, FIN_FROM_DST, FIN_FROM_SRC,
-    };
+    use crate::flow::{Classification, Direction, FlowState, Stage, FIN_FROM_DST, FIN_FROM_SRC};
 
     const T: Timeouts = Timeouts {
         tcp_idle_ns: 300,
@@ -162,7 +185,6 @@ mod tests {
                 proof: Evidence::None,
                 correlated: None,
             },
-            held: Held::default(),
         }
     }
 
@@ -213,6 +235,38 @@ mod tests {
     }
 
     #[test]
+    fn eviction_prefers_decided_flows_to_those_being_classified() {
+        let mut t = FlowTable::new(32, T);
+        for p in 0..32u16 {
+            let mut f = flow(i64::from(p) + 100);
+            // The 16 oldest are still being classified; 4 of the newer ones too.
+            if p < 16 || p >= 28 {
+                f.class.stage = Stage::Probing(u32::from(p));
+            }
+            t.insert(key(p, IPPROTO_TCP), f);
+        }
+        // Two go: the longest idle of the decided ones (16 and 17), no probing one.
+        let ended = sorted(t.evict().map(|e| (e.0.lo_port, e.2)).collect());
+        assert_eq!(
+            ended,
+            vec![(16, EndReason::Evicted), (17, EndReason::Evicted)]
+        );
+        // With fewer decided flows than a sixteenth, all of them go, then the longest idle of
+        // the rest.
+        let mut t = FlowTable::new(64, T);
+        for p in 0..64u16 {
+            let mut f = flow(i64::from(p));
+            if p != 40 {
+                f.class.stage = Stage::Probing(u32::from(p));
+            }
+            t.insert(key(p, IPPROTO_TCP), f);
+        }
+        let ended = sorted(t.evict().map(|e| (e.0.lo_port, e.2)).collect());
+        let ports: Vec<u16> = ended.iter().map(|e| e.0).collect();
+        assert_eq!(ports, vec![0, 1, 2, 40]);
+    }
+
+    #[test]
     fn a_full_table_evicts_its_longest_idle_sixteenth() {
         let mut t = FlowTable::new(32, T);
         for p in 0..32u16 {
@@ -231,5 +285,12 @@ mod tests {
         one.insert(key(9, IPPROTO_UDP), flow(5));
         assert_eq!(one.evict().count(), 1);
         assert_eq!(FlowTable::new(1, T).evict().count(), 0);
+    }
+
+    #[test]
+    fn a_table_entry_is_at_most_128_bytes() {
+        // Key and flow; probe state and held packets live outside, while classifying only.
+        let entry = std::mem::size_of::<(FlowKey, Flow)>();
+        assert!(entry <= 128, "{entry} bytes");
     }
 }
