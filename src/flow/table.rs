@@ -240,7 +240,7 @@ mod tests {
         for p in 0..32u16 {
             let mut f = flow(i64::from(p) + 100);
             // The 16 oldest are still being classified; 4 of the newer ones too.
-            if p < 16 || p >= 28 {
+            if !(16..28).contains(&p) {
                 f.class.stage = Stage::Probing(u32::from(p));
             }
             t.insert(key(p, IPPROTO_TCP), f);
