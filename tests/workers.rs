@@ -197,3 +197,49 @@ fn raw_address_pair_is_the_decoders() {
         "{with_pair} of {frames}"
     );
 }
+
+/// One driver loop for one engine and for N workers, through the trait the front doors use:
+/// minutes flushed as packet time passes, then everything at the end. Every packet is
+/// counted once in the series and in health, by one engine and by one or two workers.
+#[test]
+fn one_engine_and_workers_drive_alike() {
+    use bittap::engine::{Engine, PacketSink};
+    fn drive(sink: &mut dyn PacketSink, files: &[PathBuf]) -> (Aggregator, u64) {
+        let mut reader = MergedReader::new(files).expect("open");
+        let mut out = Aggregator::new(rules().ports.len());
+        let mut open = i64::MIN;
+        let mut keep = |f: bittap::engine::Flushed, out: &mut Aggregator| {
+            assert!(f.error.is_none());
+            for (m, b) in f.agg.minutes() {
+                out.absorb(m, b);
+            }
+            f.totals.packets
+        };
+        while reader.advance() {
+            if let Some(pkt) = reader.packet() {
+                assert!(sink.packet(&pkt));
+                let m = minute_of(pkt.ts_ns);
+                if m > open {
+                    sink.clock(pkt.ts_ns);
+                    keep(sink.flush_minutes(m - 1), &mut out);
+                    open = m;
+                }
+            }
+        }
+        let packets = keep(sink.finish_all(), &mut out);
+        (out, packets)
+    }
+    let files = all_captures();
+    let mut one = Engine::new(Config::default(), rules());
+    let (a, pa) = drive(&mut one, &files);
+    let mut w1 = Workers::start(1, &Config::default(), rules(), None, None, true).expect("start");
+    let (b, pb) = drive(&mut w1, &files);
+    let mut w2 = Workers::start(2, &Config::default(), rules(), None, None, true).expect("start");
+    let (c, pc) = drive(&mut w2, &files);
+    assert!(pa > 1000);
+    assert_eq!((pa, pb, pc), (pa, pa, pa));
+    assert_eq!(totals(&a), totals(&b));
+    assert_eq!(totals(&a), totals(&c));
+    assert_eq!(totals(&a).0, totals(&a).1);
+    assert_eq!(totals(&a).0.packets, pa);
+}
