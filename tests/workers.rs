@@ -208,7 +208,7 @@ fn one_engine_and_workers_drive_alike() {
         let mut reader = MergedReader::new(files).expect("open");
         let mut out = Aggregator::new(rules().ports.len());
         let mut open = i64::MIN;
-        let mut keep = |f: bittap::engine::Flushed, out: &mut Aggregator| {
+        let keep = |f: bittap::engine::Flushed, out: &mut Aggregator| {
             assert!(f.error.is_none());
             for (m, b) in f.agg.minutes() {
                 out.absorb(m, b);
