@@ -4,7 +4,12 @@
 //! closed 5-tuple, or at the end of input. The table only keeps flows: the ones that end are
 //! handed back to the caller, which counts and records them.
 
-use super::{new_map, EndReason, Flow, FlowKey, Map, Stage};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use super::{EndReason, Flow, FlowKey, Stage};
 use crate::decode::IPPROTO_TCP;
 
 /// How long flows may stay quiet.
@@ -33,8 +38,15 @@ impl Timeouts {
 /// A flow that left the table, and why.
 pub type Ended = (FlowKey, Flow, EndReason);
 
+/// The flows, packed in a vector (`slab`), found by key through a hash table of their
+/// positions: a position costs 4 bytes per bucket where a whole entry would cost 128, and
+/// the hash table's buckets are always a power of two. Removing a flow moves the last one
+/// into its place. Sweeps walk the vector, so the order they meet flows in never depends on
+/// the hash seed.
 pub struct FlowTable {
-    map: Map<FlowKey, Flow>,
+    index: HashTable<u32>,
+    slab: Vec<(FlowKey, Flow)>,
+    hasher: RandomState,
     max: usize,
     timeouts: Timeouts,
     scratch: Vec<i64>,
@@ -42,8 +54,11 @@ pub struct FlowTable {
 
 impl FlowTable {
     pub fn new(max: usize, timeouts: Timeouts) -> FlowTable {
+        let n = max.min(1 << 16);
         FlowTable {
-            map: new_map(max.min(1 << 16)),
+            index: HashTable::with_capacity(n),
+            slab: Vec::with_capacity(n),
+            hasher: RandomState::default(),
             max,
             timeouts,
             scratch: Vec::new(),
@@ -51,41 +66,95 @@ impl FlowTable {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slab.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slab.is_empty()
     }
 
     /// Whether a new flow needs room made first.
     pub fn is_full(&self) -> bool {
-        self.map.len() >= self.max
+        self.slab.len() >= self.max
+    }
+
+    fn position(&self, key: &FlowKey) -> Option<usize> {
+        let slab = &self.slab;
+        let h = self.hasher.hash_one(key);
+        let at = |&i: &u32| slab.get(i as usize).is_some_and(|e| e.0 == *key);
+        self.index.find(h, at).map(|&i| i as usize)
     }
 
     pub fn contains(&self, key: &FlowKey) -> bool {
-        self.map.contains_key(key)
+        self.position(key).is_some()
     }
 
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
-        self.map.get_mut(key)
+        let i = self.position(key)?;
+        self.slab.get_mut(i).map(|e| &mut e.1)
     }
 
     pub fn flows_mut(&mut self) -> impl Iterator<Item = &mut Flow> {
-        self.map.values_mut()
+        self.slab.iter_mut().map(|e| &mut e.1)
     }
 
-    /// Adds a flow (the caller made room first).
+    /// Adds a flow that is not in the table (the caller made room first).
     pub fn insert(&mut self, key: FlowKey, flow: Flow) {
-        self.map.insert(key, flow);
+        let FlowTable {
+            index,
+            slab,
+            hasher,
+            ..
+        } = self;
+        let h = hasher.hash_one(key);
+        let i = slab.len() as u32;
+        slab.push((key, flow));
+        let rehash = |&j: &u32| slab.get(j as usize).map_or(0, |e| hasher.hash_one(e.0));
+        index.insert_unique(h, i, rehash);
+    }
+
+    /// Takes the flow at position `i` out; the last flow moves into its place.
+    fn take(&mut self, i: usize) -> (FlowKey, Flow) {
+        let last = self.slab.len() - 1;
+        let h = self.hasher.hash_one(self.slab[i].0);
+        if let Ok(e) = self.index.find_entry(h, |&j| j as usize == i) {
+            e.remove();
+        }
+        if i != last {
+            let h = self.hasher.hash_one(self.slab[last].0);
+            if let Some(j) = self.index.find_mut(h, |&j| j as usize == last) {
+                *j = i as u32;
+            }
+        }
+        self.slab.swap_remove(i)
+    }
+
+    /// Takes out the flows `end` gives a reason for, walking the vector.
+    fn take_where<'a>(
+        &'a mut self,
+        end: impl Fn(&FlowKey, &Flow) -> Option<EndReason> + 'a,
+    ) -> impl Iterator<Item = Ended> + 'a {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            while i < self.slab.len() {
+                let (k, f) = &self.slab[i];
+                if let Some(reason) = end(k, f) {
+                    let (k, f) = self.take(i);
+                    return Some((k, f, reason));
+                }
+                i += 1;
+            }
+            None
+        })
     }
 
     /// Ends a closed flow whose 5-tuple a new connection (a SYN) reuses.
     pub fn reuse(&mut self, key: &FlowKey) -> Option<Ended> {
-        if !self.map.get(key)?.state.closed() {
+        let i = self.position(key)?;
+        if !self.slab[i].1.state.closed() {
             return None;
         }
-        let (k, f) = self.map.remove_entry(key)?;
+        let (k, f) = self.take(i);
         Some((k, f, EndReason::Reused))
     }
 
@@ -93,18 +162,17 @@ impl FlowTable {
     /// time), or every flow at the end of input.
     pub fn expire(&mut self, now: i64, eof: bool) -> impl Iterator<Item = Ended> + '_ {
         let t = self.timeouts;
-        self.map
-            .extract_if(move |k, f| eof || now.saturating_sub(f.state.last_ts) > t.of(k, f))
-            .map(move |(k, f)| {
-                let reason = if eof {
-                    EndReason::Eof
-                } else if f.state.closed() {
-                    EndReason::Closed
-                } else {
-                    EndReason::Idle
-                };
-                (k, f, reason)
-            })
+        self.take_where(move |k, f| {
+            if eof {
+                Some(EndReason::Eof)
+            } else if now.saturating_sub(f.state.last_ts) <= t.of(k, f) {
+                None
+            } else if f.state.closed() {
+                Some(EndReason::Closed)
+            } else {
+                Some(EndReason::Idle)
+            }
+        })
     }
 
     /// Takes out a sixteenth of the flows (at least one) to make room: the longest idle of
@@ -112,15 +180,15 @@ impl FlowTable {
     /// (a flood of new 5-tuples then evicts itself rather than the flows it interrupts).
     #[cold]
     pub fn evict(&mut self) -> impl Iterator<Item = Ended> + '_ {
-        let want = (self.map.len() / 16).max(1);
+        let want = (self.slab.len() / 16).max(1);
         let decided = |f: &Flow| matches!(f.class.stage, Stage::Decided(_));
         let s = &mut self.scratch;
         s.clear();
         s.extend(
-            self.map
-                .values()
-                .filter(|f| decided(f))
-                .map(|f| f.state.last_ts),
+            self.slab
+                .iter()
+                .filter(|e| decided(&e.1))
+                .map(|e| e.1.state.last_ts),
         );
         // Flows idle since these times or longer go: decided ones, then probing ones.
         let (decided_cut, probing_cut) = if s.len() >= want {
@@ -129,10 +197,10 @@ impl FlowTable {
             let rest = want - s.len();
             s.clear();
             s.extend(
-                self.map
-                    .values()
-                    .filter(|f| !decided(f))
-                    .map(|f| f.state.last_ts),
+                self.slab
+                    .iter()
+                    .filter(|e| !decided(&e.1))
+                    .map(|e| e.1.state.last_ts),
             );
             let cut = if s.len() >= rest {
                 *s.select_nth_unstable(rest - 1).1
@@ -141,12 +209,10 @@ impl FlowTable {
             };
             (i64::MAX, cut)
         };
-        self.map
-            .extract_if(move |_, f| {
-                let cut = if decided(f) { decided_cut } else { probing_cut };
-                f.state.last_ts <= cut
-            })
-            .map(|(k, f)| (k, f, EndReason::Evicted))
+        self.take_where(move |_, f| {
+            let cut = if decided(f) { decided_cut } else { probing_cut };
+            (f.state.last_ts <= cut).then_some(EndReason::Evicted)
+        })
     }
 }
 
@@ -285,6 +351,28 @@ mod tests {
         one.insert(key(9, IPPROTO_UDP), flow(5));
         assert_eq!(one.evict().count(), 1);
         assert_eq!(FlowTable::new(1, T).evict().count(), 0);
+    }
+
+    #[test]
+    fn moved_flows_stay_found() {
+        let mut t = FlowTable::new(1000, T);
+        for p in 0..200u16 {
+            t.insert(key(p, IPPROTO_UDP), flow(i64::from(p)));
+        }
+        // Every third flow goes; the last ones move into the holes.
+        let gone: Vec<u16> = t
+            .take_where(|k, _| (k.lo_port % 3 == 0).then_some(EndReason::Idle))
+            .map(|e| e.0.lo_port)
+            .collect();
+        assert_eq!(gone.len(), 67);
+        for p in 0..200u16 {
+            let found = t.get_mut(&key(p, IPPROTO_UDP)).map(|f| f.state.last_ts);
+            let want = (p % 3 != 0).then_some(i64::from(p));
+            assert_eq!(found, want, "port {p}");
+        }
+        assert_eq!(t.len(), 133);
+        assert_eq!(t.expire(0, true).count(), 133);
+        assert!(t.is_empty() && !t.contains(&key(1, IPPROTO_UDP)));
     }
 
     #[test]
