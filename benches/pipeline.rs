@@ -1,5 +1,5 @@
 //! Criterion benches of the hot path over the committed captures (`pcaps/`, without
-//! `pcaps/crafted/bad`), loaded into memory once: `pipeline` runs `Pipeline::process` over every
+//! `pcaps/crafted/bad`), loaded into memory once: `pipeline` runs `Engine::process` over every
 //! packet (a fresh pipeline per iteration, `finish()` at the end), `decode` runs
 //! `decode::decode` alone. Both report packets/s. Speed is never asserted.
 //!
@@ -13,7 +13,7 @@ use std::time::Duration;
 use bittap::capture::{MergedReader, RawPacket};
 use bittap::classify::Rules;
 use bittap::decode::{self, Decoded};
-use bittap::pipeline::{Config, Pipeline};
+use bittap::engine::{Config, Engine};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// One packet, owned.
@@ -100,7 +100,7 @@ fn benches(c: &mut Criterion) {
         .throughput(Throughput::Elements(packets.len() as u64));
     g.bench_function("pipeline", |b| {
         b.iter(|| {
-            let mut p = Pipeline::new(Config::default(), rules.clone());
+            let mut p = Engine::new(Config::default(), rules.clone());
             for pkt in &packets {
                 p.process(&pkt.raw());
             }

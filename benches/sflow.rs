@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bittap::capture::MergedReader;
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, Pipeline};
+use bittap::engine::{Config, Engine};
 use bittap::sflow::decode::{self, build, Sample};
 use bittap::sflow::Collector;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("collector", |b| {
         b.iter(|| {
-            let mut p = Pipeline::new(Config::default(), rules.clone());
+            let mut p = Engine::new(Config::default(), rules.clone());
             let mut col = Collector::new(None);
             for (ts, d) in &dgs {
                 col.datagram(*ts, d, &mut p);

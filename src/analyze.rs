@@ -10,12 +10,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::aggregate::Aggregator;
 use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
-use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
+use crate::engine::workers::Workers;
+use crate::engine::{Config, Engine};
+use crate::flow::record::{FlowRecord, FlowSink};
 use crate::sflow::{self, Collector};
 use crate::sink::influx::Client;
 use crate::sink::spool::Spooler;
 use crate::sink::{self, FlowWriter};
-use crate::workers::Workers;
 use std::io::Write as _;
 
 /// What to read and where to write.
@@ -136,7 +137,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
     };
     let learned = if opts.look_ahead {
         let mut reader = MergedReader::new(&files)?;
-        let mut first = Pipeline::new(cfg.clone(), rules.clone());
+        let mut first = Engine::new(cfg.clone(), rules.clone());
         let mut col = opts
             .sflow
             .as_ref()
@@ -181,7 +182,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
     let mut agent_rows = None;
     let (mut agg, totals, mut warnings) = if let Some(sf) = &opts.sflow {
         // One pipeline: the datagrams' samples, in capture order.
-        let mut pipeline = Pipeline::new(cfg, rules.clone());
+        let mut pipeline = Engine::new(cfg, rules.clone());
         if let Some(t) = learned {
             pipeline.set_endpoints(t);
         }
@@ -202,7 +203,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         }
         (agg, pipeline.totals(), pipeline.warnings.clone())
     } else if opts.threads <= 1 {
-        let mut pipeline = Pipeline::new(cfg, rules.clone());
+        let mut pipeline = Engine::new(cfg, rules.clone());
         if let Some(t) = learned {
             pipeline.set_endpoints(t);
         }

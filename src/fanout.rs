@@ -1,5 +1,5 @@
 //! `bittap live` over AF_PACKET fanout: N workers, each reading its own rings (one per
-//! interface) and counting in its own [`Pipeline`]; the kernel spreads flows over them, so
+//! interface) and counting in its own [`Engine`]; the kernel spreads flows over them, so
 //! there is no dispatcher thread and no copy. This thread only keeps time: it flushes minutes
 //! (asking every worker for its share and merging them), reloads rules and stops; the minutes
 //! go to the same sink thread and outputs as `live` over libpcap.
@@ -14,9 +14,10 @@ use crate::capture::afpacket::{self, Fanout, Ring};
 use crate::capture::live::{Drops, LiveError};
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::Rules;
+use crate::engine::{Config, Engine};
+use crate::flow::record::{FlowRecord, FlowSink};
 use crate::live::{self, load_rules, run_sink, Options, Outcome, Outputs, Ready, Signals};
 use crate::metrics::Metrics;
-use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
 use crate::sink::spool::Spooler;
 use crate::sink::FlowWriter;
 use crate::time::Nanos;
@@ -124,7 +125,7 @@ struct Shared {
 
 struct WorkerCtx {
     id: usize,
-    p: Pipeline,
+    p: Engine,
     rings: Vec<Ring>,
     rx: Receiver<Cmd>,
     reply: SyncSender<Handover>,
@@ -377,7 +378,7 @@ pub fn run(
     let mut workers = Vec::with_capacity(n);
     for (w, rs) in rings.into_iter().enumerate() {
         let (tx, rx) = sync_channel::<Cmd>(4);
-        let mut p = Pipeline::new(wcfg.clone(), rules.clone());
+        let mut p = Engine::new(wcfg.clone(), rules.clone());
         p.set_endpoints(endpoints.clone());
         if let Some(f) = &flows {
             p.set_flow_sink(Box::new(f.clone()));

@@ -1,7 +1,7 @@
 //! bittap: a passive network monitor for BitTorrent traffic.
 //!
 //! The pipeline is capture → decode → flow → classify → aggregate → sink; `analyze` is the
-//! offline front door over capture files. Tests and benches drive [`pipeline::Pipeline`]
+//! offline front door over capture files. Tests and benches drive [`engine::Engine`]
 //! directly.
 
 pub mod aggregate;
@@ -9,13 +9,12 @@ pub mod analyze;
 pub mod capture;
 pub mod classify;
 pub mod decode;
+pub mod engine;
 pub mod fanout;
 pub mod flow;
 pub mod live;
 pub mod metrics;
-pub mod pipeline;
 pub mod report;
 pub mod sflow;
 pub mod sink;
 pub mod time;
-pub mod workers;

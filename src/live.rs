@@ -15,12 +15,13 @@ use crate::aggregate::{Aggregator, MinuteStart};
 use crate::capture::live::{Drops, LiveCapture, LiveOptions};
 use crate::capture::Source;
 use crate::classify::{Class, Rules};
+use crate::engine::workers::Workers;
+use crate::engine::Config;
+use crate::flow::record::FlowSink;
 use crate::metrics::{Metrics, MetricsOptions};
-use crate::pipeline::{Config, FlowSink};
 use crate::sink::spool::{SpoolConfig, SpoolStats, Spooler};
 use crate::sink::{self, influx, FlowWriter, Format};
 use crate::time::{Nanos, WallClock};
-use crate::workers::Workers;
 
 mod minutes;
 pub(crate) use minutes::{capture_minutes, Flush, MinuteEngine, Minutes};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bittap::capture::RawPacket;
 use bittap::classify::{Evidence, Method, Proto, Rules};
-use bittap::pipeline::{Config, Pipeline, SharedFlows};
+use bittap::engine::{Config, Engine};
+use bittap::flow::record::SharedFlows;
 
 const S: i64 = 1_000_000_000;
 const T0: i64 = 1_717_149_600 * S;
@@ -60,7 +61,7 @@ fn dht_values(peers: &[([u8; 4], u16)]) -> Vec<u8> {
     m
 }
 
-fn feed(p: &mut Pipeline, ts: i64, frame: &[u8]) {
+fn feed(p: &mut Engine, ts: i64, frame: &[u8]) {
     p.process(&RawPacket {
         ts_ns: ts,
         wire_len: frame.len() as u32,
@@ -85,7 +86,7 @@ fn random(n: usize, seed: u32) -> Vec<u8> {
 #[test]
 fn advertised_peer_is_found_by_correlation_and_only_on_its_port() {
     let rules = Arc::new(Rules::builtin().expect("rules"));
-    let mut p = Pipeline::new(Config::default(), rules);
+    let mut p = Engine::new(Config::default(), rules);
     let flows = SharedFlows::default();
     p.set_flow_sink(Box::new(flows.clone()));
     let (me, node, peer) = ([10, 0, 0, 1], [192, 0, 2, 7], [198, 51, 100, 9]);
@@ -160,7 +161,7 @@ fn flood_of_advertised_peers_stays_within_the_bound() {
         max_endpoints: 10_000,
         ..Config::default()
     };
-    let mut p = Pipeline::new(cfg, rules);
+    let mut p = Engine::new(cfg, rules);
     let (me, node) = ([10, 0, 0, 1], [192, 0, 2, 7]);
     // The node's reply is validated KRPC: both ends of that UDP flow are observed endpoints.
     let observed = bittap::classify::endpoints::Endpoint {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bittap::capture::RawPacket;
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, Pipeline};
+use bittap::engine::{Config, Engine};
 
 #[test]
 fn second_pass_allocates_nothing() {
@@ -37,11 +37,11 @@ fn second_pass_allocates_nothing() {
     let packets = counting_alloc::load(&files);
     assert!(packets.len() > 300, "{} packets", packets.len());
 
-    let mut pipeline = Pipeline::new(
+    let mut pipeline = Engine::new(
         Config::default(),
         Arc::new(Rules::builtin().expect("rules")),
     );
-    let feed = |p: &mut Pipeline| {
+    let feed = |p: &mut Engine| {
         for o in &packets {
             p.process(&RawPacket {
                 ts_ns: o.ts_ns,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bittap::capture::RawPacket;
 use bittap::classify::Rules;
-use bittap::pipeline::Config;
+use bittap::engine::Config;
 
 /// The multi-worker path allocates nothing per packet either: batches are pre-allocated and
 /// recycled, channels are bounded arrays, and each worker's pipeline is warm after one pass.
@@ -31,7 +31,7 @@ fn workers_second_pass_allocates_nothing() {
     .map(|f| common::crafted(f))
     .collect();
     let packets = counting_alloc::load(&files);
-    let mut w = bittap::workers::Workers::start(
+    let mut w = bittap::engine::workers::Workers::start(
         2,
         &Config::default(),
         Arc::new(Rules::builtin().expect("rules")),
@@ -40,7 +40,7 @@ fn workers_second_pass_allocates_nothing() {
         true,
     )
     .expect("workers");
-    let feed = |w: &mut bittap::workers::Workers| {
+    let feed = |w: &mut bittap::engine::workers::Workers| {
         for o in &packets {
             w.dispatch(&RawPacket {
                 ts_ns: o.ts_ns,

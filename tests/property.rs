@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bittap::aggregate::Counts;
 use bittap::capture::RawPacket;
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, Pipeline, SharedFlows};
+use bittap::engine::{Config, Engine};
+use bittap::flow::record::SharedFlows;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -114,7 +115,7 @@ fn frame() -> impl Strategy<Value = Frame> {
 
 fn check(frames: &[Frame], cfg: Config) -> Result<(), TestCaseError> {
     let rules = Arc::new(Rules::builtin().expect("rules"));
-    let mut p = Pipeline::new(cfg, rules);
+    let mut p = Engine::new(cfg, rules);
     let flows = SharedFlows::default();
     p.set_flow_sink(Box::new(flows.clone()));
     let mut want = Counts::default();

@@ -20,7 +20,8 @@ use bittap::aggregate::SeriesRow;
 use bittap::capture::MergedReader;
 use bittap::classify::{Class, Rules};
 use bittap::decode::addr_to_ip;
-use bittap::pipeline::{Config, FlowRecord, Pipeline, SharedFlows};
+use bittap::engine::{Config, Engine};
+use bittap::flow::record::{FlowRecord, SharedFlows};
 use bittap::sflow::decode::build;
 use bittap::sflow::Collector;
 use common::sflow::write_pcap;
@@ -280,7 +281,7 @@ fn segment(f: &[u8], mtu: usize) -> Option<Vec<Vec<u8>>> {
 
 /// What bittap counts of `frames` cut to 128 bytes (what pmacctd's samples show at 1:1).
 fn analyze_frames(frames: &[Frame]) -> Counted {
-    let mut p = Pipeline::new(Config::default(), rules());
+    let mut p = Engine::new(Config::default(), rules());
     let flows = SharedFlows::default();
     p.set_flow_sink(Box::new(flows.clone()));
     for (ts_ns, wire_len, data) in frames {
@@ -408,9 +409,9 @@ fn collect(datagrams: &[(i64, Vec<u8>)]) -> Counted {
 
 /// With `look_ahead`, a first pass over the datagrams learns endpoints (`--look-ahead`).
 fn collect_with(datagrams: &[(i64, Vec<u8>)], look_ahead: bool) -> Counted {
-    let mut p = Pipeline::new(Config::default(), rules());
+    let mut p = Engine::new(Config::default(), rules());
     if look_ahead {
-        let mut first = Pipeline::new(Config::default(), rules());
+        let mut first = Engine::new(Config::default(), rules());
         let mut c = Collector::new(None);
         for (ts, d) in datagrams {
             c.datagram(*ts, d, &mut first);
@@ -1036,7 +1037,7 @@ proptest! {
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
         cut in any::<usize>(),
     ) {
-        let mut p = Pipeline::new(small(), rules());
+        let mut p = Engine::new(small(), rules());
         let mut c = Collector::new(None);
         let mut m = seed();
         for (i, b) in flips {
@@ -1059,7 +1060,7 @@ proptest! {
 
 #[test]
 fn agent_state_is_bounded() {
-    let mut p = Pipeline::new(small(), rules());
+    let mut p = Engine::new(small(), rules());
     let mut c = Collector::new(None);
     for i in 0..(bittap::sflow::MAX_AGENTS as u32 + 500) {
         let d = build::datagram(

@@ -11,7 +11,8 @@ use bittap::aggregate::Counts;
 use bittap::analyze::{self, Options};
 use bittap::capture::{RawPacket, TS_MAX, TS_MIN};
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, Pipeline, SharedFlows};
+use bittap::engine::{Config, Engine};
+use bittap::flow::record::SharedFlows;
 use bittap::sink;
 use proptest::prelude::*;
 
@@ -60,7 +61,7 @@ fn frame(host: u8, tcp: bool) -> Vec<u8> {
 
 fn pipeline_run(stamps: &[(i64, u8, bool)], cfg: Config) -> Result<(), TestCaseError> {
     let rules = Arc::new(Rules::builtin().expect("rules"));
-    let mut p = Pipeline::new(cfg, rules.clone());
+    let mut p = Engine::new(cfg, rules.clone());
     let flows = SharedFlows::default();
     p.set_flow_sink(Box::new(flows.clone()));
     let mut want = Counts::default();

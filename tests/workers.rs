@@ -10,8 +10,9 @@ use std::sync::Arc;
 use bittap::aggregate::{minute_of, Aggregator, Counts};
 use bittap::capture::MergedReader;
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, Pipeline, SharedFlows};
-use bittap::workers::Workers;
+use bittap::engine::workers::Workers;
+use bittap::engine::{Config, Engine};
+use bittap::flow::record::SharedFlows;
 
 fn all_captures() -> Vec<PathBuf> {
     let mut v = Vec::new();
@@ -49,7 +50,7 @@ fn totals(agg: &Aggregator) -> (Counts, Counts) {
 fn conservation_across_flushes() {
     for path in all_captures() {
         let mut reader = MergedReader::new(std::slice::from_ref(&path)).expect("open");
-        let mut p = Pipeline::new(Config::default(), rules());
+        let mut p = Engine::new(Config::default(), rules());
         let mut out = Aggregator::new(p.rules().ports.len());
         let mut flushes = 0;
         while reader.advance() {
@@ -85,7 +86,7 @@ fn three_workers_match_one_pipeline() {
     let files = all_captures();
     let mut reader = MergedReader::new(&files).expect("open");
     let one = {
-        let mut p = Pipeline::new(Config::default(), rules());
+        let mut p = Engine::new(Config::default(), rules());
         let flows = SharedFlows::default();
         p.set_flow_sink(Box::new(flows.clone()));
         while reader.advance() {
@@ -135,8 +136,9 @@ fn three_workers_match_one_pipeline() {
     assert_eq!(series, one.0);
     assert_eq!(health, one.0);
 
-    let key =
-        |f: &bittap::pipeline::FlowRecord| (f.l4, f.src, f.src_port, f.dst, f.dst_port, f.first_ts);
+    let key = |f: &bittap::flow::record::FlowRecord| {
+        (f.l4, f.src, f.src_port, f.dst, f.dst_port, f.first_ts)
+    };
     let a: BTreeMap<_, _> = one.2.iter().map(|f| (key(f), f)).collect();
     let b: BTreeMap<_, _> = flows.take().into_iter().map(|f| (key(&f), f)).collect();
     assert_eq!(a.len(), b.len());
@@ -161,4 +163,85 @@ fn three_workers_match_one_pipeline() {
         "{differ} of {} verdicts differ, all by correlation",
         a.len()
     );
+}
+
+/// The dispatcher reads the address pair from the frame's bytes where it can: it must be the
+/// pair the decoder finds, on every frame of every capture (tunnels, VLANs, fragments and
+/// broken frames included), or a flow's packets would meet in different workers.
+#[test]
+fn raw_address_pair_is_the_decoders() {
+    let mut files = all_captures();
+    let ndpi = common::repo().join("../shared/corpus/ndpi/pcap");
+    if let Ok(dir) = std::fs::read_dir(&ndpi) {
+        let mut more: Vec<PathBuf> = dir.map(|e| e.expect("entry").path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    let (mut frames, mut with_pair) = (0u64, 0u64);
+    for f in &files {
+        let Ok(mut r) = MergedReader::new(std::slice::from_ref(f)) else {
+            continue;
+        };
+        while r.advance() {
+            let Some(p) = r.packet() else { continue };
+            let decoded = match bittap::decode::decode(p.linktype, p.data) {
+                bittap::decode::Decoded::Ip(ip) => Some((ip.src, ip.dst)),
+                _ => None,
+            };
+            let pair = bittap::engine::workers::address_pair(p.linktype, p.data);
+            assert_eq!(pair, decoded, "{} at {}", f.display(), p.ts_ns);
+            frames += 1;
+            with_pair += u64::from(pair.is_some());
+        }
+    }
+    assert!(
+        frames > 10_000 && with_pair > frames / 2,
+        "{with_pair} of {frames}"
+    );
+}
+
+/// One driver loop for one engine and for N workers, through the trait the front doors use:
+/// minutes flushed as packet time passes, then everything at the end. Every packet is
+/// counted once in the series and in health, by one engine and by one or two workers.
+#[test]
+fn one_engine_and_workers_drive_alike() {
+    use bittap::engine::{Engine, PacketSink};
+    fn drive(sink: &mut dyn PacketSink, files: &[PathBuf]) -> (Aggregator, u64) {
+        let mut reader = MergedReader::new(files).expect("open");
+        let mut out = Aggregator::new(rules().ports.len());
+        let mut open = i64::MIN;
+        let keep = |f: bittap::engine::Flushed, out: &mut Aggregator| {
+            assert!(f.error.is_none());
+            for (m, b) in f.agg.minutes() {
+                out.absorb(m, b);
+            }
+            f.totals.packets
+        };
+        while reader.advance() {
+            if let Some(pkt) = reader.packet() {
+                assert!(sink.packet(&pkt));
+                let m = minute_of(pkt.ts_ns);
+                if m > open {
+                    sink.clock(pkt.ts_ns);
+                    keep(sink.flush_minutes(m - 1), &mut out);
+                    open = m;
+                }
+            }
+        }
+        let packets = keep(sink.finish_all(), &mut out);
+        (out, packets)
+    }
+    let files = all_captures();
+    let mut one = Engine::new(Config::default(), rules());
+    let (a, pa) = drive(&mut one, &files);
+    let mut w1 = Workers::start(1, &Config::default(), rules(), None, None, true).expect("start");
+    let (b, pb) = drive(&mut w1, &files);
+    let mut w2 = Workers::start(2, &Config::default(), rules(), None, None, true).expect("start");
+    let (c, pc) = drive(&mut w2, &files);
+    assert!(pa > 1000);
+    assert_eq!((pa, pb, pc), (pa, pa, pa));
+    assert_eq!(totals(&a), totals(&b));
+    assert_eq!(totals(&a), totals(&c));
+    assert_eq!(totals(&a).0, totals(&a).1);
+    assert_eq!(totals(&a).0.packets, pa);
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 use bittap::aggregate::Counts;
 use bittap::capture::RawPacket;
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, Pipeline, SharedFlows};
+use bittap::engine::{Config, Engine};
+use bittap::flow::record::SharedFlows;
 use libfuzzer_sys::fuzz_target;
 
 fn rules() -> Arc<Rules> {
@@ -36,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Config::default()
     };
-    let mut p = Pipeline::new(cfg, rules());
+    let mut p = Engine::new(cfg, rules());
     let flows = SharedFlows::default();
     p.set_flow_sink(Box::new(flows.clone()));
     let mut want = Counts::default();

@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, Pipeline};
+use bittap::engine::{Config, Engine};
 use bittap::sflow::Collector;
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +16,7 @@ fn rules() -> Arc<Rules> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut p = Pipeline::new(Config::default(), rules());
+    let mut p = Engine::new(Config::default(), rules());
     let mut c = Collector::new(None);
     let mut ts = 1_717_149_600_000_000_000i64;
     for (h, d) in bittap_fuzz::chunks(data, 1) {

@@ -1,12 +1,17 @@
 //! Per-minute counters: the series (which partition the input), the port view and capture
 //! health. Minutes are UTC minutes of packet time.
 
+pub mod health;
 pub mod hll;
+pub mod ledger;
+
+pub use crate::flow::home::{Direction, HomeNet};
+pub use health::{Health, SflowHealth};
+pub use ledger::PortRow;
 
 use std::fmt;
 
 use crate::classify::{Method, Proto};
-use crate::decode::Addr;
 
 pub const NS_PER_MIN: i64 = 60_000_000_000;
 
@@ -22,104 +27,6 @@ pub fn minute_of(ts_ns: i64) -> i64 {
 #[inline]
 pub fn minute_start_ns(minute: i64) -> i64 {
     minute.saturating_mul(NS_PER_MIN)
-}
-
-/// Which way a packet crossed the link, seen from the home network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum Direction {
-    /// From home to elsewhere.
-    Up,
-    /// From elsewhere to home.
-    Down,
-    /// Both ends at home.
-    Local,
-    /// Neither end at home.
-    Transit,
-    /// No home network configured, or no addresses (non-IP frames).
-    Unknown,
-}
-
-impl Direction {
-    pub const ALL: [Direction; 5] = [
-        Direction::Up,
-        Direction::Down,
-        Direction::Local,
-        Direction::Transit,
-        Direction::Unknown,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-            Direction::Local => "local",
-            Direction::Transit => "transit",
-            Direction::Unknown => "unknown",
-        }
-    }
-}
-
-/// The home network (`--home-net`), as a list of CIDR prefixes.
-#[derive(Debug, Clone, Default)]
-pub struct HomeNet {
-    nets: Vec<(Addr, Addr)>,
-}
-
-impl HomeNet {
-    /// Parses `CIDR,CIDR,…` (IPv4 or IPv6; a bare address is a host).
-    pub fn parse(s: &str) -> Result<HomeNet, String> {
-        let mut nets = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (addr, len) = match part.split_once('/') {
-                Some((a, l)) => (a, Some(l)),
-                None => (part, None),
-            };
-            let ip: std::net::IpAddr = addr
-                .parse()
-                .map_err(|_| format!("`{part}`: `{addr}` is not an IP address"))?;
-            let (value, max, offset) = match ip {
-                std::net::IpAddr::V4(v4) => (crate::decode::v4_addr(v4.octets()), 32u32, 96u32),
-                std::net::IpAddr::V6(v6) => (u128::from(v6), 128, 0),
-            };
-            let len = match len {
-                Some(l) => l
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&l| l <= max)
-                    .ok_or_else(|| format!("`{part}`: prefix length must be 0-{max}"))?,
-                None => max,
-            };
-            let bits = len + offset;
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            nets.push((value & mask, mask));
-        }
-        Ok(HomeNet { nets })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.nets.is_empty()
-    }
-
-    pub fn contains(&self, a: Addr) -> bool {
-        self.nets.iter().any(|&(net, mask)| a & mask == net)
-    }
-
-    pub fn direction(&self, src: Addr, dst: Addr) -> Direction {
-        if self.nets.is_empty() {
-            return Direction::Unknown;
-        }
-        match (self.contains(src), self.contains(dst)) {
-            (true, false) => Direction::Up,
-            (false, true) => Direction::Down,
-            (true, true) => Direction::Local,
-            (false, false) => Direction::Transit,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -214,177 +121,6 @@ impl Amount {
             bytes,
             est: Sampled::held(u64::from(samples), u64::from(packets), bytes),
         }
-    }
-}
-
-/// sFlow's own health for one minute (all agents): datagrams and samples read, datagrams
-/// lost (sequence gaps), samples the agents dropped, and the link load their interface
-/// counters report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SflowHealth {
-    pub datagrams: u64,
-    pub flow_samples: u64,
-    pub counter_samples: u64,
-    /// Datagrams missing from the agents' sequence numbers.
-    pub datagrams_lost: u64,
-    /// Samples the agents dropped for lack of resources (their `drops` counters).
-    pub sample_drops: u64,
-    /// Datagrams, samples or records that did not add up (counted, then skipped).
-    pub malformed: u64,
-    /// Datagrams from agents not in `--agents`.
-    pub rejected: u64,
-    /// Samples without a record bittap decodes, and records of unknown formats.
-    pub unknown: u64,
-    /// Agents that restarted (uptime or sequence numbers going back).
-    pub restarts: u64,
-    /// Octets in and out of the sampled interfaces, from their counters.
-    pub if_in_octets: u64,
-    pub if_out_octets: u64,
-}
-
-impl SflowHealth {
-    pub const FIELDS: [&'static str; 11] = [
-        "datagrams",
-        "flow_samples",
-        "counter_samples",
-        "datagrams_lost",
-        "sample_drops",
-        "malformed",
-        "rejected",
-        "unknown",
-        "restarts",
-        "if_in_octets",
-        "if_out_octets",
-    ];
-
-    pub fn values(&self) -> [u64; 11] {
-        [
-            self.datagrams,
-            self.flow_samples,
-            self.counter_samples,
-            self.datagrams_lost,
-            self.sample_drops,
-            self.malformed,
-            self.rejected,
-            self.unknown,
-            self.restarts,
-            self.if_in_octets,
-            self.if_out_octets,
-        ]
-    }
-
-    pub fn merge(&mut self, o: &SflowHealth) {
-        let fields = [
-            &mut self.datagrams,
-            &mut self.flow_samples,
-            &mut self.counter_samples,
-            &mut self.datagrams_lost,
-            &mut self.sample_drops,
-            &mut self.malformed,
-            &mut self.rejected,
-            &mut self.unknown,
-            &mut self.restarts,
-            &mut self.if_in_octets,
-            &mut self.if_out_octets,
-        ];
-        for (f, v) in fields.into_iter().zip(o.values()) {
-            *f += v;
-        }
-    }
-}
-
-/// Capture health for one minute.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Health {
-    pub packets: u64,
-    pub bytes: u64,
-    pub non_ip: u64,
-    pub undecodable: u64,
-    /// Frames of a link type with no decoder (also counted in `undecodable`).
-    pub unknown_link: u64,
-    pub flows_created: u64,
-    pub flows_ended: u64,
-    pub flows_evicted: u64,
-    /// Flows that ended with no verdict from payload or port (class other, method none).
-    pub flows_unclassified: u64,
-    /// Most flows in the table at once during the minute.
-    pub flows_tracked: u64,
-    /// Later IP fragments whose first fragment never came.
-    pub fragments_orphaned: u64,
-    /// Live capture: packets the kernel dropped (pcap statistics), during the minute.
-    pub kernel_drops: u64,
-    /// Live capture: packets the interface or its driver dropped, during the minute.
-    pub interface_drops: u64,
-    /// Live capture: packets bittap itself dropped because a worker's queue was full.
-    pub queue_drops: u64,
-    /// Bytes waiting in the database spool when the minute was flushed.
-    pub spool_bytes: u64,
-    /// Age in seconds of the oldest write waiting in the spool when the minute was flushed.
-    pub spool_age_seconds: u64,
-}
-
-impl Health {
-    pub const FIELDS: [&'static str; 16] = [
-        "packets",
-        "bytes",
-        "non_ip",
-        "undecodable",
-        "unknown_link",
-        "flows_created",
-        "flows_ended",
-        "flows_evicted",
-        "flows_unclassified",
-        "flows_tracked",
-        "fragments_orphaned",
-        "kernel_drops",
-        "interface_drops",
-        "queue_drops",
-        "spool_bytes",
-        "spool_age_seconds",
-    ];
-
-    /// Adds another worker's health for the same minute. Counts add up; `flows_tracked` (a
-    /// per-worker peak) adds up to the peak of the whole table at worst; spool figures are
-    /// levels, not counts, so the larger is kept.
-    pub fn merge(&mut self, o: &Health) {
-        let a = self;
-        a.packets += o.packets;
-        a.bytes += o.bytes;
-        a.non_ip += o.non_ip;
-        a.undecodable += o.undecodable;
-        a.unknown_link += o.unknown_link;
-        a.flows_created += o.flows_created;
-        a.flows_ended += o.flows_ended;
-        a.flows_evicted += o.flows_evicted;
-        a.flows_unclassified += o.flows_unclassified;
-        a.flows_tracked += o.flows_tracked;
-        a.fragments_orphaned += o.fragments_orphaned;
-        a.kernel_drops += o.kernel_drops;
-        a.interface_drops += o.interface_drops;
-        a.queue_drops += o.queue_drops;
-        a.spool_bytes = a.spool_bytes.max(o.spool_bytes);
-        a.spool_age_seconds = a.spool_age_seconds.max(o.spool_age_seconds);
-    }
-
-    pub fn values(&self) -> [u64; 16] {
-        [
-            self.packets,
-            self.bytes,
-            self.non_ip,
-            self.undecodable,
-            self.unknown_link,
-            self.flows_created,
-            self.flows_ended,
-            self.flows_evicted,
-            self.flows_unclassified,
-            self.flows_tracked,
-            self.fragments_orphaned,
-            self.kernel_drops,
-            self.interface_drops,
-            self.queue_drops,
-            self.spool_bytes,
-            self.spool_age_seconds,
-        ]
     }
 }
 
@@ -486,55 +222,6 @@ impl MinuteBucket {
         }
         t
     }
-
-    /// Moves the port view to a new rule set: `map[old]` is the new index of old rule `old`
-    /// (None when the rule is gone; its counts are dropped from the port view, which is a
-    /// view, not a partition).
-    pub fn remap_ports(&mut self, map: &[Option<usize>], new_rules: usize) {
-        let mut port = vec![Counts::default(); new_rules * N_DIR];
-        let mut port_est = vec![Sampled::default(); new_rules * N_DIR];
-        for (i, (c, e)) in self.port.iter().zip(&self.port_est).enumerate() {
-            if let Some(Some(n)) = map.get(i / N_DIR) {
-                let j = n * N_DIR + i % N_DIR;
-                if let (Some(dst), Some(de)) = (port.get_mut(j), port_est.get_mut(j)) {
-                    dst.add(c.packets, c.bytes);
-                    de.add(*e);
-                }
-            }
-        }
-        self.port = port;
-        self.port_est = port_est;
-    }
-
-    #[inline]
-    pub fn add_port(&mut self, rule: usize, dir: Direction, packets: u64, bytes: u64) {
-        let est = Sampled {
-            samples: packets,
-            var: 0.0,
-        };
-        self.add_port_sampled(rule, dir, packets, bytes, est);
-    }
-
-    #[inline]
-    pub fn add_port_amount(&mut self, rule: usize, dir: Direction, a: Amount) {
-        self.add_port_sampled(rule, dir, u64::from(a.packets), a.bytes, a.est);
-    }
-
-    #[inline]
-    pub fn add_port_sampled(
-        &mut self,
-        rule: usize,
-        dir: Direction,
-        packets: u64,
-        bytes: u64,
-        est: Sampled,
-    ) {
-        let i = rule * N_DIR + dir as usize;
-        if let (Some(c), Some(e)) = (self.port.get_mut(i), self.port_est.get_mut(i)) {
-            c.add(packets, bytes);
-            e.add(est);
-        }
-    }
 }
 
 /// One row of the series: a minute and a tag set.
@@ -548,17 +235,6 @@ pub struct SeriesRow {
     /// Samples behind the counts (equal to packets for captures).
     pub samples: u64,
     /// Half-width of the 95 % interval of `counts.bytes` (0 for captures).
-    pub bytes_err: u64,
-}
-
-/// One row of the port view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRow {
-    pub minute: i64,
-    pub rule: usize,
-    pub direction: Direction,
-    pub counts: Counts,
-    pub samples: u64,
     pub bytes_err: u64,
 }
 
@@ -628,17 +304,30 @@ impl Aggregator {
         std::mem::take(&mut self.minutes)
     }
 
+    /// Takes out every minute before `minute` (as [`Aggregator::take_before`]) into an
+    /// aggregator of their own.
+    pub fn split_before(&mut self, minute: i64) -> Aggregator {
+        Aggregator {
+            minutes: self.take_before(minute),
+            cur: 0,
+            port_rules: self.port_rules,
+            floor: i64::MIN,
+        }
+    }
+
+    /// Takes out every minute into an aggregator of their own (end of input).
+    pub fn split_all(&mut self) -> Aggregator {
+        Aggregator {
+            minutes: self.take_all(),
+            cur: 0,
+            port_rules: self.port_rules,
+            floor: i64::MIN,
+        }
+    }
+
     /// Adds a minute counted elsewhere (another worker) into this one.
     pub fn absorb(&mut self, minute: i64, b: &MinuteBucket) {
         self.bucket(minute).merge(b);
-    }
-
-    /// Moves every open minute's port view to a new rule set (see [`MinuteBucket::remap_ports`]).
-    pub fn remap_ports(&mut self, map: &[Option<usize>], new_rules: usize) {
-        self.port_rules = new_rules;
-        for (_, b) in &mut self.minutes {
-            b.remap_ports(map, new_rules);
-        }
     }
 
     /// Whether no minute is held.
@@ -676,31 +365,6 @@ impl Aggregator {
             }
         }
         out
-    }
-
-    /// Port view rows with packets, ordered by minute, rule and direction.
-    pub fn port_rows(&self) -> Vec<PortRow> {
-        let mut out = Vec::new();
-        for (minute, b) in self.minutes() {
-            for (i, (counts, est)) in b.port.iter().zip(&b.port_est).enumerate() {
-                if counts.packets > 0 {
-                    out.push(PortRow {
-                        minute,
-                        rule: i / N_DIR,
-                        direction: Direction::ALL[i % N_DIR],
-                        counts: *counts,
-                        samples: est.samples,
-                        bytes_err: est.half_width(),
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    /// Estimated distinct BitTorrent hosts per minute, in order (every minute, 0 included).
-    pub fn hosts_rows(&self) -> Vec<(i64, u64)> {
-        self.minutes().map(|(m, b)| (m, b.hosts.count())).collect()
     }
 
     /// Health per minute, in order.
@@ -818,35 +482,6 @@ mod tests {
         assert_eq!(
             MinuteStart(4_223_371_679).to_string(),
             "9999-12-31T23:59:00Z"
-        );
-    }
-
-    #[test]
-    fn home_net_directions() {
-        let h = HomeNet::parse("10.0.0.0/8, 2001:db8::/32").expect("parse");
-        let a = |s: &str| match s.parse::<std::net::IpAddr>().expect("ip") {
-            std::net::IpAddr::V4(v) => crate::decode::v4_addr(v.octets()),
-            std::net::IpAddr::V6(v) => u128::from(v),
-        };
-        assert_eq!(h.direction(a("10.1.2.3"), a("8.8.8.8")), Direction::Up);
-        assert_eq!(h.direction(a("8.8.8.8"), a("10.1.2.3")), Direction::Down);
-        assert_eq!(h.direction(a("10.1.2.3"), a("10.3.2.1")), Direction::Local);
-        assert_eq!(
-            h.direction(a("2001:db9::1"), a("8.8.8.8")),
-            Direction::Transit
-        );
-        assert_eq!(
-            h.direction(a("2001:db8::1"), a("2001:db9::1")),
-            Direction::Up
-        );
-        // 0/0 in IPv4 covers all of IPv4 but no IPv6.
-        let all4 = HomeNet::parse("0.0.0.0/0").expect("parse");
-        assert_eq!(all4.direction(a("1.2.3.4"), a("::1")), Direction::Up);
-        assert!(HomeNet::parse("10.0.0.0/33").is_err());
-        assert!(HomeNet::parse("ten/8").is_err());
-        assert_eq!(
-            HomeNet::default().direction(a("10.0.0.1"), a("1.1.1.1")),
-            Direction::Unknown
         );
     }
 

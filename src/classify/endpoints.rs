@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 
 use crate::decode::{Addr, IPPROTO_TCP, IPPROTO_UDP};
@@ -44,7 +44,9 @@ struct Seen {
     how: Provenance,
 }
 
-type Map = HashMap<Endpoint, Seen, FixedState>;
+/// Keyed per process (a random seed), so crafted endpoints cannot collide the table; nothing
+/// is written in its order.
+type Map = HashMap<Endpoint, Seen, RandomState>;
 
 /// Bounded table of endpoints. Observed endpoints and advertised ones have separate shares of
 /// the bound, so a flood of advertisements cannot evict what was observed.
@@ -84,9 +86,9 @@ impl EndpointTable {
         EndpointTable {
             observed: HashMap::with_capacity_and_hasher(
                 max_observed.min(1 << 10),
-                FixedState::default(),
+                RandomState::default(),
             ),
-            advertised: HashMap::with_capacity_and_hasher(max.min(1 << 12), FixedState::default()),
+            advertised: HashMap::with_capacity_and_hasher(max.min(1 << 12), RandomState::default()),
             ttl_ns,
             max_observed,
             max_advertised: max - max_observed,

@@ -5,6 +5,7 @@
 //! (`rules/`); structural checks live in code.
 
 pub mod bencode;
+pub mod correlate;
 pub mod dht;
 pub mod endpoints;
 pub mod mse;

@@ -114,7 +114,7 @@ pub fn run(a: LiveArgs) -> Result<(), Error> {
         },
         threads: a
             .threads
-            .unwrap_or_else(bittap::workers::default_threads)
+            .unwrap_or_else(bittap::engine::workers::default_threads)
             .max(1),
         series: a.out.series,
         port_series: a.out.port_series,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bittap::aggregate::HomeNet;
 use bittap::classify::Rules;
-use bittap::pipeline::Config;
+use bittap::engine::Config;
 use bittap::sink::influx::{Client, HttpOptions, Target};
 use bittap::sink::spool::SpoolConfig;
 use bittap::time::Nanos;

@@ -6,6 +6,7 @@
 //! bytes still belong to a flow.
 
 mod tunnel;
+pub use tunnel::VXLAN_PORT;
 
 use etherparse::LaxIpSlice;
 

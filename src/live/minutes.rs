@@ -11,9 +11,9 @@ use super::{load_rules, Outcome, Ready, Signals};
 use crate::aggregate::{minute_of, Aggregator, MinuteStart};
 use crate::capture::Source;
 use crate::classify::Rules;
+use crate::engine::workers::Workers;
 use crate::metrics::Metrics;
 use crate::time::{Clock, Nanos};
-use crate::workers::Workers;
 
 const NS: i64 = 1_000_000_000;
 
@@ -45,8 +45,8 @@ pub(crate) struct Flush {
     pub(crate) agent_rows: Option<crate::sflow::AgentRows>,
 }
 
-impl From<crate::workers::Flushed> for Flush {
-    fn from(f: crate::workers::Flushed) -> Flush {
+impl From<crate::engine::workers::Flushed> for Flush {
+    fn from(f: crate::engine::workers::Flushed) -> Flush {
         Flush {
             agg: f.agg,
             warnings: f.warnings,
@@ -246,7 +246,7 @@ mod tests {
     use super::*;
     use crate::capture::live::Drops;
     use crate::capture::{MemorySource, OwnedPacket};
-    use crate::pipeline::Config;
+    use crate::engine::Config;
     use crate::time::{FakeClock, NS_PER_MIN};
     use std::sync::mpsc::sync_channel;
 

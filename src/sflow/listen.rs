@@ -10,8 +10,9 @@ use std::sync::Arc;
 use crate::aggregate::Aggregator;
 use crate::capture::{RawPacket, Source};
 use crate::classify::Rules;
+use crate::engine::{Config, Engine};
+use crate::flow::record::FlowSink;
 use crate::live::{self, open_out, Flush, MinuteEngine, Minutes, Outputs, Ready, Signals};
-use crate::pipeline::{Config, FlowSink, Pipeline};
 use crate::sink::FlowWriter;
 use crate::time::{Nanos, WallClock};
 
@@ -140,14 +141,14 @@ impl Source for Datagrams {
 /// The collector in front of one pipeline: each datagram's samples are packets weighted by
 /// their sampling rate.
 pub(crate) struct Collecting {
-    pub(crate) pipeline: Pipeline,
+    pub(crate) pipeline: Engine,
     pub(crate) collector: Collector,
-    /// Pipeline warnings already handed over.
+    /// Engine warnings already handed over.
     warned: usize,
 }
 
 impl Collecting {
-    pub(crate) fn new(pipeline: Pipeline, collector: Collector) -> Collecting {
+    pub(crate) fn new(pipeline: Engine, collector: Collector) -> Collecting {
         Collecting {
             pipeline,
             collector,
@@ -238,7 +239,7 @@ pub fn run(
     if let Some(u) = &opts.user {
         live::drop_privileges(u)?;
     }
-    let mut p = Pipeline::new(cfg, rules.clone());
+    let mut p = Engine::new(cfg, rules.clone());
     if let Some(f) = flows {
         p.set_flow_sink(f);
     }

@@ -17,7 +17,7 @@ use hashbrown::HashMap;
 use crate::aggregate::{minute_of, HomeNet, SflowHealth, NS_PER_MIN};
 use crate::capture::RawPacket;
 use crate::decode::{linktype, Addr, IPPROTO_TCP, IPPROTO_UDP};
-use crate::pipeline::Pipeline;
+use crate::engine::Engine;
 use decode::{CounterRecord, CounterSample, FlowRecord, FlowSample, IfCounters, Sample, Source};
 
 /// The collector port IANA assigned to sFlow.
@@ -131,7 +131,7 @@ impl Collector {
 
     /// Reads one datagram received (or captured) at `ts_ns`: its samples go to `p`, its
     /// health to the minute's bucket of `p`.
-    pub fn datagram(&mut self, ts_ns: i64, buf: &[u8], p: &mut Pipeline) {
+    pub fn datagram(&mut self, ts_ns: i64, buf: &[u8], p: &mut Engine) {
         let minute = minute_of(ts_ns);
         let mut h = SflowHealth::default();
         let d = match decode::parse(buf) {
@@ -234,7 +234,7 @@ impl Collector {
         key: AgentKey,
         epoch: Option<u32>,
         f: &FlowSample<'_>,
-        p: &mut Pipeline,
+        p: &mut Engine,
         h: &mut SflowHealth,
     ) {
         h.flow_samples += 1;
@@ -494,7 +494,7 @@ fn synthesize(buf: &mut [u8; 64], ip: &decode::SampledIp) -> (u32, usize) {
 
 /// Feeds one captured frame: an sFlow datagram when it is UDP to `port` (a whole datagram,
 /// not a fragment); anything else in the capture is ignored.
-pub fn captured(c: &mut Collector, p: &mut Pipeline, pkt: &RawPacket<'_>, port: u16) -> bool {
+pub fn captured(c: &mut Collector, p: &mut Engine, pkt: &RawPacket<'_>, port: u16) -> bool {
     match crate::decode::decode(pkt.linktype, pkt.data) {
         crate::decode::Decoded::Ip(ip)
             if ip.proto == IPPROTO_UDP
@@ -574,11 +574,11 @@ mod tests {
     use super::decode::build;
     use super::*;
     use crate::classify::Rules;
-    use crate::pipeline::Config;
+    use crate::engine::Config;
     use std::sync::Arc;
 
-    fn pipeline() -> Pipeline {
-        Pipeline::new(
+    fn pipeline() -> Engine {
+        Engine::new(
             Config::default(),
             Arc::new(Rules::builtin().expect("rules")),
         )

@@ -14,7 +14,7 @@ use std::path::Path;
 use crate::aggregate::{Health, MinuteStart, PortRow, Rfc3339, SeriesRow, SflowHealth};
 use crate::classify::{Class, Method, Proto, Rules};
 use crate::decode::addr_to_ip;
-use crate::pipeline::{FlowRecord, FlowSink};
+use crate::flow::record::{FlowRecord, FlowSink};
 
 /// CSV, or NDJSON when the file name ends in .json, .ndjson or .jsonl.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

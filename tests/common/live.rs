@@ -1,7 +1,6 @@
 //! Helpers for the tests that run `bittap live` on real packets: a network namespace with a
 //! veth pair, `bittap live` started on one end and stopped with SIGTERM, tcpreplay on the
-//! other, and readers of the CSV outputs. The same as tests/live.rs's own (which can move
-//! to these).
+//! other, and readers of the CSV outputs (tests/live.rs and tests/afpacket.rs).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

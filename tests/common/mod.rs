@@ -14,7 +14,8 @@ use std::sync::Arc;
 use bittap::aggregate::{Counts, SeriesRow};
 use bittap::capture::{CaptureError, MergedReader};
 use bittap::classify::Rules;
-use bittap::pipeline::{Config, FlowRecord, Pipeline, SharedFlows};
+use bittap::engine::{Config, Engine};
+use bittap::flow::record::{FlowRecord, SharedFlows};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,7 +63,7 @@ impl Run {
 pub fn run_with(paths: &[PathBuf], cfg: Config) -> Run {
     let rules = Arc::new(Rules::builtin().expect("built-in rules"));
     let mut reader = MergedReader::new(paths).expect("open captures");
-    let mut p = Pipeline::new(cfg, rules);
+    let mut p = Engine::new(cfg, rules);
     let flows = SharedFlows::default();
     p.set_flow_sink(Box::new(flows.clone()));
     while reader.advance() {

@@ -6,18 +6,22 @@
 //! allocation per packet. Workers meet only when minutes are flushed.
 //!
 //! Hashing the address pair alone (not the ports) is what keeps a fragmented datagram, whose
-//! later fragments carry no ports, in the worker of its flow.
+//! later fragments carry no ports, in the worker of its flow. The dispatcher reads the pair
+//! straight from the frame's bytes for plain IP over Ethernet (VLAN tags included), raw IP and
+//! Linux cooked capture; only other frames, and tunnels, are decoded to find it. Each packet
+//! is then decoded once, by its worker.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::aggregate::{Aggregator, Counts, MinuteBucket};
+use super::{Config, Engine, PacketSink};
+use crate::aggregate::{Aggregator, Counts};
 use crate::capture::RawPacket;
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::Rules;
-use crate::decode::{self, Decoded};
-use crate::pipeline::{Config, FlowRecord, FlowSink, Pipeline};
+use crate::decode::{self, linktype as link, v4_addr, Addr, Decoded, VXLAN_PORT};
+use crate::flow::record::{FlowRecord, FlowSink};
 
 /// Bytes of packet data a batch holds before it is sent.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -68,14 +72,6 @@ enum Msg {
     Finish,
 }
 
-/// What a worker hands over at a flush.
-struct Handover {
-    minutes: Vec<(i64, Box<MinuteBucket>)>,
-    error: Option<std::io::Error>,
-    warnings: Vec<String>,
-    totals: Counts,
-}
-
 struct Worker {
     tx: SyncSender<Msg>,
     free: Receiver<Batch>,
@@ -97,7 +93,7 @@ impl FlowSink for SharedSink {
     }
 }
 
-/// Minutes handed over by all workers, merged.
+/// Minutes handed over by an engine, or by all workers merged.
 pub struct Flushed {
     pub agg: Aggregator,
     /// The first flow-sink error of any worker.
@@ -110,7 +106,7 @@ pub struct Flushed {
 /// The dispatcher's side of N workers.
 pub struct Workers {
     workers: Vec<Worker>,
-    replies: Receiver<(usize, Handover)>,
+    replies: Receiver<(usize, Flushed)>,
     port_rules: usize,
     /// Wait for a free batch instead of dropping (offline input).
     block: bool,
@@ -136,19 +132,94 @@ pub fn worker_of(linktype: u32, data: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    let Decoded::Ip(ip) = decode::decode(linktype, data) else {
-        return 0;
-    };
-    let (lo, hi) = if ip.src <= ip.dst {
-        (ip.src, ip.dst)
-    } else {
-        (ip.dst, ip.src)
-    };
+    match address_pair(linktype, data) {
+        Some(pair) => spread(pair, n),
+        None => 0,
+    }
+}
+
+/// The source and destination addresses the decoder finds in a frame, if it finds any:
+/// read from the bytes for plain IP, else decoded.
+pub fn address_pair(linktype: u32, data: &[u8]) -> Option<(Addr, Addr)> {
+    raw_pair(linktype, data).or_else(|| match decode::decode(linktype, data) {
+        Decoded::Ip(ip) => Some((ip.src, ip.dst)),
+        _ => None,
+    })
+}
+
+/// Which of `n` workers an address pair goes to, whichever way round it is.
+fn spread((a, b): (Addr, Addr), n: usize) -> usize {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let fold = |a: u128| (a as u64) ^ ((a >> 64) as u64).rotate_left(29);
     let h =
         fold(lo).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ fold(hi).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
     let h = h ^ (h >> 31);
     ((u128::from(h.wrapping_mul(0xff51_afd7_ed55_8ccd)) * n as u128) >> 64) as usize
+}
+
+fn be16(b: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// The address pair of a frame read from its bytes, when it is plain IP the decoder would
+/// give the same addresses for (no tunnel inside); `None` means "ask the decoder".
+fn raw_pair(linktype: u32, data: &[u8]) -> Option<(Addr, Addr)> {
+    let (ip, version) = match linktype {
+        link::ETHERNET => {
+            let mut et = be16(data.get(12..14)?)?;
+            let mut rest = data.get(14..)?;
+            while matches!(et, 0x8100 | 0x88a8 | 0x9100 | 0x9200) {
+                et = be16(rest.get(2..4)?)?;
+                rest = rest.get(4..)?;
+            }
+            if !matches!(et, 0x0800 | 0x86dd) {
+                return None;
+            }
+            (rest, None)
+        }
+        link::RAW | link::DLT_RAW_12 | link::DLT_RAW_14 => (data, None),
+        link::IPV4 => (data, Some(4)),
+        link::IPV6 => (data, Some(6)),
+        link::LINUX_SLL => match be16(data.get(14..16)?)? {
+            0x0800 | 0x86dd => (data.get(16..)?, None),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let v = ip.first()? >> 4;
+    if version.is_some_and(|want| want != v) {
+        return None;
+    }
+    // A UDP datagram to the VXLAN port may carry a tunnel.
+    let vxlan = |udp: Option<&[u8]>| udp.and_then(be16) != Some(VXLAN_PORT);
+    match v {
+        4 => {
+            let ihl = usize::from(ip[0] & 15) * 4;
+            if ihl < 20 || ip.len() < ihl || usize::from(be16(&ip[2..4])?) < ihl {
+                return None;
+            }
+            let whole = be16(&ip[6..8])? & 0x3fff == 0;
+            let clear = match ip[9] {
+                // IP in IP and GRE.
+                4 | 41 | 47 => !whole,
+                17 if whole => vxlan(ip.get(ihl + 2..ihl + 4)),
+                _ => true,
+            };
+            let a = |i: usize| ip.get(i..i + 4).map(|b| v4_addr([b[0], b[1], b[2], b[3]]));
+            clear.then_some((a(12)?, a(16)?))
+        }
+        6 if ip.len() >= 40 => {
+            // Extension headers are left to the decoder.
+            let clear = match ip[6] {
+                6 => true,
+                17 => vxlan(ip.get(42..44)),
+                _ => false,
+            };
+            let a = |i: usize| ip.get(i..i + 16)?.try_into().ok().map(u128::from_be_bytes);
+            clear.then_some((a(8)?, a(24)?))
+        }
+        _ => None,
+    }
 }
 
 impl Workers {
@@ -178,7 +249,7 @@ impl Workers {
             for _ in 0..BATCHES_PER_WORKER {
                 let _ = free_tx.send(Batch::new());
             }
-            let mut p = Pipeline::new(cfg.clone(), rules.clone());
+            let mut p = Engine::new(cfg.clone(), rules.clone());
             p.set_endpoints(endpoints.clone());
             if let Some(f) = &flows {
                 p.set_flow_sink(Box::new(f.clone()));
@@ -302,8 +373,8 @@ impl Workers {
             let Ok((_, h)) = self.replies.recv() else {
                 break;
             };
-            for (m, b) in &h.minutes {
-                out.agg.absorb(*m, b);
+            for (m, b) in h.agg.minutes() {
+                out.agg.absorb(m, b);
             }
             if out.error.is_none() {
                 out.error = h.error;
@@ -336,6 +407,26 @@ impl Workers {
 
     /// Ends every flow and returns everything not yet flushed; the workers stop.
     pub fn finish(mut self) -> Flushed {
+        self.finish_all()
+    }
+}
+
+impl PacketSink for Workers {
+    fn packet(&mut self, pkt: &RawPacket<'_>) -> bool {
+        self.dispatch(pkt)
+    }
+
+    fn clock(&mut self, ts: i64) {
+        Workers::clock(self, ts);
+    }
+
+    fn flush_minutes(&mut self, minute: i64) -> Flushed {
+        self.flush(minute)
+    }
+
+    /// Ends every flow and returns everything not yet flushed; the workers stop (later calls
+    /// hand over nothing).
+    fn finish_all(&mut self) -> Flushed {
         let out = self.gather(|| Msg::Finish);
         for w in &mut self.workers {
             if let Some(h) = w.handle.take() {
@@ -358,12 +449,11 @@ fn send_current(w: &mut Worker) {
 
 fn run_worker(
     id: usize,
-    mut p: Pipeline,
+    mut p: Engine,
     rx: Receiver<Msg>,
     free: SyncSender<Batch>,
-    reply: SyncSender<(usize, Handover)>,
+    reply: SyncSender<(usize, Flushed)>,
 ) {
-    let mut seen_warnings = 0;
     for msg in rx {
         match msg {
             Msg::Packets(mut b) => {
@@ -381,33 +471,17 @@ fn run_worker(
                 let _ = free.send(b);
             }
             Msg::Flush(minute) => {
-                let warnings = p.warnings[seen_warnings..].to_vec();
-                seen_warnings = p.warnings.len();
-                let h = Handover {
-                    minutes: p.aggregator().take_before(minute),
-                    error: None,
-                    warnings,
-                    totals: p.totals(),
-                };
-                let _ = reply.send((id, h));
+                let _ = reply.send((id, p.flush_minutes(minute)));
             }
             Msg::Rules(r) => p.set_rules(r),
             Msg::Clock(ts) => p.advance_clock(ts),
             Msg::Finish => {
-                let error = p.finish().err();
-                let h = Handover {
-                    minutes: p.aggregator().take_all(),
-                    error,
-                    warnings: p.warnings[seen_warnings..].to_vec(),
-                    totals: p.totals(),
-                };
-                let _ = reply.send((id, h));
+                let _ = reply.send((id, p.finish_all()));
                 return;
             }
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,5 +509,69 @@ mod tests {
         }
         assert!(spread.iter().all(|&c| c > 20), "{spread:?}");
         assert_eq!(worker_of(1, &frame([1, 1, 1, 1], [2, 2, 2, 2]), 1), 0);
+    }
+
+    #[test]
+    fn raw_pair_leaves_tunnels_and_odd_frames_to_the_decoder() {
+        let v4 = |proto: u8, frag: [u8; 2], l4: &[u8]| {
+            let mut ip = vec![
+                0x45,
+                0,
+                0,
+                20 + l4.len() as u8,
+                0,
+                0,
+                frag[0],
+                frag[1],
+                64,
+                proto,
+            ];
+            ip.extend_from_slice(&[0, 0, 10, 0, 0, 1, 192, 0, 2, 1]);
+            ip.extend_from_slice(l4);
+            ip
+        };
+        let eth = |et: u16, ip: &[u8]| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&et.to_be_bytes());
+            f.extend_from_slice(ip);
+            f
+        };
+        let udp = |dport: u16| {
+            let mut u = vec![0x1a, 0xe1];
+            u.extend_from_slice(&dport.to_be_bytes());
+            u.extend_from_slice(&[0, 8, 0, 0]);
+            u
+        };
+        let pair = Some((v4_addr([10, 0, 0, 1]), v4_addr([192, 0, 2, 1])));
+        let plain = v4(17, [0, 0], &udp(6881));
+        assert_eq!(raw_pair(link::ETHERNET, &eth(0x0800, &plain)), pair);
+        assert_eq!(raw_pair(link::RAW, &plain), pair);
+        assert_eq!(raw_pair(link::IPV6, &plain), None);
+        let mut vlan = vec![0, 5, 0x08, 0x00];
+        vlan.extend_from_slice(&plain);
+        assert_eq!(raw_pair(link::ETHERNET, &eth(0x8100, &vlan)), pair);
+        // VXLAN, GRE and IP in IP may carry other addresses inside: the decoder decides.
+        let vx = v4(17, [0, 0], &udp(VXLAN_PORT));
+        assert_eq!(raw_pair(link::RAW, &vx), None);
+        assert_eq!(raw_pair(link::RAW, &v4(47, [0, 0], &[0; 8])), None);
+        assert_eq!(raw_pair(link::RAW, &v4(4, [0, 0], &[0; 20])), None);
+        // A later fragment of GRE is not unwrapped by the decoder either.
+        assert_eq!(raw_pair(link::RAW, &v4(47, [0, 9], &[0; 8])), pair);
+        // MPLS, PPPoE, unknown link types, garbage.
+        assert_eq!(raw_pair(link::ETHERNET, &eth(0x8847, &plain)), None);
+        assert_eq!(raw_pair(147, &plain), None);
+        assert_eq!(raw_pair(link::RAW, &plain[..12]), None);
+        for f in [eth(0x0800, &plain), eth(0x8100, &vlan), vx.clone()] {
+            let lt = if f.len() == vx.len() {
+                link::RAW
+            } else {
+                link::ETHERNET
+            };
+            let decoded = match decode::decode(lt, &f) {
+                Decoded::Ip(ip) => Some((ip.src, ip.dst)),
+                _ => None,
+            };
+            assert_eq!(address_pair(lt, &f), decoded);
+        }
     }
 }

@@ -1,0 +1,142 @@
+//! How an engine ends flows: a flow leaving the table without a verdict gets one on what is
+//! known, its held packets are credited, it is counted in health, and (with a flow sink) its
+//! record is written, sorted with the others ending at the same time.
+
+use std::io;
+
+use super::decide::{decide, fallback, Probing};
+use super::Engine;
+use crate::aggregate::minute_of;
+use crate::aggregate::{ledger, Aggregator};
+use crate::classify::endpoints::SharedEndpoints;
+use crate::classify::{Rules, Verdict};
+use crate::flow::frag::Frags;
+use crate::flow::record::FlowRecord;
+use crate::flow::table::{Ended, FlowTable};
+use crate::flow::Stage;
+
+/// What ending a flow touches.
+pub(super) struct Ending<'a> {
+    rules: &'a Rules,
+    endpoints: &'a SharedEndpoints,
+    probing: &'a mut Probing,
+    pub(super) agg: &'a mut Aggregator,
+    /// Where records go, when there is a flow sink.
+    records: Option<&'a mut Vec<FlowRecord>>,
+}
+
+impl Ending<'_> {
+    pub(super) fn end(&mut self, (key, mut f, reason): Ended) {
+        if let Stage::Probing(_) = f.class.stage {
+            let last = f.state.last_ts;
+            let v = fallback(&mut f, &key, self.rules, self.endpoints, last);
+            decide(&mut f, v, self.probing, self.agg);
+        }
+        let v = f.class.verdict().unwrap_or(Verdict::OTHER);
+        ledger::flow_ended(self.agg, f.state.last_ts, v, f.class.evidence);
+        if let Some(out) = self.records.as_deref_mut() {
+            let (src, sp, dst, dp) = if f.state.src_is_lo {
+                (key.lo, key.lo_port, key.hi, key.hi_port)
+            } else {
+                (key.hi, key.hi_port, key.lo, key.lo_port)
+            };
+            out.push(FlowRecord {
+                first_ts: f.state.first_ts,
+                last_ts: f.state.last_ts,
+                l4: key.l4(),
+                src,
+                src_port: sp,
+                dst,
+                dst_port: dp,
+                verdict: v,
+                packets: f.state.packets,
+                bytes: f.state.bytes,
+                end: reason,
+                evidence: f.class.proof,
+            });
+        }
+    }
+}
+
+impl Engine {
+    /// The tables, and what ending their flows touches.
+    pub(super) fn parts(&mut self) -> (&mut FlowTable, &mut Frags, Ending<'_>) {
+        let want_records = self.flow_sink.is_some();
+        let ending = Ending {
+            rules: &self.rules,
+            endpoints: &self.endpoints,
+            probing: &mut self.probing,
+            agg: &mut self.agg,
+            records: want_records.then_some(&mut self.ended),
+        };
+        (&mut self.flows, &mut self.frags, ending)
+    }
+
+    pub(super) fn ending(&mut self) -> Ending<'_> {
+        self.parts().2
+    }
+
+    /// Ends flows idle past their timeout (all of them at the end of input), and forgets
+    /// stale fragment state.
+    pub(super) fn sweep(&mut self, eof: bool) {
+        let now = self.now;
+        self.last_sweep = now;
+        let (flows, frags, mut ending) = self.parts();
+        for e in flows.expire(now, eof) {
+            ending.end(e);
+        }
+        for early in frags.expire(now, eof) {
+            ledger::orphan_fragments(ending.agg, &early);
+        }
+        self.write_ended();
+    }
+
+    /// Makes room in a full flow table: ends what expired, then the longest-idle sixteenth.
+    #[cold]
+    pub(super) fn make_flow_room(&mut self) {
+        self.sweep(false);
+        if !self.flows.is_full() {
+            return;
+        }
+        let minute = minute_of(self.now);
+        let (flows, _, mut ending) = self.parts();
+        let (mut evicted, mut probing) = (0, 0);
+        for e in flows.evict() {
+            probing += u64::from(matches!(e.1.class.stage, Stage::Probing(_)));
+            ending.end(e);
+            evicted += 1;
+        }
+        ending.agg.bucket(minute).health.flows_evicted += evicted;
+        self.evicted_probing += probing;
+        self.write_ended();
+    }
+
+    /// Ends every flow and forgets all fragment state: call once after the last packet.
+    /// Returns the first error from the flow sink, if any.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.sweep(true);
+        match self.sink_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the records of the flows that just ended.
+    pub(super) fn write_ended(&mut self) {
+        if self.ended.is_empty() {
+            return;
+        }
+        // Flows ending in one sweep leave the table in hash order: sort for stable output.
+        self.ended.sort_by(FlowRecord::order);
+        if let Some(sink) = &mut self.flow_sink {
+            for r in &self.ended {
+                if self.sink_error.is_none() {
+                    if let Err(e) = sink.write(r) {
+                        self.sink_error = Some(e);
+                    }
+                }
+            }
+        }
+        self.ended.clear();
+    }
+}

@@ -1,0 +1,292 @@
+//! The engine behind every front door: one pass down per packet, decode → fragments → flow
+//! table → probes → correlation → ledger.
+//!
+//! Every packet lands in exactly one series counter: at once when its flow has a verdict, or
+//! when the verdict is reached (packets seen before it are held per flow, per minute), or when
+//! the flow ends. Time is packet time throughout. [`workers::Workers`] runs N engines side by
+//! side; both implement [`PacketSink`], which is what a front door drives.
+
+mod config;
+mod control;
+mod decide;
+mod ending;
+pub mod workers;
+
+use std::io;
+use std::sync::Arc;
+
+pub use config::Config;
+pub use workers::{Flushed, Workers};
+
+use crate::aggregate::{ledger, minute_of, Aggregator, Amount, Counts, Direction};
+use crate::capture::RawPacket;
+use crate::classify::endpoints::{EndpointTable, SharedEndpoints};
+use crate::classify::{correlate, Answer, Class, Method, Proto, Rules, Transport};
+use crate::classify::{Evidence, Verdict};
+use crate::decode::{self, Decoded, Fragment, IpPacket, TCP_ACK, TCP_SYN};
+use crate::flow::frag::{Frags, Track};
+use crate::flow::record::{FlowRecord, FlowSink};
+use crate::flow::table::FlowTable;
+use crate::flow::{Classification, Flow, FlowKey, FlowState, PendingCount, Stage};
+use decide::{account, decide, fallback, Probing};
+
+/// A flow is classified on what its first packets show; after this many it takes the
+/// verdict it has (a handshake sent one byte per segment still fits).
+const MAX_PROBE_PACKETS: u64 = 192;
+
+/// What a front door drives: one engine on its own thread, or N workers.
+pub trait PacketSink {
+    /// Counts one captured frame; `false` when it was dropped (a full worker queue).
+    fn packet(&mut self, pkt: &RawPacket<'_>) -> bool;
+    /// Packet time has reached `ts` without a packet.
+    fn clock(&mut self, ts: i64);
+    /// Hands over every minute before `minute`.
+    fn flush_minutes(&mut self, minute: i64) -> Flushed;
+    /// Ends every flow and hands over everything left.
+    fn finish_all(&mut self) -> Flushed;
+}
+
+pub struct Engine {
+    cfg: Config,
+    rules: Arc<Rules>,
+    flows: FlowTable,
+    frags: Frags,
+    probing: Probing,
+    agg: Aggregator,
+    now: i64,
+    last_sweep: i64,
+    ended: Vec<FlowRecord>,
+    flow_sink: Option<Box<dyn FlowSink + Send>>,
+    sink_error: Option<io::Error>,
+    warned_links: Vec<u32>,
+    endpoints: SharedEndpoints,
+    /// Warnings met while processing (each kind once).
+    pub warnings: Vec<String>,
+    /// Warnings already handed over by [`PacketSink::flush_minutes`].
+    warnings_handed: usize,
+    totals: Counts,
+    /// Flows evicted while still being classified (a flood of new 5-tuples filling the
+    /// table with undecided flows); counted here, not yet in the health series.
+    evicted_probing: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: Config, rules: Arc<Rules>) -> Self {
+        let endpoints =
+            SharedEndpoints::from_table(EndpointTable::new(cfg.endpoint_ttl_ns, cfg.max_endpoints));
+        Engine {
+            flows: FlowTable::new(cfg.max_flows, cfg.timeouts()),
+            frags: Frags::new(cfg.max_frags, cfg.frag_timeout_ns),
+            agg: Aggregator::new(rules.ports.len()),
+            cfg,
+            rules,
+            probing: Probing::default(),
+            now: i64::MIN,
+            last_sweep: i64::MIN,
+            ended: Vec::new(),
+            flow_sink: None,
+            sink_error: None,
+            warned_links: Vec::new(),
+            endpoints,
+            warnings: Vec::new(),
+            warnings_handed: 0,
+            totals: Counts::default(),
+            evicted_probing: 0,
+        }
+    }
+
+    /// Counts and classifies one captured frame.
+    pub fn process(&mut self, pkt: &RawPacket<'_>) {
+        self.process_weighted(pkt, 1);
+    }
+
+    /// Counts and classifies one frame standing for `weight` frames (a packet sample taken
+    /// at 1 in `weight`, e.g. from sFlow): its packets and wire bytes count `weight` times.
+    pub fn process_weighted(&mut self, pkt: &RawPacket<'_>, weight: u32) {
+        let ts = pkt.ts_ns;
+        let minute = minute_of(ts);
+        let a = Amount::sample(u64::from(pkt.wire_len), weight.max(1));
+        if ts > self.now {
+            self.now = ts;
+            if self.last_sweep == i64::MIN {
+                self.last_sweep = ts;
+            }
+        }
+        self.totals.add(u64::from(a.packets), a.bytes);
+        let tracked = self.flows.len() as u64;
+        let bucket = self.agg.bucket(minute);
+        bucket.health.packets += u64::from(a.packets);
+        bucket.health.bytes += a.bytes;
+        bucket.health.flows_tracked = bucket.health.flows_tracked.max(tracked);
+        let decoded = decode::decode(pkt.linktype, pkt.data);
+        match decoded {
+            Decoded::Ip(ip) => {
+                // The payload is incomplete when the snap length cut the frame, or in a first fragment.
+                let cut = pkt.data.len() < pkt.wire_len as usize
+                    || matches!(ip.frag, Fragment::First { .. });
+                self.ip_packet(ts, minute, a, ip, cut)
+            }
+            Decoded::NonIp => {
+                bucket.add_amount(Proto::NonIp, Method::None, Direction::Unknown, a);
+                bucket.health.non_ip += u64::from(a.packets);
+            }
+            Decoded::Undecodable | Decoded::UnknownLink => {
+                bucket.add_amount(Proto::Undecodable, Method::None, Direction::Unknown, a);
+                bucket.health.undecodable += u64::from(a.packets);
+                if matches!(decoded, Decoded::UnknownLink) {
+                    bucket.health.unknown_link += u64::from(a.packets);
+                    self.warn_link(pkt.linktype);
+                }
+            }
+        }
+        if self.now.saturating_sub(self.last_sweep) >= self.cfg.sweep_interval_ns {
+            self.sweep(false);
+        }
+    }
+
+    /// One IP packet: fragments → flow table → probes → correlation → ledger.
+    fn ip_packet(&mut self, ts: i64, minute: i64, a: Amount, mut ip: IpPacket<'_>, cut: bool) {
+        // Fragments: a later fragment gets its datagram's ports, or waits for them.
+        let Engine {
+            frags, agg, cfg, ..
+        } = self;
+        let orphaned = |e: &PendingCount| ledger::orphan_fragments(agg, e);
+        let track = frags.track(
+            &mut ip,
+            ts,
+            minute,
+            &cfg.home_net,
+            a.packets,
+            a.bytes,
+            orphaned,
+        );
+        let Track::Go(early) = track else {
+            return;
+        };
+
+        // Flow table: the packet's flow, new if need be.
+        let (key, sender_lo) = FlowKey::of(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
+        let transport = match ip.proto {
+            decode::IPPROTO_TCP => Some(Transport::Tcp),
+            decode::IPPROTO_UDP => Some(Transport::Udp),
+            _ => None,
+        };
+        let flags = ip.tcp.map(|t| t.flags).unwrap_or(0);
+        self.open_flow(key, sender_lo, ts, minute, &ip, transport, flags);
+        let Engine {
+            flows,
+            probing,
+            agg,
+            rules,
+            endpoints,
+            ..
+        } = self;
+        let Some(flow) = flows.get_mut(&key) else {
+            return;
+        };
+        let dir = usize::from(sender_lo != flow.state.src_is_lo);
+        let dir_tag = flow.state.touch(ts, a.packets, a.bytes, flags, dir);
+
+        // Probes, while the flow is undecided; a flow decided on strong evidence teaches
+        // its ends.
+        if let (Some(t), Stage::Probing(pi)) = (transport, flow.class.stage) {
+            let probe = probing.probes.get(pi);
+            let answer =
+                probe.on_packet(rules, t, dir, ip.tcp, (ip.sport, ip.dport), ip.payload, cut);
+            let any_done = probe.any_done();
+            let decided = match answer {
+                Answer::Verdict(v, evidence) => {
+                    flow.class.evidence = true;
+                    flow.class.proof = evidence;
+                    Some(v)
+                }
+                Answer::NotThis => Some(fallback(flow, &key, rules, endpoints, ts)),
+                Answer::Undecided
+                    if flow.state.packets >= MAX_PROBE_PACKETS
+                        || (flow.state.packets >= 24 && any_done) =>
+                {
+                    Some(fallback(flow, &key, rules, endpoints, ts))
+                }
+                Answer::Undecided => None,
+            };
+            if let Some(v) = decided {
+                decide(flow, v, probing, agg);
+                // Only strong evidence teaches: a shape, framing alone, a port or a
+                // learned endpoint never spreads to other flows.
+                if v.class() == Class::Bittorrent && flow.class.proof.strong() {
+                    correlate::learn_flow(endpoints, rules, &ip, dir == 0, ts);
+                }
+            }
+        }
+
+        // Correlation: the peers and nodes a strongly identified flow advertises.
+        if let Some(v) = flow.class.verdict() {
+            if !ip.payload.is_empty() && flow.class.proof.strong() {
+                correlate::learn_advertised(endpoints, rules, v.proto, &ip, ts);
+            }
+        }
+
+        // Ledger: the port view, then the series (or held until the verdict).
+        if let Some(rule) = transport.and_then(|t| rules.port_rule_for(t, ip.sport, ip.dport)) {
+            ledger::credit_port(agg, minute, rule, dir_tag, a);
+        }
+        if let Some(e) = early {
+            flow.state.packets += u64::from(e.packets);
+            flow.state.bytes += e.bytes;
+            let held = Amount::held(e.packets, e.bytes, e.samples);
+            let dir = Direction::ALL[usize::from(e.dir)];
+            account(flow, rules, probing, agg, e.minute, dir, held);
+        }
+        account(flow, rules, probing, agg, minute, dir_tag, a);
+    }
+
+    /// Makes sure the packet's flow is in the table: a SYN ends the closed flow whose
+    /// 5-tuple it reuses, and a new flow is created (making room in a full table first).
+    #[allow(clippy::too_many_arguments)]
+    fn open_flow(
+        &mut self,
+        key: FlowKey,
+        sender_lo: bool,
+        ts: i64,
+        minute: i64,
+        ip: &IpPacket<'_>,
+        transport: Option<Transport>,
+        flags: u8,
+    ) {
+        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            if let Some(e) = self.flows.reuse(&key) {
+                self.ending().end(e);
+                self.write_ended();
+            }
+        }
+        if self.flows.contains(&key) {
+            return;
+        }
+        if self.flows.is_full() {
+            self.make_flow_room();
+        }
+        let port_rule = transport
+            .and_then(|t| self.rules.port_rule_for(t, ip.sport, ip.dport))
+            .map(|i| (i + 1) as u8)
+            .unwrap_or(0);
+        let (dst, src) = ((ip.dst, ip.dport), (ip.src, ip.sport));
+        let correlated =
+            transport.and_then(|_| correlate::lookup_ends(&self.endpoints, ip.proto, dst, src, ts));
+        let stage = match transport {
+            Some(_) => Stage::Probing(self.probing.alloc()),
+            // Nothing to probe in ICMP, ESP and the like.
+            None => Stage::Decided(Verdict::OTHER),
+        };
+        let flow = Flow {
+            state: FlowState::new(&key, sender_lo, ts, ip, &self.cfg.home_net, port_rule),
+            class: Classification {
+                stage,
+                evidence: false,
+                proof: Evidence::None,
+                correlated,
+            },
+        };
+        self.flows.insert(key, flow);
+        self.agg.bucket(minute).health.flows_created += 1;
+    }
+}
