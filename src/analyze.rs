@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::aggregate::Aggregator;
+use crate::aggregate::{minute_of, Aggregator};
 use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::engine::workers::Workers;
@@ -89,6 +89,27 @@ impl FlowSink for CountingSink {
     }
 }
 
+/// When to pack finished minutes ([`Aggregator::pack_before`]): each time packet time
+/// enters a new minute, every minute before the previous one is packed, so what is kept grows
+/// with the traffic, not with the time the input spans. (A minute credited after it was packed
+/// is unpacked again: the outputs do not depend on when packing happens.)
+#[derive(Default)]
+struct Packer {
+    newest: Option<i64>,
+}
+
+impl Packer {
+    /// The minute to pack before, when packet time `ts_ns` enters a new minute.
+    fn due(&mut self, ts_ns: i64) -> Option<i64> {
+        let m = minute_of(ts_ns);
+        if self.newest.is_some_and(|n| m <= n) {
+            return None;
+        }
+        self.newest = Some(m);
+        Some(m.saturating_sub(1))
+    }
+}
+
 /// Why `analyze` stopped before its outcome.
 #[derive(Debug)]
 pub enum Error {
@@ -142,13 +163,19 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             .sflow
             .as_ref()
             .map(|s| Collector::new(s.agents.clone()));
+        let mut packer = Packer::default();
         let Ok(_) = drain(
             &mut reader,
-            |pkt| match (&mut col, &opts.sflow) {
-                (Some(c), Some(s)) => {
-                    sflow::captured(c, &mut first, pkt, s.port);
+            |pkt| {
+                match (&mut col, &opts.sflow) {
+                    (Some(c), Some(s)) => {
+                        sflow::captured(c, &mut first, pkt, s.port);
+                    }
+                    _ => first.process(pkt),
                 }
-                _ => first.process(pkt),
+                if let Some(m) = packer.due(pkt.ts_ns) {
+                    first.aggregator().pack_before(m);
+                }
             },
             |_| {},
         );
@@ -188,19 +215,20 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         }
         pipeline.set_flow_sink(flow_sink);
         let mut col = Collector::new(sf.agents.clone());
+        let mut packer = Packer::default();
         let Ok(_) = drain(
             &mut reader,
             |pkt| {
                 sflow::captured(&mut col, &mut pipeline, pkt, sf.port);
+                if let Some(m) = packer.due(pkt.ts_ns) {
+                    pipeline.aggregator().pack_before(m);
+                }
             },
             &mut tick,
         );
         pipeline.finish()?;
         agent_rows = Some(col.take_rows());
-        let mut agg = Aggregator::new(rules.ports.len());
-        for (m, b) in pipeline.aggregator().take_all() {
-            agg.absorb(m, &b);
-        }
+        let agg = std::mem::replace(pipeline.aggregator(), Aggregator::new(rules.ports.len()));
         (agg, pipeline.totals(), pipeline.warnings.clone())
     } else if opts.threads <= 1 {
         let mut pipeline = Engine::new(cfg, rules.clone());
@@ -208,12 +236,19 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             pipeline.set_endpoints(t);
         }
         pipeline.set_flow_sink(flow_sink);
-        let Ok(_) = drain(&mut reader, |pkt| pipeline.process(pkt), &mut tick);
+        let mut packer = Packer::default();
+        let Ok(_) = drain(
+            &mut reader,
+            |pkt| {
+                pipeline.process(pkt);
+                if let Some(m) = packer.due(pkt.ts_ns) {
+                    pipeline.aggregator().pack_before(m);
+                }
+            },
+            &mut tick,
+        );
         pipeline.finish()?;
-        let mut agg = Aggregator::new(rules.ports.len());
-        for (m, b) in pipeline.aggregator().take_all() {
-            agg.absorb(m, &b);
-        }
+        let agg = std::mem::replace(pipeline.aggregator(), Aggregator::new(rules.ports.len()));
         (agg, pipeline.totals(), pipeline.warnings.clone())
     } else {
         let mut workers = Workers::start(
@@ -224,10 +259,14 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             Some(flow_sink),
             true,
         )?;
+        let mut packer = Packer::default();
         let Ok(_) = drain(
             &mut reader,
             |pkt| {
                 workers.dispatch(pkt);
+                if let Some(m) = packer.due(pkt.ts_ns) {
+                    workers.pack_before(m);
+                }
             },
             &mut tick,
         );

@@ -119,7 +119,7 @@ fn three_workers_match_one_pipeline() {
             if m > open {
                 let f = w.flush(m);
                 for (m, b) in f.agg.minutes() {
-                    merged.absorb(m, b);
+                    merged.absorb(m, &b);
                 }
                 open = m;
             }
@@ -128,7 +128,7 @@ fn three_workers_match_one_pipeline() {
     let done = w.finish();
     assert!(done.error.is_none());
     for (m, b) in done.agg.minutes() {
-        merged.absorb(m, b);
+        merged.absorb(m, &b);
     }
     assert_eq!(done.totals, one.0);
     assert_eq!(one.0.packets, dispatched);
@@ -213,7 +213,7 @@ fn one_engine_and_workers_drive_alike() {
         let keep = |f: bittap::engine::Flushed, out: &mut Aggregator| {
             assert!(f.error.is_none());
             for (m, b) in f.agg.minutes() {
-                out.absorb(m, b);
+                out.absorb(m, &b);
             }
             f.totals.packets
         };

@@ -147,10 +147,12 @@ impl MinuteBucket {
 impl Aggregator {
     /// Moves every open minute's port view to a new rule set (see [`MinuteBucket::remap_ports`]).
     pub fn remap_ports(&mut self, map: &[Option<usize>], new_rules: usize) {
-        self.port_rules = new_rules;
-        for (_, b) in &mut self.minutes {
-            b.remap_ports(map, new_rules);
+        let old = self.port_rules;
+        for (_, e) in &mut self.minutes {
+            e.open(old).remap_ports(map, new_rules);
         }
+        self.port_rules = new_rules;
+        self.packed_upto = 0;
     }
 
     /// Port view rows with packets, ordered by minute, rule and direction.

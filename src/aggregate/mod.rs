@@ -4,11 +4,13 @@
 pub mod health;
 pub mod hll;
 pub mod ledger;
+pub mod packed;
 
 pub use crate::flow::home::{Direction, HomeNet};
 pub use health::{Health, SflowHealth};
 pub use ledger::PortRow;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::classify::{Method, Proto};
@@ -135,6 +137,7 @@ fn slot(proto: Proto, method: Method, dir: Direction) -> usize {
 }
 
 /// Everything counted for one minute.
+#[derive(Clone)]
 pub struct MinuteBucket {
     series: [Counts; SLOTS],
     /// Samples and variance of each series counter (sampled input; for captures, samples
@@ -249,11 +252,38 @@ pub struct SeriesRow {
 /// flow ending, a packet arriving late) is credited to the oldest minute still open, so
 /// nothing counted is lost or counted twice.
 pub struct Aggregator {
-    minutes: Vec<(i64, Box<MinuteBucket>)>,
+    minutes: Vec<(i64, Entry)>,
     cur: usize,
     port_rules: usize,
     /// The oldest minute still open: minutes before it were taken out.
     floor: i64,
+    /// Entries before this index are packed ([`Aggregator::pack_before`]).
+    packed_upto: usize,
+}
+
+/// A minute being counted, or a finished one packed for keeping.
+enum Entry {
+    Open(Box<MinuteBucket>),
+    Packed(Box<packed::PackedBucket>),
+}
+
+impl Entry {
+    fn open(&mut self, port_rules: usize) -> &mut MinuteBucket {
+        if let Entry::Packed(p) = self {
+            *self = Entry::Open(p.unpack(port_rules));
+        }
+        match self {
+            Entry::Open(b) => b,
+            Entry::Packed(_) => unreachable!("unpacked above"),
+        }
+    }
+
+    fn into_bucket(self, port_rules: usize) -> Box<MinuteBucket> {
+        match self {
+            Entry::Open(b) => b,
+            Entry::Packed(p) => p.unpack(port_rules),
+        }
+    }
 }
 
 impl Aggregator {
@@ -263,6 +293,20 @@ impl Aggregator {
             cur: 0,
             port_rules,
             floor: i64::MIN,
+            packed_upto: 0,
+        }
+    }
+
+    fn of(minutes: Vec<(i64, Box<MinuteBucket>)>, port_rules: usize) -> Aggregator {
+        Aggregator {
+            minutes: minutes
+                .into_iter()
+                .map(|(m, b)| (m, Entry::Open(b)))
+                .collect(),
+            cur: 0,
+            port_rules,
+            floor: i64::MIN,
+            packed_upto: 0,
         }
     }
 
@@ -274,7 +318,11 @@ impl Aggregator {
         if self.minutes.get(self.cur).map(|m| m.0) != Some(minute) {
             self.cur = self.find_or_insert(minute);
         }
-        &mut self.minutes[self.cur].1
+        let entry = &mut self.minutes[self.cur].1;
+        if matches!(entry, Entry::Packed(_)) {
+            self.packed_upto = self.packed_upto.min(self.cur);
+        }
+        entry.open(self.port_rules)
     }
 
     #[cold]
@@ -283,7 +331,10 @@ impl Aggregator {
             Ok(i) => i,
             Err(i) => {
                 self.minutes
-                    .insert(i, (minute, MinuteBucket::new(self.port_rules)));
+                    .insert(i, (minute, Entry::Open(MinuteBucket::new(self.port_rules))));
+                if i < self.packed_upto {
+                    self.packed_upto += 1;
+                }
                 i
             }
         }
@@ -295,34 +346,49 @@ impl Aggregator {
         self.floor = self.floor.max(minute);
         let n = self.minutes.partition_point(|m| m.0 < minute);
         self.cur = 0;
-        self.minutes.drain(..n).collect()
+        self.packed_upto = self.packed_upto.saturating_sub(n);
+        let rules = self.port_rules;
+        self.minutes
+            .drain(..n)
+            .map(|(m, e)| (m, e.into_bucket(rules)))
+            .collect()
     }
 
     /// Takes out every minute (end of input).
     pub fn take_all(&mut self) -> Vec<(i64, Box<MinuteBucket>)> {
         self.cur = 0;
+        self.packed_upto = 0;
+        let rules = self.port_rules;
         std::mem::take(&mut self.minutes)
+            .into_iter()
+            .map(|(m, e)| (m, e.into_bucket(rules)))
+            .collect()
+    }
+
+    /// Packs every minute before `minute` ([`packed::PackedBucket`]): offline, a minute no
+    /// open flow is likely to credit any more is kept in a few hundred bytes instead of a
+    /// whole bucket. A packed minute credited again is unpacked first, so counts stay exact.
+    pub fn pack_before(&mut self, minute: i64) {
+        let n = self.minutes.partition_point(|m| m.0 < minute);
+        for (_, e) in self.minutes.iter_mut().take(n).skip(self.packed_upto) {
+            if let Entry::Open(b) = e {
+                *e = Entry::Packed(Box::new(packed::PackedBucket::pack(b)));
+            }
+        }
+        self.packed_upto = self.packed_upto.max(n);
     }
 
     /// Takes out every minute before `minute` (as [`Aggregator::take_before`]) into an
     /// aggregator of their own.
     pub fn split_before(&mut self, minute: i64) -> Aggregator {
-        Aggregator {
-            minutes: self.take_before(minute),
-            cur: 0,
-            port_rules: self.port_rules,
-            floor: i64::MIN,
-        }
+        let minutes = self.take_before(minute);
+        Aggregator::of(minutes, self.port_rules)
     }
 
     /// Takes out every minute into an aggregator of their own (end of input).
     pub fn split_all(&mut self) -> Aggregator {
-        Aggregator {
-            minutes: self.take_all(),
-            cur: 0,
-            port_rules: self.port_rules,
-            floor: i64::MIN,
-        }
+        let minutes = self.take_all();
+        Aggregator::of(minutes, self.port_rules)
     }
 
     /// Adds a minute counted elsewhere (another worker) into this one.
@@ -335,9 +401,15 @@ impl Aggregator {
         self.minutes.is_empty()
     }
 
-    /// All minutes, in order.
-    pub fn minutes(&self) -> impl Iterator<Item = (i64, &MinuteBucket)> {
-        self.minutes.iter().map(|(m, b)| (*m, &**b))
+    /// All minutes, in order (packed ones unpacked one at a time).
+    pub fn minutes(&self) -> impl Iterator<Item = (i64, Cow<'_, MinuteBucket>)> {
+        self.minutes.iter().map(|(m, e)| {
+            let b = match e {
+                Entry::Open(b) => Cow::Borrowed(&**b),
+                Entry::Packed(p) => Cow::Owned(*p.unpack(self.port_rules)),
+            };
+            (*m, b)
+        })
     }
 
     /// Series rows with packets, ordered by minute, then proto, method and direction.

@@ -66,6 +66,8 @@ enum Msg {
     /// Hand over every minute before this one.
     Flush(i64),
     Rules(Arc<Rules>),
+    /// Pack every minute before this one (offline: memory grows with traffic, not time).
+    Pack(i64),
     /// Packet time has reached this point (ends idle flows in a quiet worker).
     Clock(i64),
     /// End every flow and hand over everything.
@@ -338,6 +340,15 @@ impl Workers {
         }
     }
 
+    /// Has every worker pack its minutes before `minute` ([`Aggregator::pack_before`]),
+    /// after the packets dispatched so far.
+    pub fn pack_before(&mut self, minute: i64) {
+        self.send_pending();
+        for w in &self.workers {
+            let _ = w.tx.send(Msg::Pack(minute));
+        }
+    }
+
     /// Latest packet time dispatched.
     pub fn watermark(&self) -> i64 {
         self.watermark
@@ -374,8 +385,11 @@ impl Workers {
                 break;
             };
             for (m, b) in h.agg.minutes() {
-                out.agg.absorb(m, b);
+                out.agg.absorb(m, &b);
             }
+            // Packed again after each worker's share: a long input's minutes are never all
+            // whole buckets at once.
+            out.agg.pack_before(i64::MAX);
             if out.error.is_none() {
                 out.error = h.error;
             }
@@ -475,6 +489,7 @@ fn run_worker(
             }
             Msg::Rules(r) => p.set_rules(r),
             Msg::Clock(ts) => p.advance_clock(ts),
+            Msg::Pack(minute) => p.aggregator().pack_before(minute),
             Msg::Finish => {
                 let _ = reply.send((id, p.finish_all()));
                 return;
