@@ -22,8 +22,10 @@ bin=target/release/bittap
 "$bin" completions bash >target/deb-assets/bittap.bash
 "$bin" completions zsh >target/deb-assets/_bittap
 "$bin" completions fish >target/deb-assets/bittap.fish
-deb=$(cargo deb --no-build --quiet 2>/dev/null | tail -n 1)
-[ -f "$deb" ] || deb=$(ls -t target/debian/bittap_*.deb | head -n 1)
+# The release profile keeps debug info (for profiling); the package gets a stripped binary and
+# its debug symbols go to a separate bittap-dbgsym .ddeb beside it, as Debian does.
+deb=$(cargo deb --no-build --quiet --dbgsym 2>/dev/null | tail -n 1)
+case "$deb" in *.deb) [ -f "$deb" ] ;; *) false ;; esac || deb=$(ls -t target/debian/bittap_*.deb | head -n 1)
 echo "deb-check: built $deb"
 dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
 dpkg-deb --contents "$deb" | awk '{print $6}'
