@@ -104,10 +104,16 @@ pub struct Health {
     pub spool_bytes: u64,
     /// Age in seconds of the oldest write waiting in the spool when the minute was flushed.
     pub spool_age_seconds: u64,
+    /// Of `flows_evicted`, flows still being classified (a full table ends decided idle
+    /// flows first: these are the flows a flood of new 5-tuples cost their verdict).
+    pub flows_evicted_probing: u64,
+    /// BitTorrent messages that began as one (a guard passed: the handshake's first byte
+    /// and name, a KRPC dictionary's opening, BEP 15's protocol id) but did not validate.
+    pub bt_malformed: u64,
 }
 
 impl Health {
-    pub const FIELDS: [&'static str; 16] = [
+    pub const FIELDS: [&'static str; 18] = [
         "packets",
         "bytes",
         "non_ip",
@@ -124,6 +130,8 @@ impl Health {
         "queue_drops",
         "spool_bytes",
         "spool_age_seconds",
+        "flows_evicted_probing",
+        "bt_malformed",
     ];
 
     /// Adds another worker's health for the same minute. Counts add up; `flows_tracked` (a
@@ -147,9 +155,11 @@ impl Health {
         a.queue_drops += o.queue_drops;
         a.spool_bytes = a.spool_bytes.max(o.spool_bytes);
         a.spool_age_seconds = a.spool_age_seconds.max(o.spool_age_seconds);
+        a.flows_evicted_probing += o.flows_evicted_probing;
+        a.bt_malformed += o.bt_malformed;
     }
 
-    pub fn values(&self) -> [u64; 16] {
+    pub fn values(&self) -> [u64; 18] {
         [
             self.packets,
             self.bytes,
@@ -167,6 +177,8 @@ impl Health {
             self.queue_drops,
             self.spool_bytes,
             self.spool_age_seconds,
+            self.flows_evicted_probing,
+            self.bt_malformed,
         ]
     }
 }

@@ -106,7 +106,9 @@ impl Engine {
             ending.end(e);
             evicted += 1;
         }
-        ending.agg.bucket(minute).health.flows_evicted += evicted;
+        let health = &mut ending.agg.bucket(minute).health;
+        health.flows_evicted += evicted;
+        health.flows_evicted_probing += probing;
         self.evicted_probing += probing;
         self.write_ended();
     }

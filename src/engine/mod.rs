@@ -194,6 +194,10 @@ impl Engine {
             let answer =
                 probe.on_packet(rules, t, dir, ip.tcp, (ip.sport, ip.dport), ip.payload, cut);
             let any_done = probe.any_done();
+            let malformed = probe.take_malformed();
+            if malformed > 0 {
+                agg.bucket(minute).health.bt_malformed += u64::from(malformed);
+            }
             let decided = match answer {
                 Answer::Verdict(v, evidence) => {
                     flow.class.evidence = true;
@@ -288,5 +292,57 @@ impl Engine {
         };
         self.flows.insert(key, flow);
         self.agg.bucket(minute).health.flows_created += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ethernet, IPv4 10.0.0.1:40000 -> 10.0.0.2:51413, TCP with `payload`.
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (40 + payload.len()) as u16;
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&40000u16.to_be_bytes());
+        f.extend_from_slice(&51413u16.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn malformed_handshakes_are_counted_in_their_minute() {
+        let rules = Rules::builtin().expect("built-in rules");
+        let mut e = Engine::new(Config::default(), Arc::new(rules));
+        // The handshake's first byte and the start of its name, then a wrong name.
+        let mut bad = b"\x13BitTorrent protocoX".to_vec();
+        bad.extend_from_slice(&[0u8; 48]);
+        let f = frame(&bad);
+        let t0 = 28_000_000 * 60_000_000_000;
+        e.process(&RawPacket {
+            ts_ns: t0,
+            wire_len: f.len() as u32,
+            linktype: 1,
+            data: &f,
+        });
+        let mut good = b"\x13BitTorrent protocol".to_vec();
+        good.extend_from_slice(&[0u8; 48]);
+        let g = frame(&good);
+        e.process(&RawPacket {
+            ts_ns: t0 + 61_000_000_000,
+            wire_len: g.len() as u32,
+            linktype: 1,
+            data: &g,
+        });
+        e.finish().expect("finish");
+        let health = e.aggregator().health_rows();
+        let bad_per_minute: Vec<u64> = health.iter().map(|(_, h)| h.bt_malformed).collect();
+        assert_eq!(bad_per_minute, [1, 0]);
     }
 }
