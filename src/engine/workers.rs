@@ -384,11 +384,12 @@ impl Workers {
             let Ok((_, h)) = self.replies.recv() else {
                 break;
             };
+            // Packed as they are merged: a long input's minutes are never all whole buckets
+            // at once.
             for (m, b) in h.agg.minutes() {
                 out.agg.absorb(m, &b);
+                out.agg.pack_before(m);
             }
-            // Packed again after each worker's share: a long input's minutes are never all
-            // whole buckets at once.
             out.agg.pack_before(i64::MAX);
             if out.error.is_none() {
                 out.error = h.error;
