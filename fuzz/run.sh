@@ -16,7 +16,7 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   log=$(mktemp)
   if ! cargo fuzz run -s none -a "$t" "corpus/$t" "seeds/$t" -- \
-      -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+      -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 >"$log" 2>&1; then
     tail -40 "$log"
     echo "fuzz: $t FAILED (input in fuzz/artifacts/$t)" >&2
     rm -f "$log"
