@@ -31,8 +31,19 @@ pub fn credit(
 /// Credits the packets a flow held until its verdict `v`, each in its own minute, and
 /// empties the hold.
 pub fn credit_held(agg: &mut Aggregator, v: Verdict, held: &mut Held, host_hash: [u64; 2]) {
+    credit_counts(agg, v, held.counts(), host_hash);
+    held.clear();
+}
+
+/// Credits held counts to verdict `v`, each in its own minute.
+pub fn credit_counts(
+    agg: &mut Aggregator,
+    v: Verdict,
+    counts: &[PendingCount],
+    host_hash: [u64; 2],
+) {
     let bt = v.class() == Class::Bittorrent;
-    for p in held.counts() {
+    for p in counts {
         let b = agg.bucket(p.minute);
         let amount = Amount::held(p.packets, p.bytes, p.samples);
         b.add_amount(
@@ -47,7 +58,6 @@ pub fn credit_held(agg: &mut Aggregator, v: Verdict, held: &mut Held, host_hash:
             b.hosts.insert_hash(host_hash[1]);
         }
     }
-    held.clear();
 }
 
 /// Counts a packet on a port rule's ports in the port view (whatever its flow turns out to

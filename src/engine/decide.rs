@@ -4,28 +4,21 @@
 use crate::aggregate::{ledger, Aggregator, Amount, Direction};
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::{correlate, ProbePool, Rules, Verdict};
-use crate::flow::{Flow, FlowKey, Held, Stage};
+use crate::flow::{Flow, FlowKey, HeldPool, Stage};
 
 /// What only flows being classified have, by probe index: their probe state (from the
 /// pool) and the packets they hold. A decided flow has neither, which keeps it small.
 #[derive(Default)]
 pub(super) struct Probing {
     pub(super) probes: ProbePool,
-    held: Vec<Held>,
+    held: HeldPool,
 }
 
 impl Probing {
     pub(super) fn alloc(&mut self) -> u32 {
         let i = self.probes.alloc();
-        let n = i as usize + 1;
-        if self.held.len() < n {
-            self.held.resize(n, Held::default());
-        }
+        self.held.ensure(i);
         i
-    }
-
-    fn held(&mut self, i: u32) -> &mut Held {
-        &mut self.held[i as usize]
     }
 }
 
@@ -46,7 +39,10 @@ pub(super) fn fallback(
 /// credited.
 pub(super) fn decide(flow: &mut Flow, v: Verdict, probing: &mut Probing, agg: &mut Aggregator) {
     if let Stage::Probing(pi) = flow.class.stage {
-        ledger::credit_held(agg, v, probing.held(pi), flow.state.host_hash);
+        let (inline, spilled) = probing.held.counts(pi);
+        ledger::credit_counts(agg, v, inline, flow.state.host_hash);
+        ledger::credit_counts(agg, v, spilled, flow.state.host_hash);
+        probing.held.clear(pi);
         probing.probes.release(pi);
     }
     flow.class.stage = Stage::Decided(v);
@@ -66,8 +62,8 @@ pub(super) fn account(
     if let Stage::Probing(pi) = flow.class.stage {
         let samples = u16::try_from(a.est.samples).unwrap_or(u16::MAX);
         if probing
-            .held(pi)
-            .add(minute, dir, a.packets, a.bytes, samples)
+            .held
+            .add(pi, minute, dir, a.packets, a.bytes, samples)
         {
             return;
         }

@@ -257,6 +257,20 @@ impl Held {
         bytes: u64,
         samples: u16,
     ) -> bool {
+        self.add_within(MAX_PENDING, minute, dir, packets, bytes, samples)
+    }
+
+    /// Adds to the held counts, holding at most `cap` (≤ [`MAX_PENDING`]) of them; `false`
+    /// when there is no room left.
+    fn add_within(
+        &mut self,
+        cap: usize,
+        minute: i64,
+        dir: Direction,
+        packets: u32,
+        bytes: u64,
+        samples: u16,
+    ) -> bool {
         let n = usize::from(self.n);
         for p in &mut self.pending[..n] {
             if p.minute == minute && p.dir == dir as u8 {
@@ -266,7 +280,7 @@ impl Held {
                 return true;
             }
         }
-        if n == MAX_PENDING {
+        if n >= cap.min(MAX_PENDING) {
             return false;
         }
         self.pending[n] = PendingCount {
@@ -278,6 +292,113 @@ impl Held {
         };
         self.n += 1;
         true
+    }
+}
+
+/// Held counts kept inline per flow being classified: most flows hold one or two minute and
+/// direction pairs before their verdict (a handshake, a query and its answer).
+const INLINE_HELD: usize = 2;
+
+/// The held counts of one flow: the first [`INLINE_HELD`] inline, the rest (up to
+/// [`MAX_PENDING`] in all) in a spill taken from the pool only when needed.
+#[derive(Debug, Clone, Copy, Default)]
+struct SmallHeld {
+    inline: [PendingCount; INLINE_HELD],
+    n: u8,
+    /// Index + 1 of the spill in [`HeldPool::spills`]; 0 for none.
+    spill: u32,
+}
+
+/// Held counts of the flows being classified, by probe index: compact for the common case,
+/// spilling to a full [`Held`] (reused through a free list) for flows that span more minute
+/// and direction pairs. Holds what one `[Held]` by index would, in the same order.
+#[derive(Debug, Default)]
+pub struct HeldPool {
+    small: Vec<SmallHeld>,
+    spills: Vec<Held>,
+    free: Vec<u32>,
+}
+
+impl HeldPool {
+    /// Makes room for index `i`.
+    pub fn ensure(&mut self, i: u32) {
+        let n = i as usize + 1;
+        if self.small.len() < n {
+            self.small.resize(n, SmallHeld::default());
+        }
+    }
+
+    /// Adds to the held counts of index `i`; `false` when there is no room left.
+    pub fn add(
+        &mut self,
+        i: u32,
+        minute: i64,
+        dir: Direction,
+        packets: u32,
+        bytes: u64,
+        samples: u16,
+    ) -> bool {
+        let s = &mut self.small[i as usize];
+        let n = usize::from(s.n);
+        for p in &mut s.inline[..n] {
+            if p.minute == minute && p.dir == dir as u8 {
+                p.packets = p.packets.saturating_add(packets);
+                p.bytes += bytes;
+                p.samples = p.samples.saturating_add(samples);
+                return true;
+            }
+        }
+        if s.spill == 0 {
+            if n < INLINE_HELD {
+                s.inline[n] = PendingCount {
+                    minute,
+                    dir: dir as u8,
+                    packets,
+                    bytes,
+                    samples,
+                };
+                s.n += 1;
+                return true;
+            }
+            let j = match self.free.pop() {
+                Some(j) => j,
+                None => {
+                    self.spills.push(Held::default());
+                    (self.spills.len() - 1) as u32
+                }
+            };
+            s.spill = j + 1;
+        }
+        let spill = &mut self.spills[(s.spill - 1) as usize];
+        spill.add_within(
+            MAX_PENDING - INLINE_HELD,
+            minute,
+            dir,
+            packets,
+            bytes,
+            samples,
+        )
+    }
+
+    /// The held counts of index `i`, in the order they were first held: inline, then spilled.
+    pub fn counts(&self, i: u32) -> (&[PendingCount], &[PendingCount]) {
+        let s = &self.small[i as usize];
+        let spilled = match s.spill {
+            0 => &[][..],
+            j => self.spills[(j - 1) as usize].counts(),
+        };
+        (&s.inline[..usize::from(s.n)], spilled)
+    }
+
+    /// Empties the held counts of index `i`, returning its spill to the pool.
+    pub fn clear(&mut self, i: u32) {
+        let s = &mut self.small[i as usize];
+        if s.spill != 0 {
+            let j = s.spill - 1;
+            self.spills[j as usize].clear();
+            self.free.push(j);
+        }
+        *s = SmallHeld::default();
     }
 }
 
@@ -313,5 +434,50 @@ mod tests {
         assert_eq!(h.counts().len(), MAX_PENDING);
         h.clear();
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn held_pool_is_compact_and_holds_what_held_does() {
+        assert!(std::mem::size_of::<SmallHeld>() <= 56);
+        let mut pool = HeldPool::default();
+        let mut h = Held::default();
+        pool.ensure(1);
+        let adds = [
+            (1, Direction::Up),
+            (1, Direction::Down),
+            (1, Direction::Up),
+            (2, Direction::Up),
+            (3, Direction::Up),
+            (2, Direction::Up),
+            (4, Direction::Up),
+            (5, Direction::Up),
+            (1, Direction::Down),
+            (6, Direction::Up),
+        ];
+        for (k, (m, d)) in adds.into_iter().enumerate() {
+            let b = k as u64 + 1;
+            assert_eq!(pool.add(1, m, d, 1, b, 1), h.add(m, d, 1, b, 1));
+            let (a, s) = pool.counts(1);
+            let got: Vec<_> = a
+                .iter()
+                .chain(s)
+                .map(|p| (p.minute, p.dir, p.bytes))
+                .collect();
+            let want: Vec<_> = h
+                .counts()
+                .iter()
+                .map(|p| (p.minute, p.dir, p.bytes))
+                .collect();
+            assert_eq!(got, want);
+        }
+        assert!(pool.counts(0).0.is_empty());
+        pool.clear(1);
+        assert!(pool.counts(1).0.is_empty() && pool.counts(1).1.is_empty());
+        // The spill went back to the pool and is reused, emptied.
+        pool.ensure(2);
+        for m in 0..3 {
+            assert!(pool.add(2, m, Direction::Up, 1, 1, 1));
+        }
+        assert_eq!((pool.spills.len(), pool.counts(2).1.len()), (1, 1));
     }
 }
