@@ -165,19 +165,7 @@ fn probe_run(
 
 /// The fields of `bittap_sflow` (sFlow's own health per minute), as the health CSV of an sFlow
 /// run has them after capture health's.
-const SFLOW_FIELDS: [&str; 11] = [
-    "datagrams",
-    "flow_samples",
-    "counter_samples",
-    "datagrams_lost",
-    "sample_drops",
-    "malformed",
-    "rejected",
-    "unknown",
-    "restarts",
-    "if_in_octets",
-    "if_out_octets",
-];
+const SFLOW_FIELDS: [&str; 11] = bittap::aggregate::SflowHealth::FIELDS;
 
 /// The data of both tests: probe ix-1 is nine lab captures over 16:17–16:21 (every minute),
 /// with a home network so up/down/local/transit occur; probe ix-2 is eight others, with no
