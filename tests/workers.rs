@@ -194,8 +194,9 @@ fn raw_address_pair_is_the_decoders() {
             with_pair += u64::from(pair.is_some());
         }
     }
+    // pcaps/ alone holds about 9,000 frames (the ndpi corpus, when there, adds 50,000).
     assert!(
-        frames > 10_000 && with_pair > frames / 2,
+        frames > 5_000 && with_pair > frames / 2,
         "{with_pair} of {frames}"
     );
 }
