@@ -521,17 +521,7 @@ pub fn run(
         agent_rows: None,
     });
     drop(tx);
-    let rep = sink
-        .join()
-        .map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
-    out.in_series = rep.in_series;
-    out.minutes = rep.minutes;
-    out.errors.extend(rep.errors);
-    out.spool = rep.spool;
-    if let Some(e) = read_error {
-        return Err(e.into());
-    }
-    Ok(out)
+    live::finish(sink, out, read_error)
 }
 
 #[cfg(test)]

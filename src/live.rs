@@ -430,7 +430,7 @@ pub fn run(
         workers.len()
     );
 
-    let (mut out, read_error) = capture_minutes(
+    let (out, read_error) = capture_minutes(
         &mut cap,
         workers,
         rules,
@@ -443,6 +443,19 @@ pub fn run(
         },
         &WallClock,
     );
+    finish(sink, out, read_error)
+}
+
+/// Waits for the sink thread to write the last minute, adds what it wrote to `out`, and
+/// returns the capture's read error if there was one (after everything read was written).
+pub(crate) fn finish<E>(
+    sink: std::thread::JoinHandle<SinkReport>,
+    mut out: Outcome,
+    read_error: Option<E>,
+) -> anyhow::Result<Outcome>
+where
+    anyhow::Error: From<E>,
+{
     let rep = sink
         .join()
         .map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
