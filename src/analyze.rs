@@ -401,9 +401,11 @@ fn sflow_summary(
             100.0 * 1.96 * v.sqrt() / b as f64
         }
     };
+    let range = crate::aggregate::BtRange::of_rows(series);
     format!(
         "sflow: {} datagrams from {} agent(s), {} flow samples, {} counter samples; {} datagrams lost, {} samples dropped by agents, {} malformed, {} rejected, {} unknown\n\
-         sflow: estimated bytes {bytes} ±{:.1}% ({samples} samples), BitTorrent {bt_bytes} ±{:.1}% ({bt_samples} samples), 95% intervals; interface counters: {} octets in, {} out\n",
+         sflow: estimated bytes {bytes} ±{:.1}% ({samples} samples), BitTorrent {bt_bytes} ±{:.1}% ({bt_samples} samples), 95% intervals; interface counters: {} octets in, {} out\n\
+         sflow: BitTorrent between {} and {} bytes (95%: the sampling error, plus {} bytes with no evidence either way: port rules alone and unresolved flows)\n",
         h.datagrams,
         agents.len(),
         h.flow_samples,
@@ -417,6 +419,9 @@ fn sflow_summary(
         pm(bt_bytes, bt_var),
         h.if_in_octets,
         h.if_out_octets,
+        range.low(),
+        range.high(),
+        range.open(),
     )
 }
 

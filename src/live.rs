@@ -304,9 +304,11 @@ pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
                 if let Some(sf) = sflow.and_then(|v| v.iter().find(|(m, _)| m == minute)) {
                     let sf = sf.1;
                     println!(
-                        "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) flows={} datagrams={} lost={} samples={} agent_drops={} malformed={} rejected={}",
+                        "{t} packets={} bytes={} bittorrent_bytes={bt} ({pct:.2}%) bittorrent_range={}-{} flows={} datagrams={} lost={} samples={} agent_drops={} malformed={} rejected={}",
                         h.packets,
                         h.bytes,
+                        sf.bittorrent_low,
+                        sf.bittorrent_high,
                         h.flows_tracked,
                         sf.datagrams,
                         sf.datagrams_lost,

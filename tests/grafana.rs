@@ -165,7 +165,7 @@ fn probe_run(
 
 /// The fields of `bittap_sflow` (sFlow's own health per minute), as the health CSV of an sFlow
 /// run has them after capture health's.
-const SFLOW_FIELDS: [&str; 11] = bittap::aggregate::SflowHealth::FIELDS;
+const SFLOW_FIELDS: [&str; 15] = bittap::aggregate::SflowHealth::FIELDS;
 
 /// The data of both tests: probe ix-1 is nine lab captures over 16:17–16:21 (every minute),
 /// with a home network so up/down/local/transit occur; probe ix-2 is eight others, with no
@@ -631,6 +631,9 @@ const SPECS: &[Spec] = &[
     spec(S, "Samples per minute: all and BitTorrent", "B", "bittap", true, &[], true, false, Col::Rate("samples", 60.0)),
     spec(S, "sFlow datagrams lost and samples dropped (per minute)", "A", "bittap_sflow", false, &["probe"], true, false, Col::Rate("datagrams_lost", 60.0)),
     spec(S, "sFlow datagrams lost and samples dropped (per minute)", "B", "bittap_sflow", false, &["probe"], true, false, Col::Rate("sample_drops", 60.0)),
+    spec(S, "BitTorrent range: what the samples prove, up to what they cannot settle (bits/s)", "A", "bittap_sflow", false, &[], true, false, Col::Rate("bittorrent_bytes", 8.0)),
+    spec(S, "BitTorrent range: what the samples prove, up to what they cannot settle (bits/s)", "B", "bittap_sflow", false, &[], true, false, Col::Rate("bittorrent_low", 8.0)),
+    spec(S, "BitTorrent range: what the samples prove, up to what they cannot settle (bits/s)", "C", "bittap_sflow", false, &[], true, false, Col::Rate("bittorrent_high", 8.0)),
 ];
 
 /// The value of `col` over `rows` (never empty).
@@ -1149,7 +1152,7 @@ fn every_influxql_dashboard_query_returns_the_numbers_of_the_csv() {
             model: expected,
         },
     );
-    assert_eq!(checked, 5 + 46 * scenarios().len());
+    assert_eq!(checked, 5 + 49 * scenarios().len());
 
     // Grafana writes a relative range (the dashboards' default, now-6h) as now() arithmetic:
     // `time >= now() - 6h and time <= now()`. Every query must take that form too; over the

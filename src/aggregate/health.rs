@@ -23,10 +23,16 @@ pub struct SflowHealth {
     /// Octets in and out of the sampled interfaces, from their counters.
     pub if_in_octets: u64,
     pub if_out_octets: u64,
+    /// The minute's BitTorrent estimate and its range ([`super::BtRange`]), filled when
+    /// rows are written (never summed by [`SflowHealth::merge`]).
+    pub bittorrent_bytes: u64,
+    pub bittorrent_low: u64,
+    pub bittorrent_high: u64,
+    pub unresolved_bytes: u64,
 }
 
 impl SflowHealth {
-    pub const FIELDS: [&'static str; 11] = [
+    pub const FIELDS: [&'static str; 15] = [
         "datagrams",
         "flow_samples",
         "counter_samples",
@@ -38,9 +44,13 @@ impl SflowHealth {
         "restarts",
         "if_in_octets",
         "if_out_octets",
+        "bittorrent_bytes",
+        "bittorrent_low",
+        "bittorrent_high",
+        "unresolved_bytes",
     ];
 
-    pub fn values(&self) -> [u64; 11] {
+    pub fn values(&self) -> [u64; 15] {
         [
             self.datagrams,
             self.flow_samples,
@@ -53,7 +63,19 @@ impl SflowHealth {
             self.restarts,
             self.if_in_octets,
             self.if_out_octets,
+            self.bittorrent_bytes,
+            self.bittorrent_low,
+            self.bittorrent_high,
+            self.unresolved_bytes,
         ]
+    }
+
+    /// Sets the minute's BitTorrent range.
+    pub fn set_range(&mut self, r: &super::BtRange) {
+        self.bittorrent_bytes = r.bytes;
+        self.bittorrent_low = r.low();
+        self.bittorrent_high = r.high();
+        self.unresolved_bytes = r.unresolved;
     }
 
     pub fn merge(&mut self, o: &SflowHealth) {

@@ -5,10 +5,12 @@ pub mod health;
 pub mod hll;
 pub mod ledger;
 pub mod packed;
+pub mod range;
 
 pub use crate::flow::home::{Direction, HomeNet};
 pub use health::{Health, SflowHealth};
 pub use ledger::PortRow;
+pub use range::BtRange;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -154,6 +156,20 @@ pub struct MinuteBucket {
 }
 
 impl MinuteBucket {
+    /// The minute's BitTorrent range (sampled input; see [`BtRange`]).
+    pub fn bt_range(&self) -> BtRange {
+        let mut r = BtRange::default();
+        for proto in Proto::ALL {
+            for method in Method::ALL {
+                for direction in Direction::ALL {
+                    let i = slot(proto, method, direction);
+                    r.add(proto, method, self.series[i].bytes, self.series_est[i].var);
+                }
+            }
+        }
+        r
+    }
+
     pub fn new(port_rules: usize) -> Box<Self> {
         Box::new(MinuteBucket {
             series: [Counts::default(); SLOTS],
@@ -447,8 +463,15 @@ impl Aggregator {
     }
 
     /// sFlow health per minute, in order (the same minutes as [`Aggregator::health_rows`]).
+    /// Each row also has the minute's BitTorrent range ([`BtRange`]).
     pub fn sflow_rows(&self) -> Vec<(i64, SflowHealth)> {
-        self.minutes().map(|(m, b)| (m, b.sflow)).collect()
+        self.minutes()
+            .map(|(m, b)| {
+                let mut h = b.sflow;
+                h.set_range(&b.bt_range());
+                (m, h)
+            })
+            .collect()
     }
 }
 

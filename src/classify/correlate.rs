@@ -69,6 +69,9 @@ pub fn fallback(rules: &Rules, class: &mut Classification, flow: &FlowState) -> 
                 method: Method::Port,
             }
         }
+        // Sampled: the samples may have missed what would have shown it (see
+        // `Method::Unresolved`).
+        None if class.sampled => Verdict::UNRESOLVED,
         None => Verdict::OTHER,
     }
 }
@@ -232,6 +235,7 @@ mod tests {
             evidence: false,
             proof: Evidence::None,
             correlated: Some(Provenance::DhtNode),
+            sampled: false,
         };
         let mut state = FlowState {
             first_ts: 0,
@@ -253,13 +257,16 @@ mod tests {
         class.correlated = None;
         class.proof = Evidence::None;
         assert_eq!(fallback(&r, &mut class, &state), Verdict::OTHER);
+        // Sampled, nothing either way: unresolved, not "not BitTorrent".
+        class.sampled = true;
+        assert_eq!(fallback(&r, &mut class, &state), Verdict::UNRESOLVED);
         if !r.ports.is_empty() {
             state.port_rule = 1;
             let v = fallback(&r, &mut class, &state);
             assert_eq!((v.proto, v.method), (r.ports[0].proto, Method::Port));
             assert_eq!(class.proof, Evidence::Port);
         }
-        // Payload evidence against BitTorrent wins over everything.
+        // Payload evidence against BitTorrent wins over everything, sampled or not.
         class.evidence = true;
         class.correlated = Some(Provenance::Observed);
         assert_eq!(fallback(&r, &mut class, &state), Verdict::OTHER);

@@ -187,15 +187,21 @@ pub enum Method {
     Port,
     /// Not BitTorrent: nothing to say how.
     None,
+    /// Sampled input only (a packet sample standing for more than one packet): a flow whose
+    /// samples showed no evidence either way, no learned endpoint and no port rule. Counted
+    /// as other, but it may be BitTorrent the samples missed (mid-stream peer wire or MSE,
+    /// uTP cut short), so the BitTorrent interval's upper end includes it ([`crate::aggregate::BtRange`]).
+    Unresolved,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Signature,
         Method::Correlation,
         Method::Heuristic,
         Method::Port,
         Method::None,
+        Method::Unresolved,
     ];
 
     pub fn name(self) -> &'static str {
@@ -205,6 +211,7 @@ impl Method {
             Method::Heuristic => "heuristic",
             Method::Port => "port",
             Method::None => "none",
+            Method::Unresolved => "unresolved",
         }
     }
 }
@@ -220,6 +227,12 @@ impl Verdict {
     pub const OTHER: Verdict = Verdict {
         proto: Proto::Other,
         method: Method::None,
+    };
+
+    /// Other, on sampled input with no evidence either way (see [`Method::Unresolved`]).
+    pub const UNRESOLVED: Verdict = Verdict {
+        proto: Proto::Other,
+        method: Method::Unresolved,
     };
 
     pub fn class(self) -> Class {

@@ -186,6 +186,7 @@ impl Engine {
         };
         let dir = usize::from(sender_lo != flow.state.src_is_lo);
         let dir_tag = flow.state.touch(ts, a.packets, a.bytes, flags, dir);
+        flow.class.sampled |= a.packets > 1;
 
         // Probes, while the flow is undecided; a flow decided on strong evidence teaches
         // its ends.
@@ -288,6 +289,7 @@ impl Engine {
                 evidence: false,
                 proof: Evidence::None,
                 correlated,
+                sampled: false,
             },
         };
         self.flows.insert(key, flow);

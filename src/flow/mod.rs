@@ -217,6 +217,9 @@ pub struct Classification {
     pub proof: Evidence,
     /// How an end of the flow was known as a BitTorrent endpoint, if it was.
     pub correlated: Option<Provenance>,
+    /// A packet of the flow was a sample standing for more than one packet (sFlow at a
+    /// rate above 1): what its samples did not show may still be there.
+    pub sampled: bool,
 }
 
 impl Classification {

@@ -250,6 +250,7 @@ mod tests {
                 evidence: false,
                 proof: Evidence::None,
                 correlated: None,
+                sampled: false,
             },
         }
     }
