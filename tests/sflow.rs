@@ -1141,27 +1141,28 @@ fn csv_sums(text: &str, by: &[&str]) -> BTreeMap<Vec<String>, (u64, u64)> {
     out
 }
 
-/// `--members`: samples are attributed by the agent's ingress port, else by the frame's
-/// source MAC, else `unknown`; held packets of an undecided flow go to the member that sent
-/// them; the member rows add up to the totals; no address leaves the process; a bad file
-/// is exit status 2 naming the file and line.
-#[test]
-fn members_by_port_and_by_mac() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
+/// The datagrams of the members tests (one agent, 1 in 10): a BitTorrent flow from a host
+/// behind member A (its port 5) to one behind member B (port 6, not in the file: B is known
+/// by its MAC), whose SYN and SYN-ACK are held until the handshake decides the flow; a flow
+/// of no member (port 7, unknown MAC); a frame with B's MAC entering at A's port (the port
+/// wins). Also the expected (member, class) → (packets, bytes), and the members file.
+#[allow(clippy::type_complexity)]
+fn members_fixture(
+    d: &Path,
+) -> (
+    Vec<(i64, Vec<u8>)>,
+    BTreeMap<(&'static str, &'static str), (u64, u64)>,
+    PathBuf,
+) {
     let a4 = [192, 0, 2, 1];
     let (ha, hb, hc) = ([10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]);
     let mut hs = b"\x13BitTorrent protocol".to_vec();
     hs.extend_from_slice(&[0u8; 48]);
-    // A BitTorrent flow from a host behind member A (its port 5) to one behind member B
-    // (port 6, not in the file: B is known by its MAC): SYN and SYN-ACK are held until the
-    // handshake decides the flow. A flow of no member (port 7, unknown MAC) beside it.
     let syn = eth_tcp_from(0x0a, ha, hb, (40000, 51413), 0x02, &[]);
     let synack = eth_tcp_from(0x0b, hb, ha, (51413, 40000), 0x12, &[]);
     let hs_a = eth_tcp_from(0x0a, ha, hb, (40000, 51413), 0x18, &hs);
     let hs_b = eth_tcp_from(0x0b, hb, ha, (51413, 40000), 0x18, &hs);
     let tls = eth_tcp_from(0x0c, hc, ha, (40001, 443), 0x18, &[0x16, 3, 1, 0, 100]);
-    // A frame with B's MAC entering at A's port: the port wins.
     let via_a = eth_tcp_from(0x0b, hc, hb, (40002, 443), 0x18, &[0x16, 3, 1, 0, 100]);
     let rate = 10u32;
     let plan: [(&Vec<u8>, u32); 6] = [
@@ -1189,8 +1190,6 @@ fn members_by_port_and_by_mac() {
             build::datagram(&a4, 0, i + 1, 1000 + i, &[s]),
         ));
     }
-    let cap = d.join("members.pcap");
-    write_pcap(&cap, &dgs, 6343);
     let members = d.join("members.toml");
     std::fs::write(
         &members,
@@ -1198,6 +1197,27 @@ fn members_by_port_and_by_mac() {
          [[member]]\nname = \"as64501-b\"\nmacs = [\"02:00:00:00:00:0b\"]\n",
     )
     .expect("members file");
+    let w = |f: &Vec<u8>| u64::from(rate) * f.len() as u64;
+    let want = BTreeMap::from([
+        (("as64500-a", "bittorrent"), (20, w(&syn) + w(&hs_a))),
+        (("as64500-a", "other"), (10, w(&via_a))),
+        (("as64501-b", "bittorrent"), (20, w(&synack) + w(&hs_b))),
+        (("unknown", "other"), (10, w(&tls))),
+    ]);
+    (dgs, want, members)
+}
+
+/// `--members`: samples are attributed by the agent's ingress port, else by the frame's
+/// source MAC, else `unknown`; held packets of an undecided flow go to the member that sent
+/// them; the member rows add up to the totals; no address leaves the process; a bad file
+/// is exit status 2 naming the file and line.
+#[test]
+fn members_by_port_and_by_mac() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (dgs, want, members) = members_fixture(d);
+    let cap = d.join("members.pcap");
+    write_pcap(&cap, &dgs, 6343);
     let bin = env!("CARGO_BIN_EXE_bittap");
     let run = |tag: &str, extra: &[&std::ffi::OsStr]| {
         let st = Command::new(bin)
@@ -1233,25 +1253,23 @@ fn members_by_port_and_by_mac() {
         csv_sums(&by_ports, &port_tags),
         csv_sums(&plain_ports, &port_tags)
     );
-    let w = |f: &Vec<u8>| rate as u64 * f.len() as u64;
-    let per = csv_sums(&by, &["member", "class"]);
-    let get = |m: &str, c: &str| {
-        per.get(&vec![m.to_string(), c.to_string()])
-            .copied()
-            .unwrap_or_default()
-    };
-    // A: its SYN (held, then BitTorrent) and handshake; the TLS frame entering at its port.
-    assert_eq!(get("as64500-a", "bittorrent"), (20, w(&syn) + w(&hs_a)));
-    assert_eq!(get("as64500-a", "other"), (10, w(&via_a)));
+    // A: its SYN (held, then BitTorrent) and handshake, and the frame entering at its port;
     // B, by its MAC: the SYN-ACK held before the verdict, and its handshake.
-    assert_eq!(get("as64501-b", "bittorrent"), (20, w(&synack) + w(&hs_b)));
-    assert_eq!(get("as64501-b", "other"), (0, 0));
-    assert_eq!(get("unknown", "other"), (10, w(&tls)));
+    let per = csv_sums(&by, &["member", "class"]);
+    let got: BTreeMap<(&str, &str), (u64, u64)> = want
+        .keys()
+        .map(|&(m, c)| {
+            let v = per.get(&vec![m.to_string(), c.to_string()]).copied();
+            ((m, c), v.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(per.len(), want.len(), "{per:?}");
     // The port view by member too (51413 is a BitTorrent port).
     let ports = csv_sums(&by_ports, &["member"]);
     assert_eq!(
         ports.get(&vec!["as64501-b".to_string()]).map(|c| c.1),
-        Some(w(&synack) + w(&hs_b))
+        want.get(&("as64501-b", "bittorrent")).map(|c| c.1)
     );
     assert!(
         by_lp.contains(",member=as64500-a ") && by_lp.contains(",member=unknown "),
@@ -1303,4 +1321,55 @@ fn members_by_port_and_by_mac() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
     assert!(!d.join("bad.csv").exists());
+}
+
+/// `bittap sflow --listen --members`: the datagrams of [`members_fixture`] over loopback
+/// give the same per-member rows as `analyze --sflow --members`.
+#[test]
+fn members_through_the_live_collector() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (dgs, want, members) = members_fixture(d);
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port();
+    let collector = Command::new(env!("CARGO_BIN_EXE_bittap"))
+        .args(["sflow", "--listen", &format!("127.0.0.1:{port}"), "--quiet"])
+        .args(["--flush-delay", "1", "--members"])
+        .arg(&members)
+        .arg("--series")
+        .arg(d.join("live.csv"))
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bittap sflow");
+    std::thread::sleep(Duration::from_millis(500));
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for (_, dg) in &dgs {
+        tx.send_to(dg, ("127.0.0.1", port)).expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe {
+        libc::kill(collector.id() as i32, libc::SIGTERM);
+    }
+    let out = collector.wait_with_output().expect("collector");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let series = std::fs::read_to_string(d.join("live.csv")).expect("series");
+    assert!(series.starts_with("time,class,proto,method,direction,member,"));
+    // Arrival minutes: sum over them.
+    let per = csv_sums(&series, &["member", "class"]);
+    let got: BTreeMap<(&str, &str), (u64, u64)> = want
+        .keys()
+        .map(|&(m, c)| {
+            let v = per.get(&vec![m.to_string(), c.to_string()]).copied();
+            ((m, c), v.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(got, want, "{series}");
 }
