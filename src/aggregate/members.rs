@@ -179,6 +179,43 @@ mod tests {
     }
 
     #[test]
+    fn member_rows_add_up_to_the_totals_and_survive_packing() {
+        use crate::aggregate::Aggregator;
+        use crate::classify::{Method, Proto};
+        let mut agg = Aggregator::new(1);
+        for (m, member) in [(5, MEMBER_UNKNOWN), (5, 3), (5, 2), (6, 2), (5, 3)] {
+            let b = agg.bucket(m);
+            let tag = Tag::new(Direction::Up, member);
+            b.add_tagged(Proto::Dht, Method::Signature, tag, Amount::sample(100, 10));
+            b.add_port_tagged(0, tag, Amount::sample(100, 10));
+        }
+        agg.pack_before(7);
+        let rows = agg.series_rows();
+        let got: Vec<(i64, u16, u64)> = rows
+            .iter()
+            .map(|r| (r.minute, r.member, r.counts.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (5, MEMBER_UNKNOWN, 1000),
+                (5, 2, 1000),
+                (5, 3, 2000),
+                (6, 2, 1000)
+            ]
+        );
+        let ports: Vec<(i64, u16, u64)> = agg
+            .port_rows()
+            .iter()
+            .map(|r| (r.minute, r.member, r.counts.bytes))
+            .collect();
+        assert_eq!(ports, got);
+        // The totals are still kept: the bucket's own series is the sum.
+        let total: u64 = agg.minutes().map(|(_, b)| b.series_total().bytes).sum();
+        assert_eq!(total, 5000);
+    }
+
+    #[test]
     fn counts_by_member_merge_pack_and_remap() {
         let mut a = MemberCounts::default();
         a.add_series(2, 7, Amount::sample(100, 10));
