@@ -22,7 +22,7 @@ pub type Map<K, V> = HashMap<K, V, RandomState>;
 pub fn new_map<K, V>(n: usize) -> Map<K, V> {
     Map::with_capacity_and_hasher(n, RandomState::default())
 }
-use crate::aggregate::{hll, Tag};
+use crate::aggregate::hll;
 use crate::classify::endpoints::Provenance;
 use crate::classify::{Evidence, Verdict};
 #[cfg(test)]
@@ -100,12 +100,11 @@ impl EndReason {
     }
 }
 
-/// Packets counted while a flow had no verdict yet, per minute and tag (direction and
-/// member).
+/// Packets counted while a flow had no verdict yet, per minute and direction tag.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PendingCount {
     pub minute: i64,
-    pub tag: Tag,
+    pub dir: u8,
     /// Packets (estimated, for sampled input: samples times their sampling rates).
     pub packets: u32,
     pub bytes: u64,
@@ -256,12 +255,12 @@ impl Held {
     pub fn add(
         &mut self,
         minute: i64,
-        tag: impl Into<Tag>,
+        dir: Direction,
         packets: u32,
         bytes: u64,
         samples: u16,
     ) -> bool {
-        self.add_within(MAX_PENDING, minute, tag.into(), packets, bytes, samples)
+        self.add_within(MAX_PENDING, minute, dir, packets, bytes, samples)
     }
 
     /// Adds to the held counts, holding at most `cap` (≤ [`MAX_PENDING`]) of them; `false`
@@ -270,14 +269,14 @@ impl Held {
         &mut self,
         cap: usize,
         minute: i64,
-        tag: Tag,
+        dir: Direction,
         packets: u32,
         bytes: u64,
         samples: u16,
     ) -> bool {
         let n = usize::from(self.n);
         for p in &mut self.pending[..n] {
-            if p.minute == minute && p.tag == tag {
+            if p.minute == minute && p.dir == dir as u8 {
                 p.packets = p.packets.saturating_add(packets);
                 p.bytes += bytes;
                 p.samples = p.samples.saturating_add(samples);
@@ -289,7 +288,7 @@ impl Held {
         }
         self.pending[n] = PendingCount {
             minute,
-            tag,
+            dir: dir as u8,
             packets,
             bytes,
             samples,
@@ -337,16 +336,15 @@ impl HeldPool {
         &mut self,
         i: u32,
         minute: i64,
-        tag: impl Into<Tag>,
+        dir: Direction,
         packets: u32,
         bytes: u64,
         samples: u16,
     ) -> bool {
-        let tag = tag.into();
         let s = &mut self.small[i as usize];
         let n = usize::from(s.n);
         for p in &mut s.inline[..n] {
-            if p.minute == minute && p.tag == tag {
+            if p.minute == minute && p.dir == dir as u8 {
                 p.packets = p.packets.saturating_add(packets);
                 p.bytes += bytes;
                 p.samples = p.samples.saturating_add(samples);
@@ -357,7 +355,7 @@ impl HeldPool {
             if n < INLINE_HELD {
                 s.inline[n] = PendingCount {
                     minute,
-                    tag,
+                    dir: dir as u8,
                     packets,
                     bytes,
                     samples,
@@ -378,7 +376,7 @@ impl HeldPool {
         spill.add_within(
             MAX_PENDING - INLINE_HELD,
             minute,
-            tag,
+            dir,
             packets,
             bytes,
             samples,
@@ -466,12 +464,12 @@ mod tests {
             let got: Vec<_> = a
                 .iter()
                 .chain(s)
-                .map(|p| (p.minute, p.tag, p.bytes))
+                .map(|p| (p.minute, p.dir, p.bytes))
                 .collect();
             let want: Vec<_> = h
                 .counts()
                 .iter()
-                .map(|p| (p.minute, p.tag, p.bytes))
+                .map(|p| (p.minute, p.dir, p.bytes))
                 .collect();
             assert_eq!(got, want);
         }

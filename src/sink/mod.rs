@@ -61,50 +61,46 @@ pub fn open_append(path: &Path) -> io::Result<(BufWriter<File>, bool)> {
 
 /// Writes the series: one row per minute and tag set with packets; with `sampled` (sFlow
 /// input) each row also has its samples and the 95 % interval of its bytes.
-pub fn write_series<'a>(
-    path: &Path,
-    rows: &[SeriesRow],
-    shape: impl Into<rows::Shape<'a>>,
-) -> io::Result<()> {
+pub fn write_series(path: &Path, rows: &[SeriesRow], sampled: bool) -> io::Result<()> {
     let mut w = create(path)?;
-    write_series_to(&mut w, Format::for_path(path), rows, true, shape)?;
+    write_series_to(&mut w, Format::for_path(path), rows, true, sampled)?;
     w.flush()
 }
 
 /// Writes series rows to `w`, with the CSV header if `header` (live appends minute by minute).
-pub fn write_series_to<'a, W: Write>(
+pub fn write_series_to<W: Write>(
     w: &mut W,
     fmt: Format,
     rows: &[SeriesRow],
     header: bool,
-    shape: impl Into<rows::Shape<'a>>,
+    sampled: bool,
 ) -> io::Result<()> {
-    let (schema, rows) = rows::series(rows, shape);
+    let (schema, rows) = rows::series(rows, sampled);
     rows::write(w, fmt, &schema, &rows, header)
 }
 
 /// Writes the port view: bytes on the classic BitTorrent ports, whatever the verdict.
-pub fn write_port_series<'a>(
+pub fn write_port_series(
     path: &Path,
     rows: &[PortRow],
     rules: &Rules,
-    shape: impl Into<rows::Shape<'a>>,
+    sampled: bool,
 ) -> io::Result<()> {
     let mut w = create(path)?;
-    write_port_series_to(&mut w, Format::for_path(path), rows, rules, true, shape)?;
+    write_port_series_to(&mut w, Format::for_path(path), rows, rules, true, sampled)?;
     w.flush()
 }
 
 /// Writes port-view rows to `w`, with the CSV header if `header`.
-pub fn write_port_series_to<'a, W: Write>(
+pub fn write_port_series_to<W: Write>(
     w: &mut W,
     fmt: Format,
     rows: &[PortRow],
     rules: &Rules,
     header: bool,
-    shape: impl Into<rows::Shape<'a>>,
+    sampled: bool,
 ) -> io::Result<()> {
-    let (schema, rows) = rows::ports(rows, rules, shape);
+    let (schema, rows) = rows::ports(rows, rules, sampled);
     rows::write(w, fmt, &schema, &rows, header)
 }
 
@@ -351,7 +347,6 @@ mod tests {
             counts: Counts { packets: 1, bytes },
             samples: 1,
             bytes_err: 0,
-            member: 0,
         };
         let rows = [
             row(Proto::Peerwire, Method::Signature, 300),
