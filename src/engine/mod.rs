@@ -172,7 +172,7 @@ impl Engine {
             _ => None,
         };
         let flags = ip.tcp.map(|t| t.flags).unwrap_or(0);
-        self.open_flow(key, sender_lo, ts, minute, &ip, transport, flags);
+        let at = self.open_flow(key, sender_lo, ts, minute, &ip, transport, flags);
         let Engine {
             flows,
             probing,
@@ -181,7 +181,7 @@ impl Engine {
             endpoints,
             ..
         } = self;
-        let Some(flow) = flows.get_mut(&key) else {
+        let Some(flow) = flows.at_mut(at) else {
             return;
         };
         let dir = usize::from(sender_lo != flow.state.src_is_lo);
@@ -245,8 +245,9 @@ impl Engine {
         account(flow, rules, probing, agg, minute, dir_tag, a);
     }
 
-    /// Makes sure the packet's flow is in the table: a SYN ends the closed flow whose
-    /// 5-tuple it reuses, and a new flow is created (making room in a full table first).
+    /// Makes sure the packet's flow is in the table, and returns its position: a SYN ends
+    /// the closed flow whose 5-tuple it reuses, and a new flow is created (making room in a
+    /// full table first). The key is hashed once.
     #[allow(clippy::too_many_arguments)]
     fn open_flow(
         &mut self,
@@ -257,15 +258,19 @@ impl Engine {
         ip: &IpPacket<'_>,
         transport: Option<Transport>,
         flags: u8,
-    ) {
-        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            if let Some(e) = self.flows.reuse(&key) {
-                self.ending().end(e);
-                self.write_ended();
+    ) -> usize {
+        let h = self.flows.hash(&key);
+        if let Some(i) = self.flows.find(h, &key) {
+            if flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
+                return i;
             }
-        }
-        if self.flows.contains(&key) {
-            return;
+            match self.flows.reuse_at(i) {
+                Some(e) => {
+                    self.ending().end(e);
+                    self.write_ended();
+                }
+                None => return i,
+            }
         }
         if self.flows.is_full() {
             self.make_flow_room();
@@ -292,8 +297,8 @@ impl Engine {
                 sampled: false,
             },
         };
-        self.flows.insert(key, flow);
         self.agg.bucket(minute).health.flows_created += 1;
+        self.flows.insert_hashed(h, key, flow)
     }
 }
 

@@ -78,11 +78,23 @@ impl FlowTable {
         self.slab.len() >= self.max
     }
 
-    fn position(&self, key: &FlowKey) -> Option<usize> {
+    /// The hash of a key, for [`FlowTable::find`] and [`FlowTable::insert_hashed`]: a packet
+    /// hashes its key once.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The position of the flow of `key` (whose hash is `h`), if it is in the table.
+    #[inline]
+    pub fn find(&self, h: u64, key: &FlowKey) -> Option<usize> {
         let slab = &self.slab;
-        let h = self.hasher.hash_one(key);
         let at = |&i: &u32| slab.get(i as usize).is_some_and(|e| e.0 == *key);
         self.index.find(h, at).map(|&i| i as usize)
+    }
+
+    fn position(&self, key: &FlowKey) -> Option<usize> {
+        self.find(self.hash(key), key)
     }
 
     pub fn contains(&self, key: &FlowKey) -> bool {
@@ -94,23 +106,36 @@ impl FlowTable {
         self.slab.get_mut(i).map(|e| &mut e.1)
     }
 
+    /// The flow at position `i` (from [`FlowTable::find`] or [`FlowTable::insert_hashed`],
+    /// valid until the table next changes).
+    #[inline]
+    pub fn at_mut(&mut self, i: usize) -> Option<&mut Flow> {
+        self.slab.get_mut(i).map(|e| &mut e.1)
+    }
+
     pub fn flows_mut(&mut self) -> impl Iterator<Item = &mut Flow> {
         self.slab.iter_mut().map(|e| &mut e.1)
     }
 
     /// Adds a flow that is not in the table (the caller made room first).
     pub fn insert(&mut self, key: FlowKey, flow: Flow) {
+        let h = self.hash(&key);
+        self.insert_hashed(h, key, flow);
+    }
+
+    /// Adds a flow that is not in the table, whose key hashes to `h`; returns its position.
+    pub fn insert_hashed(&mut self, h: u64, key: FlowKey, flow: Flow) -> usize {
         let FlowTable {
             index,
             slab,
             hasher,
             ..
         } = self;
-        let h = hasher.hash_one(key);
-        let i = slab.len() as u32;
+        let i = slab.len();
         slab.push((key, flow));
         let rehash = |&j: &u32| slab.get(j as usize).map_or(0, |e| hasher.hash_one(e.0));
-        index.insert_unique(h, i, rehash);
+        index.insert_unique(h, i as u32, rehash);
+        i
     }
 
     /// Takes the flow at position `i` out; the last flow moves into its place.
@@ -151,7 +176,12 @@ impl FlowTable {
     /// Ends a closed flow whose 5-tuple a new connection (a SYN) reuses.
     pub fn reuse(&mut self, key: &FlowKey) -> Option<Ended> {
         let i = self.position(key)?;
-        if !self.slab[i].1.state.closed() {
+        self.reuse_at(i)
+    }
+
+    /// Ends the flow at position `i` if it is closed (a SYN reuses its 5-tuple).
+    pub fn reuse_at(&mut self, i: usize) -> Option<Ended> {
+        if !self.slab.get(i)?.1.state.closed() {
             return None;
         }
         let (k, f) = self.take(i);
@@ -162,16 +192,32 @@ impl FlowTable {
     /// time), or every flow at the end of input.
     pub fn expire(&mut self, now: i64, eof: bool) -> impl Iterator<Item = Ended> + '_ {
         let t = self.timeouts;
-        self.take_where(move |k, f| {
+        if eof {
+            // Every flow goes: the index is emptied at once rather than flow by flow, and the
+            // vector keeps its capacity for a next pass.
+            self.index.clear();
+        }
+        let mut i = 0;
+        std::iter::from_fn(move || {
             if eof {
-                Some(EndReason::Eof)
-            } else if now.saturating_sub(f.state.last_ts) <= t.of(k, f) {
-                None
-            } else if f.state.closed() {
-                Some(EndReason::Closed)
-            } else {
-                Some(EndReason::Idle)
+                return self.slab.pop().map(|(k, f)| (k, f, EndReason::Eof));
             }
+            while i < self.slab.len() {
+                let (k, f) = &self.slab[i];
+                let reason = if now.saturating_sub(f.state.last_ts) <= t.of(k, f) {
+                    None
+                } else if f.state.closed() {
+                    Some(EndReason::Closed)
+                } else {
+                    Some(EndReason::Idle)
+                };
+                if let Some(reason) = reason {
+                    let (k, f) = self.take(i);
+                    return Some((k, f, reason));
+                }
+                i += 1;
+            }
+            None
         })
     }
 
