@@ -81,7 +81,7 @@ impl Engine {
 
     /// Probe states in use (flows still being classified).
     pub fn probes_in_use(&self) -> usize {
-        self.probing.probes.in_use()
+        self.probing.in_use()
     }
 
     pub fn aggregator(&mut self) -> &mut Aggregator {

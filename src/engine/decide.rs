@@ -3,22 +3,150 @@
 
 use crate::aggregate::{ledger, Aggregator, Amount, Direction};
 use crate::classify::endpoints::SharedEndpoints;
-use crate::classify::{correlate, ProbePool, Rules, Verdict};
+use crate::classify::{correlate, Answer, ProbePool, Rules, Transport, Verdict};
+use crate::decode::{TcpInfo, TCP_SYN};
 use crate::flow::{Flow, FlowKey, HeldPool, Stage};
 
-/// What only flows being classified have, by probe index: their probe state (from the
-/// pool) and the packets they hold. A decided flow has neither, which keeps it small.
+/// What only flows being classified have, by probing index: the packets they hold, and
+/// their probe state (from the pool) once they carry more than a TCP opening. A decided flow
+/// has neither, which keeps it small.
 #[derive(Default)]
 pub(super) struct Probing {
-    pub(super) probes: ProbePool,
+    probes: ProbePool,
     held: HeldPool,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+/// Payload-free SYNs a flow may open with before it takes a probe state: a SYN and its
+/// SYN-ACK (a retransmitted SYN takes one).
+const OPENING_SYNS: usize = 2;
+
+/// A payload-free SYN, as the probes need it replayed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Syn {
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    dir: u8,
+}
+
+/// One flow being classified. A payload-free SYN tells the probes only where each side's
+/// sequence space starts and who opened (the stream prefix's anchor, MSE's bases and
+/// initiator) and can never decide, so a flow that has sent nothing else (a scan, a flood,
+/// an unanswered or refused connection) keeps its SYNs here instead of a whole probe state;
+/// they are replayed into one, in order, when its first other packet comes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// Index + 1 of the flow's probe state in the pool; 0 for none yet.
+    state: u32,
+    syns: u8,
+    opening: [Syn; OPENING_SYNS],
+}
+
+/// What the probes said of one packet.
+pub(super) struct Probed {
+    pub(super) answer: Answer,
+    /// Some direction was probed to the end (see [`ProbeState::any_done`](crate::classify::ProbeState::any_done)).
+    pub(super) any_done: bool,
+    /// Malformed BitTorrent messages in the packet.
+    pub(super) malformed: u32,
 }
 
 impl Probing {
     pub(super) fn alloc(&mut self) -> u32 {
-        let i = self.probes.alloc();
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
         self.held.ensure(i);
         i
+    }
+
+    /// Flows being classified.
+    pub(super) fn in_use(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Feeds one packet of the flow at probing index `i` to its probes (see
+    /// [`ProbeState::on_packet`](crate::classify::ProbeState::on_packet)).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn probe(
+        &mut self,
+        i: u32,
+        rules: &Rules,
+        transport: Transport,
+        dir: usize,
+        tcp: Option<TcpInfo>,
+        ports: (u16, u16),
+        payload: &[u8],
+        cut: bool,
+    ) -> Probed {
+        let slot = &mut self.slots[i as usize];
+        if slot.state == 0 {
+            let n = usize::from(slot.syns);
+            if let Some(t) = tcp.filter(|t| {
+                t.flags & TCP_SYN != 0
+                    && transport == Transport::Tcp
+                    && payload.is_empty()
+                    && n < OPENING_SYNS
+            }) {
+                slot.opening[n] = Syn {
+                    seq: t.seq,
+                    ack: t.ack,
+                    flags: t.flags,
+                    dir: (dir & 1) as u8,
+                };
+                slot.syns += 1;
+                return Probed {
+                    answer: Answer::Undecided,
+                    any_done: false,
+                    malformed: 0,
+                };
+            }
+            let j = self.probes.alloc();
+            slot.state = j + 1;
+            let state = self.probes.get(j);
+            for s in &slot.opening[..n] {
+                let t = TcpInfo {
+                    flags: s.flags,
+                    seq: s.seq,
+                    ack: s.ack,
+                    len: 0,
+                };
+                // Undecided, as it was when the SYN came.
+                let _ = state.on_packet(
+                    rules,
+                    Transport::Tcp,
+                    usize::from(s.dir),
+                    Some(t),
+                    ports,
+                    &[],
+                    false,
+                );
+            }
+        }
+        let state = self.probes.get(slot.state - 1);
+        let answer = state.on_packet(rules, transport, dir, tcp, ports, payload, cut);
+        Probed {
+            answer,
+            any_done: state.any_done(),
+            malformed: state.take_malformed(),
+        }
+    }
+
+    /// Frees index `i` (its held counts, its probe state) for another flow.
+    fn release(&mut self, i: u32) {
+        self.held.clear(i);
+        let slot = &mut self.slots[i as usize];
+        if slot.state != 0 {
+            self.probes.release(slot.state - 1);
+        }
+        *slot = Slot::default();
+        self.free.push(i);
     }
 }
 
@@ -42,8 +170,7 @@ pub(super) fn decide(flow: &mut Flow, v: Verdict, probing: &mut Probing, agg: &m
         let (inline, spilled) = probing.held.counts(pi);
         ledger::credit_counts(agg, v, inline, flow.state.host_hash);
         ledger::credit_counts(agg, v, spilled, flow.state.host_hash);
-        probing.held.clear(pi);
-        probing.probes.release(pi);
+        probing.release(pi);
     }
     flow.class.stage = Stage::Decided(v);
 }
@@ -72,5 +199,86 @@ pub(super) fn account(
     }
     if let Stage::Decided(v) = flow.class.stage {
         ledger::credit(agg, v, &mut flow.state, minute, dir, a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::ProbeState;
+    use crate::decode::TCP_ACK;
+
+    const HANDSHAKE: &[u8] =
+        b"\x13BitTorrent protocol\0\0\0\0\0\x10\0\x05aaaaaaaaaaaaaaaaaaaa-TR3000-bbbbbbbbbbbb";
+
+    /// (dir, flags, seq, ack, payload)
+    type Pkt = (usize, u8, u32, u32, &'static [u8]);
+
+    fn tcp(flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Option<TcpInfo> {
+        Some(TcpInfo {
+            flags,
+            seq,
+            ack,
+            len: payload.len() as u32,
+        })
+    }
+
+    #[test]
+    fn syns_kept_aside_answer_as_a_whole_probe_state_does() {
+        let rules = Rules::builtin().expect("rules");
+        let (syn, syn_ack, ack, psh) = (TCP_SYN, TCP_SYN | TCP_ACK, TCP_ACK, TCP_ACK | 0x08);
+        let mse_key: &'static [u8] = &[0x5a; 200];
+        let flows: [&[Pkt]; 5] = [
+            // An opening, then the handshake both ways.
+            &[
+                (0, syn, 99, 0, b""),
+                (1, syn_ack, 499, 100, b""),
+                (0, ack, 100, 500, b""),
+                (0, psh, 100, 500, HANDSHAKE),
+                (1, psh, 500, 168, HANDSHAKE),
+            ],
+            // The SYN-ACK alone, then a handshake from the responder.
+            &[(1, syn_ack, 499, 100, b""), (1, psh, 500, 100, HANDSHAKE)],
+            // Retransmitted SYNs (more than are kept aside), then random bytes.
+            &[
+                (0, syn, 7, 0, b""),
+                (0, syn, 7, 0, b""),
+                (0, syn, 7, 0, b""),
+                (1, syn_ack, 70, 8, b""),
+                (0, psh, 8, 71, mse_key),
+            ],
+            // A SYN, then a silent receiver acknowledging bulk data.
+            &[
+                (1, syn_ack, 9000, 1001, b""),
+                (1, ack, 9001, 30_000, b""),
+                (1, ack, 9001, 60_000, b""),
+            ],
+            // SYNs only.
+            &[(0, syn, 1, 0, b""), (1, syn_ack, 5, 2, b"")],
+        ];
+        for (n, pkts) in flows.iter().enumerate() {
+            let mut probing = Probing::default();
+            let i = probing.alloc();
+            let mut whole = ProbeState::default();
+            for (k, &(dir, flags, seq, ack, payload)) in pkts.iter().enumerate() {
+                let t = tcp(flags, seq, ack, payload);
+                let ports = (40000, 6881);
+                let got = probing.probe(i, &rules, Transport::Tcp, dir, t, ports, payload, false);
+                let want = whole.on_packet(&rules, Transport::Tcp, dir, t, ports, payload, false);
+                let want_done = whole.any_done();
+                let want_bad = whole.take_malformed();
+                assert_eq!(
+                    (got.answer, got.any_done, got.malformed),
+                    (want, want_done, want_bad),
+                    "flow {n} packet {k}"
+                );
+            }
+            // Only a flow that sent more than SYNs took a probe state.
+            let syns_only = pkts.iter().all(|p| p.1 & TCP_SYN != 0 && p.4.is_empty())
+                && pkts.len() <= OPENING_SYNS;
+            assert_eq!(probing.probes.in_use(), usize::from(!syns_only), "flow {n}");
+            probing.release(i);
+            assert_eq!((probing.in_use(), probing.probes.in_use()), (0, 0));
+        }
     }
 }

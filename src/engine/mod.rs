@@ -191,13 +191,11 @@ impl Engine {
         // Probes, while the flow is undecided; a flow decided on strong evidence teaches
         // its ends.
         if let (Some(t), Stage::Probing(pi)) = (transport, flow.class.stage) {
-            let probe = probing.probes.get(pi);
-            let answer =
-                probe.on_packet(rules, t, dir, ip.tcp, (ip.sport, ip.dport), ip.payload, cut);
-            let any_done = probe.any_done();
-            let malformed = probe.take_malformed();
-            if malformed > 0 {
-                agg.bucket(minute).health.bt_malformed += u64::from(malformed);
+            let (tcp, ports) = (ip.tcp, (ip.sport, ip.dport));
+            let probed = probing.probe(pi, rules, t, dir, tcp, ports, ip.payload, cut);
+            let (answer, any_done) = (probed.answer, probed.any_done);
+            if probed.malformed > 0 {
+                agg.bucket(minute).health.bt_malformed += u64::from(probed.malformed);
             }
             let decided = match answer {
                 Answer::Verdict(v, evidence) => {

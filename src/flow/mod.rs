@@ -5,6 +5,7 @@
 
 pub mod frag;
 pub mod home;
+mod index;
 pub mod record;
 pub mod table;
 

@@ -7,8 +7,8 @@
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
+use super::index::{fold, Index};
 use super::{EndReason, Flow, FlowKey, Stage};
 use crate::decode::IPPROTO_TCP;
 
@@ -35,16 +35,19 @@ impl Timeouts {
     }
 }
 
+/// Entries a table emptied at the end of input keeps room for.
+const KEPT: usize = 1 << 16;
+
 /// A flow that left the table, and why.
 pub type Ended = (FlowKey, Flow, EndReason);
 
-/// The flows, packed in a vector (`slab`), found by key through a hash table of their
-/// positions: a position costs 4 bytes per bucket where a whole entry would cost 128, and
-/// the hash table's buckets are always a power of two. Removing a flow moves the last one
+/// The flows, packed in a vector (`slab`), found by key through an index of their
+/// positions (see [`Index`]): a position and its key's hash cost 8 bytes per slot where a
+/// whole entry would cost 128, and the slots are a power of two, at most three quarters used. Removing a flow moves the last one
 /// into its place. Sweeps walk the vector, so the order they meet flows in never depends on
 /// the hash seed.
 pub struct FlowTable {
-    index: HashTable<u32>,
+    index: Index,
     slab: Vec<(FlowKey, Flow)>,
     hasher: RandomState,
     max: usize,
@@ -54,10 +57,9 @@ pub struct FlowTable {
 
 impl FlowTable {
     pub fn new(max: usize, timeouts: Timeouts) -> FlowTable {
-        let n = max.min(1 << 16);
         FlowTable {
-            index: HashTable::with_capacity(n),
-            slab: Vec::with_capacity(n),
+            index: Index::with_capacity(max.min(KEPT)),
+            slab: Vec::with_capacity(max.min(KEPT)),
             hasher: RandomState::default(),
             max,
             timeouts,
@@ -81,16 +83,16 @@ impl FlowTable {
     /// The hash of a key, for [`FlowTable::find`] and [`FlowTable::insert_hashed`]: a packet
     /// hashes its key once.
     #[inline]
-    pub fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash_one(key)
+    pub fn hash(&self, key: &FlowKey) -> u32 {
+        fold(self.hasher.hash_one(key))
     }
 
     /// The position of the flow of `key` (whose hash is `h`), if it is in the table.
     #[inline]
-    pub fn find(&self, h: u64, key: &FlowKey) -> Option<usize> {
+    pub fn find(&self, h: u32, key: &FlowKey) -> Option<usize> {
         let slab = &self.slab;
-        let at = |&i: &u32| slab.get(i as usize).is_some_and(|e| e.0 == *key);
-        self.index.find(h, at).map(|&i| i as usize)
+        self.index
+            .find(h, |i| slab.get(i).is_some_and(|e| e.0 == *key))
     }
 
     fn position(&self, key: &FlowKey) -> Option<usize> {
@@ -124,32 +126,19 @@ impl FlowTable {
     }
 
     /// Adds a flow that is not in the table, whose key hashes to `h`; returns its position.
-    pub fn insert_hashed(&mut self, h: u64, key: FlowKey, flow: Flow) -> usize {
-        let FlowTable {
-            index,
-            slab,
-            hasher,
-            ..
-        } = self;
-        let i = slab.len();
-        slab.push((key, flow));
-        let rehash = |&j: &u32| slab.get(j as usize).map_or(0, |e| hasher.hash_one(e.0));
-        index.insert_unique(h, i as u32, rehash);
+    pub fn insert_hashed(&mut self, h: u32, key: FlowKey, flow: Flow) -> usize {
+        let i = self.slab.len();
+        self.slab.push((key, flow));
+        self.index.insert(h, i);
         i
     }
 
     /// Takes the flow at position `i` out; the last flow moves into its place.
     fn take(&mut self, i: usize) -> (FlowKey, Flow) {
         let last = self.slab.len() - 1;
-        let h = self.hasher.hash_one(self.slab[i].0);
-        if let Ok(e) = self.index.find_entry(h, |&j| j as usize == i) {
-            e.remove();
-        }
+        self.index.remove(self.hash(&self.slab[i].0), i);
         if i != last {
-            let h = self.hasher.hash_one(self.slab[last].0);
-            if let Some(j) = self.index.find_mut(h, |&j| j as usize == last) {
-                *j = i as u32;
-            }
+            self.index.moved(self.hash(&self.slab[last].0), last, i);
         }
         self.slab.swap_remove(i)
     }
@@ -200,7 +189,14 @@ impl FlowTable {
         let mut i = 0;
         std::iter::from_fn(move || {
             if eof {
-                return self.slab.pop().map(|(k, f)| (k, f, EndReason::Eof));
+                let e = self.slab.pop().map(|(k, f)| (k, f, EndReason::Eof));
+                // A large table gives its memory back as it empties (the records of the
+                // flows ending take its place); a small one keeps it for a next pass.
+                let (len, cap) = (self.slab.len(), self.slab.capacity());
+                if cap > KEPT && len.is_multiple_of(KEPT) && cap >= 2 * len {
+                    self.slab.shrink_to(len.max(KEPT));
+                }
+                return e;
             }
             while i < self.slab.len() {
                 let (k, f) = &self.slab[i];
