@@ -29,24 +29,9 @@ pub fn fold(h: u64) -> u32 {
 /// with 4 KiB pages nearly every one misses the TLB too).
 fn fresh(n: usize) -> Vec<Slot> {
     let v: Vec<Slot> = vec![0; n];
-    if n * 8 >= HUGE_ABOVE {
-        // madvise takes whole pages: the part of the vector from its first page boundary.
-        let (start, len) = (v.as_ptr() as usize, n * 8);
-        let first = start.next_multiple_of(PAGE);
-        let pages = (start + len - first) / PAGE * PAGE;
-        // SAFETY: advice over pages inside memory this vector owns; it changes no contents
-        // (a failure leaves ordinary pages).
-        unsafe {
-            libc::madvise(first as *mut libc::c_void, pages, libc::MADV_HUGEPAGE);
-        }
-    }
+    super::advise_huge(&v);
     v
 }
-
-const PAGE: usize = 4096;
-
-/// Bytes of slots from which the index asks for huge pages.
-const HUGE_ABOVE: usize = 8 << 20;
 
 impl Index {
     /// An index with room for `n` positions before it grows.

@@ -189,7 +189,11 @@ impl FlowTable {
         let mut i = 0;
         std::iter::from_fn(move || {
             if eof {
-                let e = self.slab.pop().map(|(k, f)| (k, f, EndReason::Eof));
+                // The order flows always ended in (the last one moves into the first place).
+                let e = (!self.slab.is_empty()).then(|| {
+                    let (k, f) = self.slab.swap_remove(0);
+                    (k, f, EndReason::Eof)
+                });
                 // A large table gives its memory back as it empties (the records of the
                 // flows ending take its place); a small one keeps it for a next pass.
                 let (len, cap) = (self.slab.len(), self.slab.capacity());
