@@ -11,11 +11,14 @@
 #      BENCH_RUNS (default 3): runs of each program, alternating; the median is reported.
 #      BENCH_OTHER=BIN: also time another bittap binary (an older build, say) in the same
 #      alternation, and print its ratio beside this build's.
+#      BENCH_THREADS (default 2; 0: not at all): also time `--threads N` of this build (and of
+#      BENCH_OTHER) in the same alternation, and print its speed against one thread.
 #
 # tools/benchcap builds the capture deterministically: copies of the inputs merged in time
 # order, each copy with its IPv4/IPv6 addresses rewritten (bijectively) so its flows are
 # distinct, shifted in time so the copies overlap; mixed packet sizes come from the inputs.
-# bittap runs on one thread: `bittap analyze FILE --series /dev/null -q --no-progress`.
+# bittap runs on one thread: `bittap analyze FILE --series /dev/null -q --no-progress`
+# (and with `--threads N`, see BENCH_THREADS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -108,8 +111,10 @@ measure() {
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-td_t=(); bt_t=(); bt_rss=(); td_rss=(); ot_t=()
+td_t=(); bt_t=(); bt_rss=(); td_rss=(); ot_t=(); btn_t=(); btn_rss=(); otn_t=()
 other=${BENCH_OTHER:-}
+threads=${BENCH_THREADS:-2}
+[[ "$threads" =~ ^[0-9]+$ ]] || { echo "bench.sh: BENCH_THREADS wants a number" >&2; exit 2; }
 for i in $(seq 1 "$runs"); do
   echo "== run $i/$runs: tcpdump" >&2
   read -r t r < <(measure "$tcpdump_bin" -r "$cap" -w /dev/null)
@@ -121,6 +126,16 @@ for i in $(seq 1 "$runs"); do
     echo "== run $i/$runs: $other" >&2
     read -r t r < <(measure "$other" analyze "$cap" --series /dev/null -q --no-progress)
     ot_t+=("$t")
+  fi
+  if [ "$threads" -gt 0 ]; then
+    echo "== run $i/$runs: bittap --threads $threads" >&2
+    read -r t r < <(measure "$bin" analyze "$cap" --series /dev/null -q --no-progress --threads "$threads")
+    btn_t+=("$t"); btn_rss+=("$r")
+    if [ -n "$other" ]; then
+      echo "== run $i/$runs: $other --threads $threads" >&2
+      read -r t r < <(measure "$other" analyze "$cap" --series /dev/null -q --no-progress --threads "$threads")
+      otn_t+=("$t")
+    fi
   fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -153,4 +168,18 @@ if [ -n "$other" ]; then
   awk -v p="$packets" -v td="$td" -v bt="$bt" -v ot="$ot" -v o="$other" -v ots="$(secs "${ot_t[@]}")" 'BEGIN {
     printf "other binary       %s: %.3f s median [%s], ratio %.3f x tcpdump; this build / other: %.3f x speed\n", o, ot / 1e9, ots, (p / (ot / 1e9)) / (p / (td / 1e9)), ot / bt
   }'
+fi
+if [ "$threads" -gt 0 ]; then
+  btn=$(median "${btn_t[@]}")
+  btn_rss_max=$(printf '%s\n' "${btn_rss[@]}" | sort -n | tail -n 1)
+  awk -v p="$packets" -v bt="$bt" -v btn="$btn" -v n="$threads" -v s="$(secs "${btn_t[@]}")" \
+      -v rss="$btn_rss_max" -v runs="$runs" 'BEGIN {
+    printf "bittap --threads %d %.3f s median of %d [%s], %.0f pkts/s, peak RSS %.1f MB: %.3f x one thread\n", n, btn / 1e9, runs, s, p / (btn / 1e9), rss / 1024, bt / btn
+  }'
+  if [ -n "$other" ]; then
+    otn=$(median "${otn_t[@]}")
+    awk -v ot="$ot" -v otn="$otn" -v btn="$btn" -v n="$threads" -v s="$(secs "${otn_t[@]}")" 'BEGIN {
+      printf "other --threads %d  %.3f s median [%s]: %.3f x its one thread; this build / other with %d threads: %.3f x speed\n", n, otn / 1e9, s, ot / otn, n, otn / btn
+    }'
+  fi
 fi

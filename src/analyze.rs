@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::aggregate::{minute_of, Aggregator};
-use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
+use crate::capture::{drain, expand_inputs, sniff, CaptureError, MergedReader, Sniffed};
 use crate::classify::{Class, Rules};
-use crate::engine::workers::Workers;
+use crate::engine::workers::{self, Workers};
 use crate::engine::{Config, Engine};
 use crate::flow::record::{FlowRecord, FlowSink};
 use crate::sflow::{self, Collector};
@@ -250,7 +250,27 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         pipeline.finish()?;
         let agg = std::mem::replace(pipeline.aggregator(), Aggregator::new(rules.ports.len()));
         (agg, pipeline.totals(), pipeline.warnings.clone())
+    } else if !files
+        .iter()
+        .any(|f| matches!(sniff(f), Ok(Sniffed::Gzip) | Err(_)))
+    {
+        // Uncompressed input: every worker reads it whole and processes its share.
+        let done = workers::run_offline(
+            &mut reader,
+            &files,
+            opts.threads,
+            &cfg,
+            rules.clone(),
+            learned,
+            Some(flow_sink),
+            &mut tick,
+        )?;
+        if let Some(e) = done.error {
+            return Err(Error::Output(e));
+        }
+        (done.agg, done.totals, done.warnings)
     } else {
+        // Compressed input is decompressed once, by a dispatcher.
         let mut workers = Workers::start(
             opts.threads,
             &cfg,

@@ -6,6 +6,7 @@
 //! every host behind the same NAT or carrier-grade NAT — and entries expire on packet time.
 //! The table is consulted when a flow starts, never per packet.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use foldhash::fast::RandomState;
@@ -57,8 +58,20 @@ pub struct EndpointTable {
     max_observed: usize,
     max_advertised: usize,
     scratch: Vec<i64>,
+    /// Learned by workers of an ordered run ([`StreamOrder`]) at positions some worker has not
+    /// passed yet: kept aside, in the order met, until every worker has passed them.
+    pending: Vec<Learned>,
     /// Entries dropped to stay within the bound.
     pub evicted: u64,
+}
+
+/// One learning not yet folded into the table, at its position in the packet stream.
+#[derive(Debug, Clone, Copy)]
+struct Learned {
+    at: u64,
+    e: Endpoint,
+    how: Provenance,
+    now: i64,
 }
 
 /// Default lifetime of a learned endpoint: peers re-announce and DHT nodes refresh within
@@ -93,6 +106,7 @@ impl EndpointTable {
             max_observed,
             max_advertised: max - max_observed,
             scratch: Vec::new(),
+            pending: Vec::new(),
             evicted: 0,
         }
     }
@@ -156,17 +170,83 @@ impl EndpointTable {
     /// How an endpoint was learned, if it was within the lifetime of `now` (either side of
     /// the time it was learned, so a table filled by a look-ahead pass serves earlier packets).
     pub fn lookup(&self, e: &Endpoint, now: i64) -> Option<Provenance> {
-        let fresh = |t: &Seen| {
-            now >= t.first.saturating_sub(self.ttl_ns) && now <= t.last.saturating_add(self.ttl_ns)
-        };
-        match self.observed.get(e) {
-            Some(t) if fresh(t) => Some(Provenance::Observed),
-            _ => self.advertised.get(e).filter(|t| fresh(t)).map(|t| t.how),
+        answer(
+            self.observed.get(e),
+            self.advertised.get(e),
+            now,
+            self.ttl_ns,
+        )
+    }
+
+    /// Keeps a learning at stream position `at` aside (see [`StreamOrder`]); port 0 and
+    /// addresses that cannot be a peer's are not learned.
+    fn learn_at(&mut self, at: u64, e: Endpoint, how: Provenance, now: i64) {
+        if e.port == 0 || !unicast(e.addr) {
+            return;
         }
+        self.pending.push(Learned { at, e, how, now });
+    }
+
+    /// Folds into the table, in stream order, what was learned before position `passed`
+    /// (which every worker has passed: no lookup can come from before it any more).
+    fn fold_before(&mut self, passed: u64) {
+        if self.pending.iter().all(|l| l.at >= passed) {
+            return;
+        }
+        // Stable: learnings at one position come from one worker, in its order.
+        self.pending.sort_by_key(|l| l.at);
+        let k = self.pending.partition_point(|l| l.at < passed);
+        let mut done = std::mem::take(&mut self.pending);
+        for l in done.drain(..k) {
+            self.learn(l.e, l.how, l.now);
+        }
+        self.pending = done;
+    }
+
+    /// [`lookup`](Self::lookup) as the table stood after every learning at a stream position
+    /// up to `upto`, no later one.
+    fn lookup_upto(&self, e: &Endpoint, now: i64, upto: u64) -> Option<Provenance> {
+        let mine = |l: &&Learned| l.e == *e && l.at <= upto;
+        if !self.pending.iter().any(|l| mine(&l)) {
+            return self.lookup(e, now);
+        }
+        let (mut obs, mut adv) = (
+            self.observed.get(e).copied(),
+            self.advertised.get(e).copied(),
+        );
+        for l in self.pending.iter().filter(mine) {
+            let slot = if l.how == Provenance::Observed {
+                &mut obs
+            } else {
+                &mut adv
+            };
+            *slot = Some(match *slot {
+                Some(t) => Seen {
+                    first: t.first.min(l.now),
+                    last: t.last.max(l.now),
+                    how: t.how.min(l.how),
+                },
+                None => Seen {
+                    first: l.now,
+                    last: l.now,
+                    how: l.how,
+                },
+            });
+        }
+        answer(obs.as_ref(), adv.as_ref(), now, self.ttl_ns)
     }
 
     pub fn knows(&self, e: &Endpoint, now: i64) -> bool {
         self.lookup(e, now).is_some()
+    }
+}
+
+/// The answer of a lookup from an endpoint's observed and advertised entries.
+fn answer(obs: Option<&Seen>, adv: Option<&Seen>, now: i64, ttl: i64) -> Option<Provenance> {
+    let fresh = |t: &Seen| now >= t.first.saturating_sub(ttl) && now <= t.last.saturating_add(ttl);
+    match obs {
+        Some(t) if fresh(t) => Some(Provenance::Observed),
+        _ => adv.filter(|t| fresh(t)).map(|t| t.how),
     }
 }
 
@@ -193,6 +273,76 @@ fn make_room(map: &mut Map, max: usize, ttl: i64, now: i64, scratch: &mut Vec<i6
 #[derive(Clone)]
 pub struct SharedEndpoints {
     shards: Arc<[Mutex<EndpointTable>]>,
+    /// Workers reading one packet stream in step, and which of them this handle is.
+    order: Option<(Arc<StreamOrder>, usize)>,
+}
+
+/// The positions of N workers that all read the same packet stream (each processing its own
+/// share of it), so that the endpoint table they share answers every lookup exactly as one
+/// engine reading the whole stream would: a lookup at position `p` waits until every other
+/// worker has passed `p`, then sees exactly the learnings made at positions up to `p` (later
+/// ones, from a worker that is ahead, are kept aside until every worker has passed them).
+///
+/// A worker's position only grows; it is that of the packet it is working on (packet `i` at
+/// `2i`, the clock step that a packet of another worker makes at `2i + 1`): everything it
+/// does at a lower position is done. The worker furthest behind never waits (every other is
+/// at or past it), so the workers cannot deadlock.
+pub struct StreamOrder {
+    pos: Box<[Padded]>,
+}
+
+/// One worker's position on a cache line of its own.
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+impl StreamOrder {
+    pub fn new(workers: usize) -> Arc<StreamOrder> {
+        Arc::new(StreamOrder {
+            pos: (0..workers.max(1))
+                .map(|_| Padded(AtomicU64::new(0)))
+                .collect(),
+        })
+    }
+
+    fn get(&self, me: usize) -> u64 {
+        self.pos
+            .get(me)
+            .map_or(u64::MAX, |p| p.0.load(Ordering::Relaxed))
+    }
+
+    /// Worker `me` has done everything before position `p`.
+    pub fn set(&self, me: usize, p: u64) {
+        if let Some(s) = self.pos.get(me) {
+            s.0.store(p, Ordering::Release);
+        }
+    }
+
+    /// The lowest position of any worker: every worker has done everything before it.
+    fn passed(&self) -> u64 {
+        self.pos
+            .iter()
+            .map(|p| p.0.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Waits until every worker but `me` is at position `p` or past it.
+    fn wait_others(&self, me: usize, p: u64) {
+        let mut spins = 0u32;
+        while self
+            .pos
+            .iter()
+            .enumerate()
+            .any(|(i, q)| i != me && q.0.load(Ordering::Acquire) < p)
+        {
+            if spins < 64 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 impl SharedEndpoints {
@@ -204,6 +354,23 @@ impl SharedEndpoints {
             shards: (0..n)
                 .map(|_| Mutex::new(EndpointTable::new(ttl_ns, per)))
                 .collect(),
+            order: None,
+        }
+    }
+
+    /// The same table as seen by worker `me` of workers reading one stream in step
+    /// ([`StreamOrder`]): its learnings and lookups happen at its position in the stream.
+    pub fn ordered(&self, order: Arc<StreamOrder>, me: usize) -> SharedEndpoints {
+        SharedEndpoints {
+            shards: self.shards.clone(),
+            order: Some((order, me)),
+        }
+    }
+
+    /// Sets this worker's position in the stream (see [`StreamOrder`]); no-op unordered.
+    pub fn set_position(&self, p: u64) {
+        if let Some((o, me)) = &self.order {
+            o.set(*me, p);
         }
     }
 
@@ -211,6 +378,7 @@ impl SharedEndpoints {
     pub fn from_table(table: EndpointTable) -> Self {
         SharedEndpoints {
             shards: Arc::from(vec![Mutex::new(table)]),
+            order: None,
         }
     }
 
@@ -227,7 +395,15 @@ impl SharedEndpoints {
     }
 
     pub fn learn(&self, e: Endpoint, how: Provenance, now: i64) {
-        self.shard(&e).learn(e, how, now);
+        match &self.order {
+            None => self.shard(&e).learn(e, how, now),
+            Some((o, me)) => {
+                let at = o.get(*me);
+                let mut t = self.shard(&e);
+                t.learn_at(at, e, how, now);
+                t.fold_before(o.passed());
+            }
+        }
     }
 
     /// See [`EndpointTable::learn_peer`].
@@ -239,7 +415,16 @@ impl SharedEndpoints {
 
     /// See [`EndpointTable::lookup`].
     pub fn lookup(&self, e: &Endpoint, now: i64) -> Option<Provenance> {
-        self.shard(e).lookup(e, now)
+        match &self.order {
+            None => self.shard(e).lookup(e, now),
+            Some((o, me)) => {
+                let at = o.get(*me);
+                o.wait_others(*me, at);
+                let mut t = self.shard(e);
+                t.fold_before(o.passed());
+                t.lookup_upto(e, now, at)
+            }
+        }
     }
 
     pub fn knows(&self, e: &Endpoint, now: i64) -> bool {

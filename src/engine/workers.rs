@@ -11,14 +11,15 @@
 //! Linux cooked capture; only other frames, and tunnels, are decoded to find it. Each packet
 //! is then decoded once, by its worker.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::{Config, Engine, PacketSink};
-use crate::aggregate::{Aggregator, Counts};
-use crate::capture::RawPacket;
-use crate::classify::endpoints::SharedEndpoints;
+use crate::aggregate::{minute_of, Aggregator, Counts};
+use crate::capture::{CaptureError, MergedReader, RawPacket};
+use crate::classify::endpoints::{SharedEndpoints, StreamOrder};
 use crate::classify::Rules;
 use crate::decode::{self, linktype as link, v4_addr, Addr, Decoded, VXLAN_PORT};
 use crate::flow::record::{FlowRecord, FlowSink};
@@ -384,22 +385,7 @@ impl Workers {
             let Ok((_, h)) = self.replies.recv() else {
                 break;
             };
-            // Packed as they are merged: a long input's minutes are never all whole buckets
-            // at once.
-            for (m, b) in h.agg.minutes() {
-                out.agg.absorb(m, &b);
-                out.agg.pack_before(m);
-            }
-            out.agg.pack_before(i64::MAX);
-            if out.error.is_none() {
-                out.error = h.error;
-            }
-            for w in h.warnings {
-                if !out.warnings.contains(&w) {
-                    out.warnings.push(w);
-                }
-            }
-            out.totals.add(h.totals.packets, h.totals.bytes);
+            merge(&mut out, h);
         }
         out
     }
@@ -498,6 +484,158 @@ fn run_worker(
         }
     }
 }
+/// Offline, without a dispatcher: each of `n` workers reads the whole input itself (framing a
+/// record and hashing its address pair are cheap next to processing it) and processes only the
+/// packets whose address pair picks it ([`worker_of`]); nothing is copied or sent between
+/// threads. Packets of other workers still move its clock (and its packing of minutes), so
+/// every worker sweeps idle flows at the very packets one engine would. The endpoint table is
+/// shared in stream order ([`StreamOrder`]): each lookup answers as one engine's would, so
+/// the series equal one engine's (while neither the endpoint nor the flow table is full: their
+/// bounds are split between workers). Worker 0 runs on this thread, reading `reader` (its
+/// problems are the run's) and calling `tick` with the packets read so far; the others open
+/// `files` again. Meant for uncompressed captures: each worker would decompress gzip again.
+pub fn run_offline(
+    reader: &mut MergedReader,
+    files: &[PathBuf],
+    n: usize,
+    cfg: &Config,
+    rules: Arc<Rules>,
+    endpoints: Option<SharedEndpoints>,
+    flows: Option<Box<dyn FlowSink + Send>>,
+    tick: &mut dyn FnMut(u64),
+) -> Result<Flushed, CaptureError> {
+    let n = n.max(1);
+    let endpoints = endpoints.unwrap_or_else(|| {
+        SharedEndpoints::new(cfg.endpoint_ttl_ns, cfg.max_endpoints, 16.min(4 * n))
+    });
+    let order = StreamOrder::new(n);
+    let flows = flows.map(|f| SharedSink(Arc::new(Mutex::new(f))));
+    let mut cfg = cfg.clone();
+    cfg.max_flows = cfg.max_flows.div_ceil(n).max(1);
+    let engine = |w: usize| {
+        let mut p = Engine::new(cfg.clone(), rules.clone());
+        if std::env::var_os("BT_NOORDER").is_some() {
+            p.set_endpoints(endpoints.clone());
+        } else {
+            p.set_endpoints(endpoints.ordered(order.clone(), w));
+        }
+        if let Some(f) = &flows {
+            p.set_flow_sink(Box::new(f.clone()));
+        }
+        p
+    };
+    // Every reader first: a worker started waits for the others to move.
+    let readers = (1..n)
+        .map(|_| MergedReader::new(files))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut others = Vec::with_capacity(n - 1);
+    for (w, mut r) in (1..n).zip(readers) {
+        let p = engine(w);
+        match std::thread::Builder::new()
+            .name(format!("bittap-worker-{w}"))
+            .spawn(move || read_share(w, n, p, &mut r, &mut |_| {}))
+        {
+            Ok(h) => others.push(h),
+            Err(e) => {
+                // The workers already started would wait for the missing ones forever.
+                for w in w..n {
+                    order.set(w, u64::MAX);
+                }
+                for h in others {
+                    let _ = h.join();
+                }
+                return Err(CaptureError::new(
+                    std::path::Path::new("threads"),
+                    0,
+                    crate::capture::ErrorKind::Io(e.to_string()),
+                ));
+            }
+        }
+    }
+    let mut parts = vec![read_share(0, n, engine(0), reader, tick)];
+    for h in others {
+        match h.join() {
+            Ok(f) => parts.push(f),
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+    let mut out = Flushed {
+        agg: Aggregator::new(rules.ports.len()),
+        error: None,
+        warnings: Vec::new(),
+        totals: Counts::default(),
+    };
+    for h in parts {
+        merge(&mut out, h);
+    }
+    Ok(out)
+}
+
+/// Marks a worker as finished when it is dropped, panicking or not, so no other waits on it.
+struct Done<'a>(&'a SharedEndpoints);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.set_position(u64::MAX);
+    }
+}
+
+/// One worker of [`run_offline`]: reads every packet, processes its own.
+fn read_share(
+    me: usize,
+    n: usize,
+    mut p: Engine,
+    reader: &mut MergedReader,
+    tick: &mut dyn FnMut(u64),
+) -> Flushed {
+    let eps = p.endpoints().clone();
+    let _done = Done(&eps);
+    let mut newest: Option<i64> = None;
+    let mut i = 0u64;
+    while reader.advance() {
+        let Some(pkt) = reader.packet() else {
+            break;
+        };
+        if worker_of(pkt.linktype, pkt.data, n) == me {
+            eps.set_position(2 * i);
+            p.process(&pkt);
+        } else {
+            eps.set_position(2 * i + 1);
+            p.advance_clock(pkt.ts_ns);
+        }
+        // As `analyze` packs one engine's minutes: on entering a new minute, those before the
+        // previous one.
+        let m = minute_of(pkt.ts_ns);
+        if newest.is_none_or(|x| m > x) {
+            newest = Some(m);
+            p.aggregator().pack_before(m.saturating_sub(1));
+        }
+        i += 1;
+        tick(i);
+    }
+    eps.set_position(2 * i);
+    p.finish_all()
+}
+
+/// Adds one engine's hand-over to `out`.
+fn merge(out: &mut Flushed, h: Flushed) {
+    // Packed as they are merged: a long input's minutes are never all whole buckets at once.
+    for (m, b) in h.agg.minutes() {
+        out.agg.absorb(m, &b);
+        out.agg.pack_before(m);
+    }
+    out.agg.pack_before(i64::MAX);
+    if out.error.is_none() {
+        out.error = h.error;
+    }
+    for w in h.warnings {
+        if !out.warnings.contains(&w) {
+            out.warnings.push(w);
+        }
+    }
+    out.totals.add(h.totals.packets, h.totals.bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

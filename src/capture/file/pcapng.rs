@@ -153,7 +153,7 @@ impl CaptureFile {
                 break;
             }
             if code == 9 && len >= 1 {
-                let r = self.buf[v];
+                let r = self.bytes()[v];
                 let exp = u32::from(r & 0x7f);
                 units = if r & 0x80 == 0 {
                     10u64.checked_pow(exp).unwrap_or(u64::MAX)
@@ -162,7 +162,7 @@ impl CaptureFile {
                 };
             } else if code == 14 && len >= 8 {
                 let mut b = [0u8; 8];
-                b.copy_from_slice(&self.buf[v..v + 8]);
+                b.copy_from_slice(&self.bytes()[v..v + 8]);
                 offset = if big {
                     i64::from_be_bytes(b)
                 } else {
