@@ -266,6 +266,13 @@ impl CaptureFile {
         Self::from_reader(path, Box::new(head))
     }
 
+    /// Opens a capture to be read through a buffer, never mapped (for a look at its start).
+    pub fn open_streamed(path: &Path) -> Result<Self, CaptureError> {
+        let file = File::open(path)
+            .map_err(|e| CaptureError::new(path, 0, ErrorKind::Io(e.to_string())))?;
+        Self::from_reader(path, Box::new(file))
+    }
+
     /// Reads a capture from any byte stream (gzip detected as for files); `path` names it in
     /// errors and warnings.
     pub fn from_reader(path: &Path, mut head: Box<dyn Read + Send>) -> Result<Self, CaptureError> {

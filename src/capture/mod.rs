@@ -223,7 +223,8 @@ impl MergedReader {
         sorted.dedup();
         for path in sorted {
             total_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let mut f = CaptureFile::open(&path, None)?;
+            // Streamed, not mapped: only the first packet is wanted here.
+            let mut f = CaptureFile::open_streamed(&path)?;
             match f.advance() {
                 Ok(true) => pending.push(Pending {
                     path,

@@ -288,32 +288,59 @@ pub struct SharedEndpoints {
 /// does at a lower position is done. The worker furthest behind never waits (every other is
 /// at or past it), so the workers cannot deadlock.
 pub struct StreamOrder {
-    pos: Box<[Padded]>,
+    pos: Box<[Slot]>,
+    /// Workers parked in a wait.
+    waiting: AtomicU64,
 }
 
-/// One worker's position on a cache line of its own.
+/// One worker's position on a cache line of its own, the position it waits for (`u64::MAX`:
+/// none) and its thread, to be woken.
 #[repr(align(128))]
-struct Padded(AtomicU64);
+struct Slot {
+    pos: AtomicU64,
+    want: AtomicU64,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+/// Spins before a waiting worker parks: two workers running at once are usually a few
+/// packets apart, while one whose thread is not running (a busy machine) would be kept from
+/// its core by a spinning one.
+const SPINS: u32 = 200;
 
 impl StreamOrder {
     pub fn new(workers: usize) -> Arc<StreamOrder> {
         Arc::new(StreamOrder {
             pos: (0..workers.max(1))
-                .map(|_| Padded(AtomicU64::new(0)))
+                .map(|_| Slot {
+                    pos: AtomicU64::new(0),
+                    want: AtomicU64::new(u64::MAX),
+                    thread: std::sync::OnceLock::new(),
+                })
                 .collect(),
+            waiting: AtomicU64::new(0),
         })
     }
 
     fn get(&self, me: usize) -> u64 {
         self.pos
             .get(me)
-            .map_or(u64::MAX, |p| p.0.load(Ordering::Relaxed))
+            .map_or(u64::MAX, |p| p.pos.load(Ordering::Relaxed))
     }
 
-    /// Worker `me` has done everything before position `p`.
+    /// Worker `me` has done everything before position `p`; wakes a worker waiting for it.
     pub fn set(&self, me: usize, p: u64) {
-        if let Some(s) = self.pos.get(me) {
-            s.0.store(p, Ordering::Release);
+        let Some(s) = self.pos.get(me) else {
+            return;
+        };
+        s.pos.store(p, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            for (i, w) in self.pos.iter().enumerate() {
+                if i != me && w.want.load(Ordering::SeqCst) <= p {
+                    if let Some(t) = w.thread.get() {
+                        t.unpark();
+                    }
+                }
+            }
         }
     }
 
@@ -321,27 +348,39 @@ impl StreamOrder {
     fn passed(&self) -> u64 {
         self.pos
             .iter()
-            .map(|p| p.0.load(Ordering::Acquire))
+            .map(|p| p.pos.load(Ordering::Acquire))
             .min()
             .unwrap_or(u64::MAX)
     }
 
-    /// Waits until every worker but `me` is at position `p` or past it.
-    fn wait_others(&self, me: usize, p: u64) {
-        let mut spins = 0u32;
-        while self
-            .pos
+    fn others_at(&self, me: usize, p: u64) -> bool {
+        self.pos
             .iter()
             .enumerate()
-            .any(|(i, q)| i != me && q.0.load(Ordering::Acquire) < p)
-        {
-            if spins < 64 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
+            .all(|(i, q)| i == me || q.pos.load(Ordering::SeqCst) >= p)
+    }
+
+    /// Waits until every worker but `me` is at position `p` or past it.
+    fn wait_others(&self, me: usize, p: u64) {
+        for _ in 0..SPINS {
+            if self.others_at(me, p) {
+                return;
             }
+            std::hint::spin_loop();
         }
+        let Some(s) = self.pos.get(me) else {
+            return;
+        };
+        let _ = s.thread.set(std::thread::current());
+        // Announced before the positions are read again, and each mover stores its position
+        // before it reads the announcements (all SeqCst): one of the two sees the other.
+        s.want.store(p, Ordering::SeqCst);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        while !self.others_at(me, p) {
+            std::thread::park_timeout(std::time::Duration::from_millis(1));
+        }
+        s.want.store(u64::MAX, Ordering::SeqCst);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -488,10 +488,11 @@ fn run_worker(
 /// record and hashing its address pair are cheap next to processing it) and processes only the
 /// packets whose address pair picks it ([`worker_of`]); nothing is copied or sent between
 /// threads. Packets of other workers still move its clock (and its packing of minutes), so
-/// every worker sweeps idle flows at the very packets one engine would. The endpoint table is
-/// shared in stream order ([`StreamOrder`]): each lookup answers as one engine's would, so
-/// the series equal one engine's (while neither the endpoint nor the flow table is full: their
-/// bounds are split between workers). Worker 0 runs on this thread, reading `reader` (its
+/// every worker sweeps idle flows at the very packets one engine would. With
+/// `BITTAP_THREADS_ORDERED=1` the endpoint table is shared in stream order ([`StreamOrder`]):
+/// each lookup answers as one engine's would, so the series equal one engine's (while neither
+/// the endpoint nor the flow table is full: their bounds are split between workers); without
+/// it a lookup sees what the other workers have learned so far, as with the dispatcher. Worker 0 runs on this thread, reading `reader` (its
 /// problems are the run's) and calling `tick` with the packets read so far; the others open
 /// `files` again. Meant for uncompressed captures: each worker would decompress gzip again.
 pub fn run_offline(
@@ -509,16 +510,19 @@ pub fn run_offline(
         SharedEndpoints::new(cfg.endpoint_ttl_ns, cfg.max_endpoints, 16.min(4 * n))
     });
     let order = StreamOrder::new(n);
+    // Lookups in stream order make the series one engine's, but the workers then wait for
+    // each other at every new flow: on a shared machine that costs more than the second
+    // thread gains (README "Speed"), so it is asked for (`BITTAP_THREADS_ORDERED=1`).
+    let ordered = std::env::var_os("BITTAP_THREADS_ORDERED").is_some_and(|v| v == "1");
     let flows = flows.map(|f| SharedSink(Arc::new(Mutex::new(f))));
     let mut cfg = cfg.clone();
     cfg.max_flows = cfg.max_flows.div_ceil(n).max(1);
     let engine = |w: usize| {
         let mut p = Engine::new(cfg.clone(), rules.clone());
-        if std::env::var_os("BT_NOORDER").is_some() {
-            p.set_endpoints(endpoints.clone());
-        } else {
-            p.set_endpoints(endpoints.ordered(order.clone(), w));
-        }
+        p.set_endpoints(match ordered {
+            true => endpoints.ordered(order.clone(), w),
+            false => endpoints.clone(),
+        });
         if let Some(f) = &flows {
             p.set_flow_sink(Box::new(f.clone()));
         }
