@@ -609,6 +609,42 @@ mod tests {
     }
 
     #[test]
+    fn ordered_lookups_see_exactly_what_was_learned_before_them() {
+        let order = StreamOrder::new(2);
+        let t = SharedEndpoints::new(1800 * S, 1000, 2);
+        let (a, b) = (t.ordered(order.clone(), 0), t.ordered(order.clone(), 1));
+        let e = ep(0xffff_0a00_0001, 51413, 6);
+        // Worker b is ahead and learns at position 10; a asks at 4 and at 12.
+        b.set_position(10);
+        b.learn(e, Provenance::Observed, 100 * S);
+        a.set_position(4);
+        assert_eq!(a.lookup(&e, 100 * S), None);
+        b.set_position(12);
+        a.set_position(12);
+        assert_eq!(a.lookup(&e, 100 * S), Some(Provenance::Observed));
+        // Both past 10: folded into the table, seen unordered too.
+        assert_eq!(t.lookup(&e, 100 * S), Some(Provenance::Observed));
+        // A lookup waits for a worker behind it: b learns at 14, then moves on to 30.
+        let f = ep(0xffff_0a00_0002, 6881, 17);
+        a.set_position(20);
+        let mover = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            b.set_position(14);
+            b.learn(f, Provenance::DhtNode, 101 * S);
+            b.set_position(30);
+        });
+        assert_eq!(a.lookup(&f, 101 * S), Some(Provenance::DhtNode));
+        mover.join().expect("mover");
+        // Learned later than the asking position: not seen, even once learned.
+        a.set_position(22);
+        let g = ep(0xffff_0a00_0003, 6881, 6);
+        let c = t.ordered(order.clone(), 1);
+        c.set_position(40);
+        c.learn(g, Provenance::Advertised, 102 * S);
+        assert_eq!(a.lookup(&g, 102 * S), None);
+    }
+
+    #[test]
     fn only_unicast_addresses_are_learned() {
         let v4 = |a: u32| 0xffff_0000_0000u128 | u128::from(a);
         for a in [

@@ -495,6 +495,7 @@ fn run_worker(
 /// it a lookup sees what the other workers have learned so far, as with the dispatcher. Worker 0 runs on this thread, reading `reader` (its
 /// problems are the run's) and calling `tick` with the packets read so far; the others open
 /// `files` again. Meant for uncompressed captures: each worker would decompress gzip again.
+#[allow(clippy::too_many_arguments)]
 pub fn run_offline(
     reader: &mut MergedReader,
     files: &[PathBuf],
