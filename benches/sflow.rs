@@ -1,7 +1,9 @@
 //! The sFlow collector's speed on one core: every frame of the lab's captures as an sFlow v5
 //! raw-header sample (the first 128 bytes, rate 1 in 100, eight samples per datagram, as an
 //! agent sends them), replayed through `Collector::datagram` into a fresh pipeline per
-//! iteration (`collector`), and through the decoder alone (`decode`). Both report samples/s.
+//! iteration (`collector`), the same with `--members` (`collector_members`: 1,000 members,
+//! each frame's source MAC mapped to one of them, ports that never match), and through the
+//! decoder alone (`decode`). All report samples/s.
 //!
 //! `cargo bench --bench sflow`
 
@@ -14,6 +16,7 @@ use bittap::capture::MergedReader;
 use bittap::classify::Rules;
 use bittap::engine::{Config, Engine};
 use bittap::sflow::decode::{self, build, Sample};
+use bittap::sflow::members::Members;
 use bittap::sflow::Collector;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -52,8 +55,42 @@ fn datagrams() -> (Vec<(i64, Vec<u8>)>, u64) {
     (out, n)
 }
 
+/// A members file for the frames of `dgs`: 1,000 members with a port each (on ifIndexes
+/// the samples do not have) and the frames' source MACs spread over them.
+fn members(dgs: &[(i64, Vec<u8>)]) -> Members {
+    let mut macs = std::collections::BTreeSet::new();
+    for (_, d) in dgs {
+        let Ok(dg) = decode::parse(d) else { continue };
+        for s in dg.samples().flatten() {
+            let Sample::Flow(f) = s else { continue };
+            for r in f.records().flatten() {
+                if let decode::FlowRecord::RawHeader(h) = r {
+                    if let Some(m) = h.header.get(6..12) {
+                        macs.insert(m.to_vec());
+                    }
+                }
+            }
+        }
+    }
+    let mut per: Vec<Vec<String>> = vec![Vec::new(); 1000];
+    for (i, m) in macs.iter().enumerate() {
+        let hex: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+        per[i % 1000].push(format!("\"{}\"", hex.join(":")));
+    }
+    let mut text = String::new();
+    for (i, macs) in per.iter().enumerate() {
+        text.push_str(&format!(
+            "[[member]]\nname = \"m{i}\"\nmacs = [{}]\nports = [{{ agent = \"192.0.2.1\", if_index = {} }}]\n",
+            macs.join(", "),
+            1000 + i
+        ));
+    }
+    Members::parse("bench", &text).expect("members")
+}
+
 fn bench(c: &mut Criterion) {
     let (dgs, samples) = datagrams();
+    let members = Arc::new(members(&dgs));
     let rules = Arc::new(Rules::builtin().expect("rules"));
     let mut g = c.benchmark_group("sflow");
     g.throughput(Throughput::Elements(samples));
@@ -62,6 +99,18 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut p = Engine::new(Config::default(), rules.clone());
             let mut col = Collector::new(None);
+            for (ts, d) in &dgs {
+                col.datagram(*ts, d, &mut p);
+            }
+            p.finish().expect("finish");
+            black_box(p.totals())
+        })
+    });
+    g.bench_function("collector_members", |b| {
+        b.iter(|| {
+            let mut p = Engine::new(Config::default(), rules.clone());
+            let mut col = Collector::new(None);
+            col.set_members(Some(members.clone()));
             for (ts, d) in &dgs {
                 col.datagram(*ts, d, &mut p);
             }

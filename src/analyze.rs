@@ -215,6 +215,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         }
         pipeline.set_flow_sink(flow_sink);
         let mut col = Collector::new(sf.agents.clone());
+        col.set_members(sf.members.clone());
         let mut packer = Packer::default();
         let Ok(_) = drain(
             &mut reader,
@@ -304,13 +305,22 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
     let series = agg.series_rows();
     let ports = agg.port_rows();
     let sampled = opts.sflow.is_some();
+    let names = opts
+        .sflow
+        .as_ref()
+        .and_then(|s| s.members.as_deref())
+        .map(|m| m.names());
+    let shape = sink::rows::Shape {
+        sampled,
+        members: names,
+    };
     let sflow_rows = agg.sflow_rows();
     let sflow_health = sampled.then_some(sflow_rows.as_slice());
     if let Some(p) = &opts.series {
-        sink::write_series(p, &series, sampled)?;
+        sink::write_series(p, &series, shape)?;
     }
     if let Some(p) = &opts.port_series {
-        sink::write_port_series(p, &ports, &rules, sampled)?;
+        sink::write_port_series(p, &ports, &rules, shape)?;
     }
     if let Some(p) = &opts.health {
         sink::write_health(p, &agg.health_rows(), sflow_health)?;
@@ -339,8 +349,15 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
     let (mut influx, mut spool) = (None, None);
     if opts.line_protocol.is_some() || opts.influx.is_some() {
         let health = agg.health_rows();
-        let mut text =
-            sink::line::render_with(&opts.probe, &series, &ports, &health, sflow_health, &rules);
+        let mut text = sink::line::render_with(
+            &opts.probe,
+            &series,
+            &ports,
+            &health,
+            sflow_health,
+            names,
+            &rules,
+        );
         text.push_str(&sink::line::render_hosts(&opts.probe, &hosts));
         if let Some(p) = &opts.line_protocol {
             sink::line::write_file(p, &text)?;

@@ -124,6 +124,8 @@ pub(crate) struct Outputs {
     pub(crate) quiet: bool,
     /// Sampled input (sFlow): series rows carry samples and intervals, health sFlow's fields.
     pub(crate) sampled: bool,
+    /// sFlow `--members`: series and port-view rows carry the member.
+    pub(crate) members: Option<Arc<crate::sflow::members::Members>>,
     /// sFlow: per-interface link load and per-agent health, appended.
     pub(crate) links: Option<Out>,
     pub(crate) agents: Option<Out>,
@@ -153,6 +155,7 @@ impl Outputs {
             probe: opts.probe.clone(),
             quiet: opts.quiet,
             sampled: false,
+            members: None,
             links: None,
             agents: None,
             metrics: None,
@@ -200,6 +203,11 @@ pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
         let hosts = agg.hosts_rows();
         let sflow_rows = agg.sflow_rows();
         let sflow = o.sampled.then_some(sflow_rows.as_slice());
+        let names = o.members.as_deref().map(|m| m.names());
+        let shape = sink::rows::Shape {
+            sampled: o.sampled,
+            members: names,
+        };
         rep.minutes += health.len() as u64;
         rep.in_series += series.iter().map(|r| r.counts.packets).sum::<u64>();
         // Before the files: once a minute is in them, it is in the metrics too.
@@ -216,7 +224,7 @@ pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             rep.errors.push(msg);
         };
         if let Some(out) = &mut o.series {
-            let r = sink::write_series_to(&mut out.w, out.fmt, &series, out.header, o.sampled)
+            let r = sink::write_series_to(&mut out.w, out.fmt, &series, out.header, shape)
                 .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
@@ -224,10 +232,9 @@ pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
             }
         }
         if let Some(out) = &mut o.ports {
-            let r = sink::write_port_series_to(
-                &mut out.w, out.fmt, &ports, &rules, out.header, o.sampled,
-            )
-            .and_then(|_| out.w.flush());
+            let r =
+                sink::write_port_series_to(&mut out.w, out.fmt, &ports, &rules, out.header, shape)
+                    .and_then(|_| out.w.flush());
             out.header = false;
             if let Err(e) = r {
                 fail(out, e);
@@ -269,7 +276,7 @@ pub(crate) fn run_sink(mut o: Outputs, rx: Receiver<Ready>) -> SinkReport {
         }
         if o.line.is_some() || o.spool.is_some() {
             let mut text =
-                sink::line::render_with(&o.probe, &series, &ports, &health, sflow, &rules);
+                sink::line::render_with(&o.probe, &series, &ports, &health, sflow, names, &rules);
             text.push_str(&sink::line::render_hosts(&o.probe, &hosts));
             if let Some(out) = &mut o.line {
                 let r = out.w.write_all(text.as_bytes()).and_then(|_| out.w.flush());

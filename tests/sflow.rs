@@ -1139,3 +1139,277 @@ fn bernoulli(frames: &[Frame], rate: u32, seed: u64) -> Vec<(i64, Vec<u8>)> {
     }
     out
 }
+
+/// An Ethernet frame from `src_mac`: IPv4 `src` → `dst`, TCP with `flags` and `payload`.
+fn eth_tcp_from(
+    src_mac: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+    ports: (u16, u16),
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 0x99, 2, 0, 0, 0, 0, src_mac, 0x08, 0x00];
+    let total = (20 + 20 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&ports.0.to_be_bytes());
+    f.extend_from_slice(&ports.1.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Sums of packets and bytes of CSV rows by the values of columns `by` (header names).
+fn csv_sums(text: &str, by: &[&str]) -> BTreeMap<Vec<String>, (u64, u64)> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).expect(n);
+    let (pi, bi) = (col("packets"), col("bytes"));
+    let idx: Vec<usize> = by.iter().map(|n| col(n)).collect();
+    let mut out = BTreeMap::new();
+    for l in lines {
+        let v: Vec<&str> = l.split(',').collect();
+        let key = idx.iter().map(|&i| v[i].to_string()).collect();
+        let e: &mut (u64, u64) = out.entry(key).or_default();
+        e.0 += v[pi].parse::<u64>().expect("packets");
+        e.1 += v[bi].parse::<u64>().expect("bytes");
+    }
+    out
+}
+
+/// The datagrams of the members tests (one agent, 1 in 10): a BitTorrent flow from a host
+/// behind member A (its port 5) to one behind member B (port 6, not in the file: B is known
+/// by its MAC), whose SYN and SYN-ACK are held until the handshake decides the flow; a flow
+/// of no member (port 7, unknown MAC); a frame with B's MAC entering at A's port (the port
+/// wins). Also the expected (member, class) → (packets, bytes), and the members file.
+#[allow(clippy::type_complexity)]
+fn members_fixture(
+    d: &Path,
+) -> (
+    Vec<(i64, Vec<u8>)>,
+    BTreeMap<(&'static str, &'static str), (u64, u64)>,
+    PathBuf,
+) {
+    let a4 = [192, 0, 2, 1];
+    let (ha, hb, hc) = ([10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]);
+    let mut hs = b"\x13BitTorrent protocol".to_vec();
+    hs.extend_from_slice(&[0u8; 48]);
+    let syn = eth_tcp_from(0x0a, ha, hb, (40000, 51413), 0x02, &[]);
+    let synack = eth_tcp_from(0x0b, hb, ha, (51413, 40000), 0x12, &[]);
+    let hs_a = eth_tcp_from(0x0a, ha, hb, (40000, 51413), 0x18, &hs);
+    let hs_b = eth_tcp_from(0x0b, hb, ha, (51413, 40000), 0x18, &hs);
+    let tls = eth_tcp_from(0x0c, hc, ha, (40001, 443), 0x18, &[0x16, 3, 1, 0, 100]);
+    let via_a = eth_tcp_from(0x0b, hc, hb, (40002, 443), 0x18, &[0x16, 3, 1, 0, 100]);
+    let rate = 10u32;
+    let plan: [(&Vec<u8>, u32); 6] = [
+        (&syn, 5),
+        (&synack, 6),
+        (&hs_a, 5),
+        (&hs_b, 6),
+        (&tls, 7),
+        (&via_a, 5),
+    ];
+    let mut dgs = Vec::new();
+    for (i, (frame, port)) in plan.iter().enumerate() {
+        let i = i as u32;
+        let s = build::flow_sample(
+            false,
+            i,
+            *port,
+            rate,
+            i * rate,
+            0,
+            &[build::raw_header(1, frame.len() as u32 + 4, 4, frame)],
+        );
+        dgs.push((
+            MIN + i64::from(i) * 1_000_000_000,
+            build::datagram(&a4, 0, i + 1, 1000 + i, &[s]),
+        ));
+    }
+    let members = d.join("members.toml");
+    std::fs::write(
+        &members,
+        "[[member]]\nname = \"as64500-a\"\nports = [{ agent = \"192.0.2.1\", if_index = 5 }]\n\n\
+         [[member]]\nname = \"as64501-b\"\nmacs = [\"02:00:00:00:00:0b\"]\n",
+    )
+    .expect("members file");
+    let w = |f: &Vec<u8>| u64::from(rate) * f.len() as u64;
+    let want = BTreeMap::from([
+        (("as64500-a", "bittorrent"), (20, w(&syn) + w(&hs_a))),
+        (("as64500-a", "other"), (10, w(&via_a))),
+        (("as64501-b", "bittorrent"), (20, w(&synack) + w(&hs_b))),
+        (("unknown", "other"), (10, w(&tls))),
+    ]);
+    (dgs, want, members)
+}
+
+/// `--members`: samples are attributed by the agent's ingress port, else by the frame's
+/// source MAC, else `unknown`; held packets of an undecided flow go to the member that sent
+/// them; the member rows add up to the totals; no address leaves the process; a bad file
+/// is exit status 2 naming the file and line.
+#[test]
+fn members_by_port_and_by_mac() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (dgs, want, members) = members_fixture(d);
+    let cap = d.join("members.pcap");
+    write_pcap(&cap, &dgs, 6343);
+    let bin = env!("CARGO_BIN_EXE_bittap");
+    let run = |tag: &str, extra: &[&std::ffi::OsStr]| {
+        let st = Command::new(bin)
+            .args(["analyze", "--sflow", "-q", "--no-progress"])
+            .arg(&cap)
+            .arg("--series")
+            .arg(d.join(format!("{tag}.csv")))
+            .arg("--port-series")
+            .arg(d.join(format!("{tag}-ports.csv")))
+            .arg("--line-protocol")
+            .arg(d.join(format!("{tag}.lp")))
+            .args(extra)
+            .status()
+            .expect("analyze");
+        assert!(st.success());
+        let read = |n: String| std::fs::read_to_string(d.join(n)).expect("output");
+        (
+            read(format!("{tag}.csv")),
+            read(format!("{tag}-ports.csv")),
+            read(format!("{tag}.lp")),
+        )
+    };
+    let (plain, plain_ports, plain_lp) = run("plain", &[]);
+    let (by, by_ports, by_lp) = run("by", &["--members".as_ref(), members.as_os_str()]);
+    assert!(plain.starts_with("time,class,proto,method,direction,packets,"));
+    assert!(!plain_lp.contains("member="));
+    assert!(by.starts_with("time,class,proto,method,direction,member,packets,"));
+    // Sums over members are the totals, row by row.
+    let tags = ["time", "class", "proto", "method", "direction"];
+    assert_eq!(csv_sums(&by, &tags), csv_sums(&plain, &tags));
+    let port_tags = ["time", "rule", "l4", "proto", "direction"];
+    assert_eq!(
+        csv_sums(&by_ports, &port_tags),
+        csv_sums(&plain_ports, &port_tags)
+    );
+    // A: its SYN (held, then BitTorrent) and handshake, and the frame entering at its port;
+    // B, by its MAC: the SYN-ACK held before the verdict, and its handshake.
+    let per = csv_sums(&by, &["member", "class"]);
+    let got: BTreeMap<(&str, &str), (u64, u64)> = want
+        .keys()
+        .map(|&(m, c)| {
+            let v = per.get(&vec![m.to_string(), c.to_string()]).copied();
+            ((m, c), v.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(per.len(), want.len(), "{per:?}");
+    // The port view by member too (51413 is a BitTorrent port).
+    let ports = csv_sums(&by_ports, &["member"]);
+    assert_eq!(
+        ports.get(&vec!["as64501-b".to_string()]).map(|c| c.1),
+        want.get(&("as64501-b", "bittorrent")).map(|c| c.1)
+    );
+    assert!(
+        by_lp.contains(",member=as64500-a ") && by_lp.contains(",member=unknown "),
+        "{by_lp}"
+    );
+    // Names only: no agent or MAC address in any output.
+    for out in [&by, &by_ports, &by_lp] {
+        assert!(!out.contains("192.0.2.1") && !out.contains("02:00:00"));
+    }
+    // `report` reads the series with the member column (summing over members).
+    let st = Command::new(bin)
+        .args(["report", "--series"])
+        .arg(d.join("by.csv"))
+        .arg("--summary")
+        .arg(d.join("by-summary.txt"))
+        .status()
+        .expect("report");
+    assert!(st.success());
+    let st = Command::new(bin)
+        .args(["report", "--series"])
+        .arg(d.join("plain.csv"))
+        .arg("--summary")
+        .arg(d.join("plain-summary.txt"))
+        .status()
+        .expect("report");
+    assert!(st.success());
+    assert_eq!(
+        std::fs::read_to_string(d.join("by-summary.txt")).expect("summary"),
+        std::fs::read_to_string(d.join("plain-summary.txt")).expect("summary")
+    );
+
+    // A bad members file: exit 2, the file and line named, nothing written.
+    let bad = d.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[member]]\nname = \"as64500-a\"\nmacs = [\"02:00:00:00:00\"]\n",
+    )
+    .expect("bad file");
+    let out = Command::new(bin)
+        .args(["analyze", "--sflow", "-q", "--no-progress"])
+        .arg(&cap)
+        .arg("--series")
+        .arg(d.join("bad.csv"))
+        .arg("--members")
+        .arg(&bad)
+        .output()
+        .expect("analyze");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
+    assert!(!d.join("bad.csv").exists());
+}
+
+/// `bittap sflow --listen --members`: the datagrams of [`members_fixture`] over loopback
+/// give the same per-member rows as `analyze --sflow --members`.
+#[test]
+fn members_through_the_live_collector() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (dgs, want, members) = members_fixture(d);
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port();
+    let collector = Command::new(env!("CARGO_BIN_EXE_bittap"))
+        .args(["sflow", "--listen", &format!("127.0.0.1:{port}"), "--quiet"])
+        .args(["--flush-delay", "1", "--members"])
+        .arg(&members)
+        .arg("--series")
+        .arg(d.join("live.csv"))
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bittap sflow");
+    std::thread::sleep(Duration::from_millis(500));
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for (_, dg) in &dgs {
+        tx.send_to(dg, ("127.0.0.1", port)).expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe {
+        libc::kill(collector.id() as i32, libc::SIGTERM);
+    }
+    let out = collector.wait_with_output().expect("collector");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let series = std::fs::read_to_string(d.join("live.csv")).expect("series");
+    assert!(series.starts_with("time,class,proto,method,direction,member,"));
+    // Arrival minutes: sum over them.
+    let per = csv_sums(&series, &["member", "class"]);
+    let got: BTreeMap<(&str, &str), (u64, u64)> = want
+        .keys()
+        .map(|&(m, c)| {
+            let v = per.get(&vec![m.to_string(), c.to_string()]).copied();
+            ((m, c), v.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(got, want, "{series}");
+}

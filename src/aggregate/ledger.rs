@@ -4,7 +4,8 @@
 //! ports also goes to the port view, and both ends of a BitTorrent flow go to the minute's
 //! host sketch.
 
-use super::{Aggregator, Amount, Counts, Direction, MinuteBucket, Sampled, N_DIR};
+use super::members::MEMBER_NONE;
+use super::{Aggregator, Amount, Counts, Direction, MinuteBucket, Sampled, Tag, N_DIR};
 use crate::classify::{Class, Method, Proto, Verdict};
 use crate::flow::{FlowState, Held, PendingCount};
 
@@ -16,11 +17,11 @@ pub fn credit(
     v: Verdict,
     flow: &mut FlowState,
     minute: i64,
-    dir: Direction,
+    tag: Tag,
     a: Amount,
 ) {
     let b = agg.bucket(minute);
-    b.add_amount(v.proto, v.method, dir, a);
+    b.add_tagged(v.proto, v.method, tag, a);
     if flow.hosts_minute != minute && v.class() == Class::Bittorrent {
         flow.hosts_minute = minute;
         b.hosts.insert_hash(flow.host_hash[0]);
@@ -46,12 +47,7 @@ pub fn credit_counts(
     for p in counts {
         let b = agg.bucket(p.minute);
         let amount = Amount::held(p.packets, p.bytes, p.samples);
-        b.add_amount(
-            v.proto,
-            v.method,
-            Direction::ALL[usize::from(p.dir)],
-            amount,
-        );
+        b.add_tagged(v.proto, v.method, p.tag, amount);
         if bt {
             // Held packets are BitTorrent in their own minute: so are their hosts.
             b.hosts.insert_hash(host_hash[0]);
@@ -63,8 +59,8 @@ pub fn credit_counts(
 /// Counts a packet on a port rule's ports in the port view (whatever its flow turns out to
 /// be: the view is not a partition).
 #[inline]
-pub fn credit_port(agg: &mut Aggregator, minute: i64, rule: usize, dir: Direction, a: Amount) {
-    agg.bucket(minute).add_port_amount(rule, dir, a);
+pub fn credit_port(agg: &mut Aggregator, minute: i64, rule: usize, tag: Tag, a: Amount) {
+    agg.bucket(minute).add_port_tagged(rule, tag, a);
 }
 
 /// Counts later fragments whose first fragment never came, as other traffic.
@@ -74,12 +70,7 @@ pub fn orphan_fragments(agg: &mut Aggregator, early: &PendingCount) {
     }
     let b = agg.bucket(early.minute);
     let held = Amount::held(early.packets, early.bytes, early.samples);
-    b.add_amount(
-        Proto::Other,
-        Method::None,
-        Direction::ALL[usize::from(early.dir)],
-        held,
-    );
+    b.add_tagged(Proto::Other, Method::None, early.tag, held);
     b.health.fragments_orphaned += u64::from(early.packets);
 }
 
@@ -101,6 +92,8 @@ pub struct PortRow {
     pub counts: Counts,
     pub samples: u64,
     pub bytes_err: u64,
+    /// Member index (sFlow `--members`; 0 without).
+    pub member: u16,
 }
 
 impl MinuteBucket {
@@ -121,6 +114,7 @@ impl MinuteBucket {
         }
         self.port = port;
         self.port_est = port_est;
+        self.members.remap_ports(map, N_DIR);
     }
 
     #[inline]
@@ -135,6 +129,17 @@ impl MinuteBucket {
     #[inline]
     pub fn add_port_amount(&mut self, rule: usize, dir: Direction, a: Amount) {
         self.add_port_sampled(rule, dir, u64::from(a.packets), a.bytes, a.est);
+    }
+
+    /// [`MinuteBucket::add_port_amount`] for a packet's [`Tag`]: by member too, if it has one.
+    #[inline]
+    pub fn add_port_tagged(&mut self, rule: usize, tag: Tag, a: Amount) {
+        let dir = tag.dir();
+        self.add_port_amount(rule, dir, a);
+        if tag.member() != MEMBER_NONE && rule * N_DIR < self.port.len() {
+            self.members
+                .add_port(tag.member(), rule * N_DIR + dir as usize, a);
+        }
     }
 
     #[inline]
@@ -165,20 +170,35 @@ impl Aggregator {
         self.packed_upto = 0;
     }
 
-    /// Port view rows with packets, ordered by minute, rule and direction.
+    /// Port view rows with packets, ordered by minute, (with members) member, rule and
+    /// direction.
     pub fn port_rows(&self) -> Vec<PortRow> {
         let mut out = Vec::new();
         for (minute, b) in self.minutes() {
-            for (i, (counts, est)) in b.port.iter().zip(&b.port_est).enumerate() {
+            let by_member = b.members.port_members();
+            let mut push = |member: u16, i: usize, counts: Counts, est: Sampled| {
                 if counts.packets > 0 {
                     out.push(PortRow {
                         minute,
                         rule: i / N_DIR,
                         direction: Direction::ALL[i % N_DIR],
-                        counts: *counts,
+                        counts,
                         samples: est.samples,
                         bytes_err: est.half_width(),
+                        member,
                     });
+                }
+            };
+            if by_member.is_empty() {
+                for (i, (counts, est)) in b.port.iter().zip(&b.port_est).enumerate() {
+                    push(MEMBER_NONE, i, *counts, *est);
+                }
+            }
+            for m in by_member {
+                for i in 0..b.port.len() {
+                    if let Some((counts, est)) = b.members.port(m, i) {
+                        push(m, i, *counts, *est);
+                    }
                 }
             }
         }
@@ -260,10 +280,17 @@ mod tests {
         let mut f = state();
         let a = Amount::sample(100, 1);
         for _ in 0..3 {
-            credit(&mut agg, DHT, &mut f, 7, Direction::Up, a);
+            credit(&mut agg, DHT, &mut f, 7, Direction::Up.into(), a);
         }
-        credit(&mut agg, Verdict::OTHER, &mut f, 8, Direction::Down, a);
-        credit_port(&mut agg, 7, 0, Direction::Up, a);
+        credit(
+            &mut agg,
+            Verdict::OTHER,
+            &mut f,
+            8,
+            Direction::Down.into(),
+            a,
+        );
+        credit_port(&mut agg, 7, 0, Direction::Up.into(), a);
         let b = agg.minutes().next().expect("minute 7").1;
         assert_eq!(
             b.series_total(),
@@ -282,7 +309,7 @@ mod tests {
             DHT,
             &mut f,
             8,
-            Direction::Up,
+            Direction::Up.into(),
             Amount::sample(100, 10),
         );
         let total: u64 = agg.series_rows().iter().map(|r| r.counts.packets).sum();
@@ -294,7 +321,7 @@ mod tests {
         let mut agg = Aggregator::new(0);
         let early = PendingCount {
             minute: 2,
-            dir: Direction::Transit as u8,
+            tag: Direction::Transit.into(),
             packets: 3,
             bytes: 90,
             samples: 3,

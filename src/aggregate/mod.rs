@@ -4,6 +4,7 @@
 pub mod health;
 pub mod hll;
 pub mod ledger;
+pub mod members;
 pub mod packed;
 pub mod range;
 
@@ -11,6 +12,7 @@ pub use crate::flow::home::{Direction, HomeNet};
 pub use health::{Health, SflowHealth};
 pub use ledger::PortRow;
 pub use range::BtRange;
+pub use members::Tag;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -153,6 +155,8 @@ pub struct MinuteBucket {
     pub sflow: SflowHealth,
     /// Distinct hosts (both ends of BitTorrent flows) seen this minute, as a sketch.
     pub hosts: hll::Hll,
+    /// The series and port view again by member (sFlow `--members`; empty without).
+    members: members::MemberCounts,
 }
 
 impl MinuteBucket {
@@ -179,6 +183,7 @@ impl MinuteBucket {
             health: Health::default(),
             sflow: SflowHealth::default(),
             hosts: hll::Hll::default(),
+            members: members::MemberCounts::default(),
         })
     }
 
@@ -213,6 +218,17 @@ impl MinuteBucket {
         self.add_sampled(proto, method, dir, u64::from(a.packets), a.bytes, a.est);
     }
 
+    /// [`MinuteBucket::add_amount`] for a packet's [`Tag`]: by member too, if it has one.
+    #[inline]
+    pub fn add_tagged(&mut self, proto: Proto, method: Method, tag: Tag, a: Amount) {
+        let dir = tag.dir();
+        self.add_amount(proto, method, dir, a);
+        if tag.member() != members::MEMBER_NONE {
+            self.members
+                .add_series(tag.member(), slot(proto, method, dir), a);
+        }
+    }
+
     /// Adds everything another worker counted for the same minute (same rule set). A new
     /// field of the bucket needs one line here.
     pub fn merge(&mut self, o: &MinuteBucket) {
@@ -231,6 +247,7 @@ impl MinuteBucket {
         self.health.merge(&o.health);
         self.sflow.merge(&o.sflow);
         self.hosts.merge(&o.hosts);
+        self.members.merge(&o.members);
     }
 
     /// Packets and wire bytes in the series (each packet is in exactly one series counter).
@@ -255,6 +272,8 @@ pub struct SeriesRow {
     pub samples: u64,
     /// Half-width of the 95 % interval of `counts.bytes` (0 for captures).
     pub bytes_err: u64,
+    /// Member index (sFlow `--members`; [`members::MEMBER_NONE`] without).
+    pub member: u16,
 }
 
 /// Per-minute counters, kept until written.
@@ -430,28 +449,21 @@ impl Aggregator {
         })
     }
 
-    /// Series rows with packets, ordered by minute, then proto, method and direction.
+    /// Series rows with packets, ordered by minute, then (with members) member, then proto,
+    /// method and direction.
     pub fn series_rows(&self) -> Vec<SeriesRow> {
         let mut out = Vec::new();
         for (minute, b) in self.minutes() {
-            for proto in Proto::ALL {
-                for method in Method::ALL {
-                    for direction in Direction::ALL {
-                        let i = slot(proto, method, direction);
-                        let counts = b.series[i];
-                        if counts.packets > 0 {
-                            out.push(SeriesRow {
-                                minute,
-                                proto,
-                                method,
-                                direction,
-                                counts,
-                                samples: b.series_est[i].samples,
-                                bytes_err: b.series_est[i].half_width(),
-                            });
-                        }
-                    }
-                }
+            let by_member = b.members.members();
+            if by_member.is_empty() {
+                series_rows_of(&mut out, minute, members::MEMBER_NONE, |i| {
+                    (b.series[i], b.series_est[i])
+                });
+            }
+            for m in by_member {
+                series_rows_of(&mut out, minute, m, |i| {
+                    b.members.series(m, i).copied().unwrap_or_default()
+                });
             }
         }
         out
@@ -472,6 +484,34 @@ impl Aggregator {
                 (m, h)
             })
             .collect()
+    }
+}
+
+/// The series rows of one minute and member, from its counters by slot.
+fn series_rows_of(
+    out: &mut Vec<SeriesRow>,
+    minute: i64,
+    member: u16,
+    at: impl Fn(usize) -> (Counts, Sampled),
+) {
+    for proto in Proto::ALL {
+        for method in Method::ALL {
+            for direction in Direction::ALL {
+                let (counts, est) = at(slot(proto, method, direction));
+                if counts.packets > 0 {
+                    out.push(SeriesRow {
+                        minute,
+                        proto,
+                        method,
+                        direction,
+                        counts,
+                        samples: est.samples,
+                        bytes_err: est.half_width(),
+                        member,
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -17,6 +17,8 @@ pub struct PackedBucket {
     health: Health,
     sflow: SflowHealth,
     hosts: Option<Box<hll::Hll>>,
+    /// Counters by member (sFlow `--members`), sorted by key.
+    members: Vec<(u32, Counts, Sampled)>,
 }
 
 fn is_zero(c: &Counts, e: &Sampled) -> bool {
@@ -41,6 +43,7 @@ impl PackedBucket {
             health: b.health,
             sflow: b.sflow,
             hosts: (!b.hosts.is_empty()).then(|| Box::new(b.hosts.clone())),
+            members: b.members.pack(),
         }
     }
 
@@ -62,6 +65,9 @@ impl PackedBucket {
         b.sflow = self.sflow;
         if let Some(h) = &self.hosts {
             b.hosts = (**h).clone();
+        }
+        if !self.members.is_empty() {
+            b.members = super::members::MemberCounts::unpack(&self.members);
         }
         b
     }
@@ -107,7 +113,8 @@ mod tests {
         b.hosts.insert_hash(42);
         let with_host = PackedBucket::pack(&b).unpack(3);
         assert_eq!(with_host.hosts, b.hosts);
-        // Health and sFlow health are kept whole (216 bytes): a few hundred bytes a minute.
-        assert!(std::mem::size_of::<PackedBucket>() <= 320);
+        // Health and sFlow health are kept whole (248 bytes with the BitTorrent range's
+        // fields), and the per-member counts' vector: a few hundred bytes a minute.
+        assert!(std::mem::size_of::<PackedBucket>() <= 360);
     }
 }

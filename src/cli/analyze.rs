@@ -54,6 +54,11 @@ pub struct AnalyzeArgs {
 
 pub fn run(a: AnalyzeArgs) -> Result<(), Error> {
     let common = Common::new(&a.classify, &a.flow, &a.influx)?;
+    if a.sflow_opts.members.is_some() && !a.sflow {
+        return Err(Error::Usage(
+            "--members is for sFlow input: give --sflow too".into(),
+        ));
+    }
     let sflow = settings::sflow_options(&a.sflow_opts, a.sflow_port)?;
     let opts = analyze::Options {
         inputs: a.inputs,

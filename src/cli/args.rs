@@ -150,6 +150,11 @@ pub struct SflowOpts {
     /// sFlow: health per agent and minute (CSV; holds agent addresses).
     #[arg(long, value_name = "FILE")]
     pub sflow_agents: Option<PathBuf>,
+    /// sFlow: exchange members (TOML: agent and ingress ifIndex, or source MAC, to member
+    /// name); series and port-view rows get a `member` tag (`unknown` for samples of no
+    /// member). Only the names leave the process.
+    #[arg(long, value_name = "FILE")]
+    pub members: Option<PathBuf>,
 }
 
 /// Fills what `$a` left unset from `$b`, field by field (`Option`s: `$a` wins; flags: either).

@@ -93,6 +93,13 @@ pub fn sflow_options(s: &SflowOpts, port: u16) -> Result<bittap::sflow::Options,
         agents,
         counters: s.sflow_counters.clone(),
         agent_health: s.sflow_agents.clone(),
+        members: match &s.members {
+            Some(p) => Some(std::sync::Arc::new(
+                bittap::sflow::members::Members::load(p)
+                    .map_err(|e| Error::Usage(format!("--members {e}")))?,
+            )),
+            None => None,
+        },
     })
 }
 

@@ -1,7 +1,7 @@
 //! How an engine decides a flow: on its probes' answer, or on what is known when they say
 //! nothing (correlation, then the port rule), and what deciding releases and credits.
 
-use crate::aggregate::{ledger, Aggregator, Amount, Direction};
+use crate::aggregate::{ledger, Aggregator, Amount, Tag};
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::{correlate, Answer, ProbePool, Rules, Transport, Verdict};
 use crate::decode::{TcpInfo, TCP_SYN};
@@ -183,14 +183,14 @@ pub(super) fn account(
     probing: &mut Probing,
     agg: &mut Aggregator,
     minute: i64,
-    dir: Direction,
+    tag: Tag,
     a: Amount,
 ) {
     if let Stage::Probing(pi) = flow.class.stage {
         let samples = u16::try_from(a.est.samples).unwrap_or(u16::MAX);
         if probing
             .held
-            .add(pi, minute, dir, a.packets, a.bytes, samples)
+            .add(pi, minute, tag, a.packets, a.bytes, samples)
         {
             return;
         }
@@ -198,7 +198,7 @@ pub(super) fn account(
         decide(flow, v, probing, agg);
     }
     if let Stage::Decided(v) = flow.class.stage {
-        ledger::credit(agg, v, &mut flow.state, minute, dir, a);
+        ledger::credit(agg, v, &mut flow.state, minute, tag, a);
     }
 }
 

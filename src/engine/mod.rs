@@ -18,7 +18,8 @@ use std::sync::Arc;
 pub use config::Config;
 pub use workers::{Flushed, Workers};
 
-use crate::aggregate::{ledger, minute_of, Aggregator, Amount, Counts, Direction};
+use crate::aggregate::members::MEMBER_NONE;
+use crate::aggregate::{ledger, minute_of, Aggregator, Amount, Counts, Direction, Tag};
 use crate::capture::RawPacket;
 use crate::classify::endpoints::{EndpointTable, SharedEndpoints};
 use crate::classify::{correlate, Answer, Class, Method, Proto, Rules, Transport};
@@ -103,6 +104,13 @@ impl Engine {
     /// Counts and classifies one frame standing for `weight` frames (a packet sample taken
     /// at 1 in `weight`, e.g. from sFlow): its packets and wire bytes count `weight` times.
     pub fn process_weighted(&mut self, pkt: &RawPacket<'_>, weight: u32) {
+        self.process_sample(pkt, weight, MEMBER_NONE);
+    }
+
+    /// [`Engine::process_weighted`] for a sample of an exchange member (sFlow `--members`:
+    /// its member index, see [`Tag`]): its series and port-view counts are also kept by
+    /// member.
+    pub fn process_sample(&mut self, pkt: &RawPacket<'_>, weight: u32, member: u16) {
         let ts = pkt.ts_ns;
         let minute = minute_of(ts);
         let a = Amount::sample(u64::from(pkt.wire_len), weight.max(1));
@@ -124,14 +132,16 @@ impl Engine {
                 // The payload is incomplete when the snap length cut the frame, or in a first fragment.
                 let cut = pkt.data.len() < pkt.wire_len as usize
                     || matches!(ip.frag, Fragment::First { .. });
-                self.ip_packet(ts, minute, a, ip, cut)
+                self.ip_packet(ts, minute, a, ip, cut, member)
             }
             Decoded::NonIp => {
-                bucket.add_amount(Proto::NonIp, Method::None, Direction::Unknown, a);
+                let tag = Tag::new(Direction::Unknown, member);
+                bucket.add_tagged(Proto::NonIp, Method::None, tag, a);
                 bucket.health.non_ip += u64::from(a.packets);
             }
             Decoded::Undecodable | Decoded::UnknownLink => {
-                bucket.add_amount(Proto::Undecodable, Method::None, Direction::Unknown, a);
+                let tag = Tag::new(Direction::Unknown, member);
+                bucket.add_tagged(Proto::Undecodable, Method::None, tag, a);
                 bucket.health.undecodable += u64::from(a.packets);
                 if matches!(decoded, Decoded::UnknownLink) {
                     bucket.health.unknown_link += u64::from(a.packets);
@@ -145,7 +155,16 @@ impl Engine {
     }
 
     /// One IP packet: fragments → flow table → probes → correlation → ledger.
-    fn ip_packet(&mut self, ts: i64, minute: i64, a: Amount, mut ip: IpPacket<'_>, cut: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn ip_packet(
+        &mut self,
+        ts: i64,
+        minute: i64,
+        a: Amount,
+        mut ip: IpPacket<'_>,
+        cut: bool,
+        member: u16,
+    ) {
         // Fragments: a later fragment gets its datagram's ports, or waits for them.
         let Engine {
             frags, agg, cfg, ..
@@ -156,6 +175,7 @@ impl Engine {
             ts,
             minute,
             &cfg.home_net,
+            member,
             a.packets,
             a.bytes,
             orphaned,
@@ -187,6 +207,7 @@ impl Engine {
         let dir = usize::from(sender_lo != flow.state.src_is_lo);
         let dir_tag = flow.state.touch(ts, a.packets, a.bytes, flags, dir);
         flow.class.sampled |= a.packets > 1;
+        let tag = Tag::new(dir_tag, member);
 
         // Probes, while the flow is undecided; a flow decided on strong evidence teaches
         // its ends.
@@ -231,16 +252,15 @@ impl Engine {
 
         // Ledger: the port view, then the series (or held until the verdict).
         if let Some(rule) = transport.and_then(|t| rules.port_rule_for(t, ip.sport, ip.dport)) {
-            ledger::credit_port(agg, minute, rule, dir_tag, a);
+            ledger::credit_port(agg, minute, rule, tag, a);
         }
         if let Some(e) = early {
             flow.state.packets += u64::from(e.packets);
             flow.state.bytes += e.bytes;
             let held = Amount::held(e.packets, e.bytes, e.samples);
-            let dir = Direction::ALL[usize::from(e.dir)];
-            account(flow, rules, probing, agg, e.minute, dir, held);
+            account(flow, rules, probing, agg, e.minute, e.tag, held);
         }
-        account(flow, rules, probing, agg, minute, dir_tag, a);
+        account(flow, rules, probing, agg, minute, tag, a);
     }
 
     /// Makes sure the packet's flow is in the table, and returns its position: a SYN ends

@@ -4,6 +4,7 @@
 //! whose first never comes are handed back as orphans when their datagram is forgotten.
 
 use super::{new_map, HomeNet, Map, PendingCount};
+use crate::aggregate::Tag;
 use crate::decode::{Addr, Fragment, IpPacket};
 
 /// Key of an IP datagram for fragment tracking.
@@ -59,9 +60,9 @@ impl Frags {
         self.map.is_empty()
     }
 
-    /// Tracks one packet of `packets` packets and `bytes` bytes: a later fragment gets its
-    /// first fragment's ports. Datagrams forgotten to make room have their early fragments
-    /// handed to `orphaned`.
+    /// Tracks one packet of `packets` packets and `bytes` bytes (of `member`, see
+    /// [`crate::aggregate::Tag`]): a later fragment gets its first fragment's ports.
+    /// Datagrams forgotten to make room have their early fragments handed to `orphaned`.
     #[allow(clippy::too_many_arguments)]
     pub fn track(
         &mut self,
@@ -69,6 +70,7 @@ impl Frags {
         ts: i64,
         minute: i64,
         home: &HomeNet,
+        member: u16,
         packets: u32,
         bytes: u64,
         orphaned: impl FnMut(&PendingCount),
@@ -120,7 +122,7 @@ impl Frags {
                 ports: None,
                 early: PendingCount {
                     minute,
-                    dir: dir as u8,
+                    tag: Tag::new(dir, member),
                     packets,
                     bytes,
                     samples: 1,
@@ -187,15 +189,15 @@ mod tests {
         let home = HomeNet::default();
         let mut orphans = 0;
         let mut first = packet(Fragment::First { id: 7 }, 6881, 51413);
-        let t = f.track(&mut first, 0, 0, &home, 1, 100, |_| orphans += 1);
+        let t = f.track(&mut first, 0, 0, &home, 0, 1, 100, |_| orphans += 1);
         assert!(matches!(t, Track::Go(None)));
         let mut later = packet(Fragment::Later { id: 7 }, 0, 0);
-        let t = f.track(&mut later, 1, 0, &home, 1, 50, |_| orphans += 1);
+        let t = f.track(&mut later, 1, 0, &home, 0, 1, 50, |_| orphans += 1);
         assert!(matches!(t, Track::Go(None)));
         assert_eq!((later.sport, later.dport), (6881, 51413));
         let mut whole = packet(Fragment::Whole, 1, 2);
         assert!(matches!(
-            f.track(&mut whole, 2, 0, &home, 1, 10, |_| {}),
+            f.track(&mut whole, 2, 0, &home, 0, 1, 10, |_| {}),
             Track::Go(None)
         ));
         assert_eq!((f.len(), orphans), (1, 0));
@@ -207,11 +209,11 @@ mod tests {
         let home = HomeNet::default();
         for ts in 0..3 {
             let mut later = packet(Fragment::Later { id: 9 }, 0, 0);
-            let t = f.track(&mut later, ts, 5, &home, 2, 100, |_| {});
+            let t = f.track(&mut later, ts, 5, &home, 0, 2, 100, |_| {});
             assert!(matches!(t, Track::Held));
         }
         let mut first = packet(Fragment::First { id: 9 }, 1000, 2000);
-        let Track::Go(Some(early)) = f.track(&mut first, 3, 5, &home, 1, 10, |_| {}) else {
+        let Track::Go(Some(early)) = f.track(&mut first, 3, 5, &home, 0, 1, 10, |_| {}) else {
             panic!("the early fragments come with the first");
         };
         assert_eq!(
@@ -221,7 +223,7 @@ mod tests {
         // Handed over once only.
         let mut again = packet(Fragment::First { id: 9 }, 1000, 2000);
         assert!(matches!(
-            f.track(&mut again, 4, 5, &home, 1, 10, |_| {}),
+            f.track(&mut again, 4, 5, &home, 0, 1, 10, |_| {}),
             Track::Go(None)
         ));
     }
@@ -232,12 +234,12 @@ mod tests {
         let home = HomeNet::default();
         for id in 0..2 {
             let mut later = packet(Fragment::Later { id }, 0, 0);
-            f.track(&mut later, i64::from(id), 0, &home, 1, 10, |_| {});
+            f.track(&mut later, i64::from(id), 0, &home, 0, 1, 10, |_| {});
         }
         // Full: the datagram heard of longest ago (id 0) makes room.
         let mut orphaned = Vec::new();
         let mut later = packet(Fragment::Later { id: 5 }, 0, 0);
-        f.track(&mut later, 10, 0, &home, 1, 10, |e| {
+        f.track(&mut later, 10, 0, &home, 0, 1, 10, |e| {
             orphaned.push(e.packets)
         });
         assert_eq!((orphaned, f.len()), (vec![1], 2));

@@ -46,7 +46,7 @@ pub(crate) fn advise_huge<T>(v: &Vec<T>) {
 pub fn new_map<K, V>(n: usize) -> Map<K, V> {
     Map::with_capacity_and_hasher(n, RandomState::default())
 }
-use crate::aggregate::hll;
+use crate::aggregate::{hll, Tag};
 use crate::classify::endpoints::Provenance;
 use crate::classify::{Evidence, Verdict};
 #[cfg(test)]
@@ -124,11 +124,12 @@ impl EndReason {
     }
 }
 
-/// Packets counted while a flow had no verdict yet, per minute and direction tag.
+/// Packets counted while a flow had no verdict yet, per minute and tag (direction and
+/// member).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PendingCount {
     pub minute: i64,
-    pub dir: u8,
+    pub tag: Tag,
     /// Packets (estimated, for sampled input: samples times their sampling rates).
     pub packets: u32,
     pub bytes: u64,
@@ -279,12 +280,12 @@ impl Held {
     pub fn add(
         &mut self,
         minute: i64,
-        dir: Direction,
+        tag: impl Into<Tag>,
         packets: u32,
         bytes: u64,
         samples: u16,
     ) -> bool {
-        self.add_within(MAX_PENDING, minute, dir, packets, bytes, samples)
+        self.add_within(MAX_PENDING, minute, tag.into(), packets, bytes, samples)
     }
 
     /// Adds to the held counts, holding at most `cap` (≤ [`MAX_PENDING`]) of them; `false`
@@ -293,14 +294,14 @@ impl Held {
         &mut self,
         cap: usize,
         minute: i64,
-        dir: Direction,
+        tag: Tag,
         packets: u32,
         bytes: u64,
         samples: u16,
     ) -> bool {
         let n = usize::from(self.n);
         for p in &mut self.pending[..n] {
-            if p.minute == minute && p.dir == dir as u8 {
+            if p.minute == minute && p.tag == tag {
                 p.packets = p.packets.saturating_add(packets);
                 p.bytes += bytes;
                 p.samples = p.samples.saturating_add(samples);
@@ -312,7 +313,7 @@ impl Held {
         }
         self.pending[n] = PendingCount {
             minute,
-            dir: dir as u8,
+            tag,
             packets,
             bytes,
             samples,
@@ -360,15 +361,16 @@ impl HeldPool {
         &mut self,
         i: u32,
         minute: i64,
-        dir: Direction,
+        tag: impl Into<Tag>,
         packets: u32,
         bytes: u64,
         samples: u16,
     ) -> bool {
+        let tag = tag.into();
         let s = &mut self.small[i as usize];
         let n = usize::from(s.n);
         for p in &mut s.inline[..n] {
-            if p.minute == minute && p.dir == dir as u8 {
+            if p.minute == minute && p.tag == tag {
                 p.packets = p.packets.saturating_add(packets);
                 p.bytes += bytes;
                 p.samples = p.samples.saturating_add(samples);
@@ -379,7 +381,7 @@ impl HeldPool {
             if n < INLINE_HELD {
                 s.inline[n] = PendingCount {
                     minute,
-                    dir: dir as u8,
+                    tag,
                     packets,
                     bytes,
                     samples,
@@ -400,7 +402,7 @@ impl HeldPool {
         spill.add_within(
             MAX_PENDING - INLINE_HELD,
             minute,
-            dir,
+            tag,
             packets,
             bytes,
             samples,
@@ -488,12 +490,12 @@ mod tests {
             let got: Vec<_> = a
                 .iter()
                 .chain(s)
-                .map(|p| (p.minute, p.dir, p.bytes))
+                .map(|p| (p.minute, p.tag, p.bytes))
                 .collect();
             let want: Vec<_> = h
                 .counts()
                 .iter()
-                .map(|p| (p.minute, p.dir, p.bytes))
+                .map(|p| (p.minute, p.tag, p.bytes))
                 .collect();
             assert_eq!(got, want);
         }

@@ -228,6 +228,7 @@ pub fn run(
     let mut src = Datagrams::new(sock)?;
     let mut outputs = Outputs::open(opts)?;
     outputs.sampled = true;
+    outputs.members = sf.members.clone();
     outputs.links = open_out(&sf.counters)?;
     outputs.agents = open_out(&sf.agent_health)?;
     // No interface of its own to watch: /healthz follows the socket and the database.
@@ -243,7 +244,9 @@ pub fn run(
     if let Some(f) = flows {
         p.set_flow_sink(f);
     }
-    let engine = Collecting::new(p, Collector::new(sf.agents.clone()));
+    let mut collector = Collector::new(sf.agents.clone());
+    collector.set_members(sf.members.clone());
+    let engine = Collecting::new(p, collector);
     let (tx, rx) = sync_channel::<Ready>(64);
     let sink = std::thread::Builder::new()
         .name("bittap-sink".into())

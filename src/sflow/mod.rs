@@ -8,12 +8,14 @@
 
 pub mod decode;
 pub mod listen;
+pub mod members;
 
 use std::collections::BTreeMap;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
+use crate::aggregate::members::MEMBER_NONE;
 use crate::aggregate::{minute_of, HomeNet, SflowHealth, NS_PER_MIN};
 use crate::capture::RawPacket;
 use crate::decode::{linktype, Addr, IPPROTO_TCP, IPPROTO_UDP};
@@ -96,6 +98,8 @@ pub struct Options {
     pub counters: Option<std::path::PathBuf>,
     /// Per agent health per minute (CSV).
     pub agent_health: Option<std::path::PathBuf>,
+    /// `--members`: samples are counted by exchange member too.
+    pub members: Option<std::sync::Arc<members::Members>>,
 }
 
 type Map<K, V> = HashMap<K, V, FixedState>;
@@ -103,6 +107,7 @@ type Map<K, V> = HashMap<K, V, FixedState>;
 /// Turns datagrams into weighted packets for a pipeline, and keeps the agents' state.
 pub struct Collector {
     filter: Option<HomeNet>,
+    members: Option<std::sync::Arc<members::Members>>,
     agents: Map<AgentKey, AgentState>,
     drops: Map<(AgentKey, Source), DropState>,
     ifs: Map<(AgentKey, u32), IfState>,
@@ -115,6 +120,7 @@ impl Collector {
     pub fn new(filter: Option<HomeNet>) -> Collector {
         Collector {
             filter,
+            members: None,
             agents: Map::default(),
             drops: Map::default(),
             ifs: Map::default(),
@@ -122,6 +128,11 @@ impl Collector {
             link_rows: BTreeMap::new(),
             scratch: [0; 64],
         }
+    }
+
+    /// Counts each sample by its member too (`--members`).
+    pub fn set_members(&mut self, members: Option<std::sync::Arc<members::Members>>) {
+        self.members = members;
     }
 
     /// Agents, sources and interfaces tracked now.
@@ -263,6 +274,18 @@ impl Collector {
             }
         }
         let rate = f.sampling_rate;
+        // The member: by the agent's ingress port, else by the frame's source MAC.
+        let member = match &self.members {
+            Some(m) => {
+                let mac = raw
+                    .as_ref()
+                    .filter(|x| x.protocol == decode::HEADER_ETHERNET)
+                    .and_then(|x| x.header.get(6..12))
+                    .and_then(members::mac_value);
+                m.lookup(key.addr, key.sub_agent, f.input, mac)
+            }
+            None => MEMBER_NONE,
+        };
         if let Some(x) = raw {
             let wire = x.frame_length.saturating_sub(x.stripped);
             if wire == 0 || wire > MAX_FRAME {
@@ -285,7 +308,7 @@ impl Collector {
                 linktype: lt,
                 data,
             };
-            p.process_weighted(&pkt, rate);
+            p.process_sample(&pkt, rate, member);
         } else if let Some(x) = ip {
             if x.length == 0 || x.length > MAX_FRAME {
                 h.malformed += 1;
@@ -298,7 +321,7 @@ impl Collector {
                 linktype: lt,
                 data: &self.scratch[..n],
             };
-            p.process_weighted(&pkt, rate);
+            p.process_sample(&pkt, rate, member);
         } else {
             h.unknown += 1;
         }

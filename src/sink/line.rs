@@ -80,26 +80,30 @@ pub fn render(
     health: &[(i64, Health)],
     rules: &Rules,
 ) -> String {
-    render_with(probe, series, ports, health, None, rules)
+    render_with(probe, series, ports, health, None, None, rules)
 }
 
 /// [`render`], and with `sflow` (sampled input) the series and port view also carry
 /// `samples`, `bytes_low` and `bytes_high` (the 95 % interval), plus the `bittap_sflow`
-/// measurement per minute.
+/// measurement per minute; with `members` (sFlow `--members`) they carry the `member` tag.
 pub fn render_with(
     probe: &str,
     series: &[SeriesRow],
     ports: &[PortRow],
     health: &[(i64, Health)],
     sflow: Option<&[(i64, SflowHealth)]>,
+    members: Option<&[String]>,
     rules: &Rules,
 ) -> String {
     use super::rows;
     let mut out = String::new();
-    let sampled = sflow.is_some();
-    let (schema, r) = rows::series(series, sampled);
+    let shape = rows::Shape {
+        sampled: sflow.is_some(),
+        members,
+    };
+    let (schema, r) = rows::series(series, shape);
     rows::render_line(&mut out, probe, &schema, &r);
-    let (schema, r) = rows::ports(ports, rules, sampled);
+    let (schema, r) = rows::ports(ports, rules, shape);
     rows::render_line(&mut out, probe, &schema, &r);
     let (schema, r) = rows::health(health, None);
     rows::render_line(&mut out, probe, &schema, &r);
@@ -164,6 +168,7 @@ mod tests {
             },
             samples: 3,
             bytes_err: 0,
+            member: 0,
         }];
         let ports = [PortRow {
             minute: 28_619_160,
@@ -175,6 +180,7 @@ mod tests {
             },
             samples: 1,
             bytes_err: 0,
+            member: 0,
         }];
         let health = [(
             28_619_160,

@@ -61,46 +61,50 @@ pub fn open_append(path: &Path) -> io::Result<(BufWriter<File>, bool)> {
 
 /// Writes the series: one row per minute and tag set with packets; with `sampled` (sFlow
 /// input) each row also has its samples and the 95 % interval of its bytes.
-pub fn write_series(path: &Path, rows: &[SeriesRow], sampled: bool) -> io::Result<()> {
+pub fn write_series<'a>(
+    path: &Path,
+    rows: &[SeriesRow],
+    shape: impl Into<rows::Shape<'a>>,
+) -> io::Result<()> {
     let mut w = create(path)?;
-    write_series_to(&mut w, Format::for_path(path), rows, true, sampled)?;
+    write_series_to(&mut w, Format::for_path(path), rows, true, shape)?;
     w.flush()
 }
 
 /// Writes series rows to `w`, with the CSV header if `header` (live appends minute by minute).
-pub fn write_series_to<W: Write>(
+pub fn write_series_to<'a, W: Write>(
     w: &mut W,
     fmt: Format,
     rows: &[SeriesRow],
     header: bool,
-    sampled: bool,
+    shape: impl Into<rows::Shape<'a>>,
 ) -> io::Result<()> {
-    let (schema, rows) = rows::series(rows, sampled);
+    let (schema, rows) = rows::series(rows, shape);
     rows::write(w, fmt, &schema, &rows, header)
 }
 
 /// Writes the port view: bytes on the classic BitTorrent ports, whatever the verdict.
-pub fn write_port_series(
+pub fn write_port_series<'a>(
     path: &Path,
     rows: &[PortRow],
     rules: &Rules,
-    sampled: bool,
+    shape: impl Into<rows::Shape<'a>>,
 ) -> io::Result<()> {
     let mut w = create(path)?;
-    write_port_series_to(&mut w, Format::for_path(path), rows, rules, true, sampled)?;
+    write_port_series_to(&mut w, Format::for_path(path), rows, rules, true, shape)?;
     w.flush()
 }
 
 /// Writes port-view rows to `w`, with the CSV header if `header`.
-pub fn write_port_series_to<W: Write>(
+pub fn write_port_series_to<'a, W: Write>(
     w: &mut W,
     fmt: Format,
     rows: &[PortRow],
     rules: &Rules,
     header: bool,
-    sampled: bool,
+    shape: impl Into<rows::Shape<'a>>,
 ) -> io::Result<()> {
-    let (schema, rows) = rows::ports(rows, rules, sampled);
+    let (schema, rows) = rows::ports(rows, rules, shape);
     rows::write(w, fmt, &schema, &rows, header)
 }
 
@@ -347,6 +351,7 @@ mod tests {
             counts: Counts { packets: 1, bytes },
             samples: 1,
             bytes_err: 0,
+            member: 0,
         };
         let rows = [
             row(Proto::Peerwire, Method::Signature, 300),

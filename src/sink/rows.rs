@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use crate::aggregate::members::MEMBER_FIRST;
 use crate::aggregate::{Health, MinuteStart, PortRow, SeriesRow, SflowHealth};
 use crate::classify::Rules;
 
@@ -21,11 +22,17 @@ pub const RULE: &str = "rule";
 pub const L4: &str = "l4";
 pub const PACKETS: &str = "packets";
 pub const BYTES: &str = "bytes";
+/// The exchange member of sFlow rows (`--members`).
+pub const MEMBER: &str = "member";
 
 /// Tags of a series row.
 pub const SERIES_TAGS: &[&str] = &[CLASS, PROTO, METHOD, DIRECTION];
 /// Tags of a port-view row.
 pub const PORT_TAGS: &[&str] = &[RULE, L4, PROTO, DIRECTION];
+/// Tags of a series row with members (sFlow `--members`).
+pub const SERIES_MEMBER_TAGS: &[&str] = &[CLASS, PROTO, METHOD, DIRECTION, MEMBER];
+/// Tags of a port-view row with members.
+pub const PORT_MEMBER_TAGS: &[&str] = &[RULE, L4, PROTO, DIRECTION, MEMBER];
 /// Fields of every series and port-view row.
 pub const COUNT_FIELDS: &[&str] = &[PACKETS, BYTES];
 /// Fields sampled rows (sFlow) add: samples, and the 95 % interval of the byte estimate.
@@ -34,6 +41,36 @@ pub const SAMPLED_FIELDS: &[&str] = &["samples", "bytes_low", "bytes_high"];
 pub const HOSTS_FIELD: &str = "bittorrent_hosts";
 /// The same field in line protocol (`bittap_hosts`), named before the files existed.
 pub const HOSTS_LINE_FIELD: &str = "bittorrent";
+
+/// What sFlow input adds to the series and port-view rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape<'a> {
+    /// Sampled input: each row has its samples and the 95 % interval of its bytes.
+    pub sampled: bool,
+    /// `--members`: the member names (by member index − [`MEMBER_FIRST`]); each row has a
+    /// `member` tag, `unknown` for samples of no member.
+    pub members: Option<&'a [String]>,
+}
+
+impl From<bool> for Shape<'static> {
+    fn from(sampled: bool) -> Self {
+        Shape {
+            sampled,
+            members: None,
+        }
+    }
+}
+
+impl<'a> Shape<'a> {
+    /// The name of member index `m`.
+    fn member(&self, m: u16) -> &'a str {
+        let names = self.members.unwrap_or_default();
+        m.checked_sub(MEMBER_FIRST)
+            .and_then(|i| names.get(usize::from(i)))
+            .map(String::as_str)
+            .unwrap_or(crate::sflow::members::UNKNOWN)
+    }
+}
 
 /// An output's names.
 #[derive(Debug, Clone)]
@@ -73,47 +110,73 @@ fn count_values(c: &crate::aggregate::Counts, sampled: bool, samples: u64, err: 
 }
 
 /// The series: one row per minute and tag set.
-pub fn series(rows: &[SeriesRow], sampled: bool) -> (Schema, Vec<Row<'static>>) {
+pub fn series<'a>(rows: &[SeriesRow], shape: impl Into<Shape<'a>>) -> (Schema, Vec<Row<'a>>) {
+    let shape = shape.into();
+    let sampled = shape.sampled;
     let schema = Schema {
         measurement: super::line::SERIES,
-        tags: SERIES_TAGS,
+        tags: if shape.members.is_some() {
+            SERIES_MEMBER_TAGS
+        } else {
+            SERIES_TAGS
+        },
         fields: count_fields(sampled),
     };
     let rows = rows
         .iter()
-        .map(|r| Row {
-            minute: r.minute,
-            tags: vec![
+        .map(|r| {
+            let mut tags = vec![
                 r.proto.class().name(),
                 r.proto.name(),
                 r.method.name(),
                 r.direction.name(),
-            ],
-            fields: count_values(&r.counts, sampled, r.samples, r.bytes_err),
+            ];
+            if shape.members.is_some() {
+                tags.push(shape.member(r.member));
+            }
+            Row {
+                minute: r.minute,
+                tags,
+                fields: count_values(&r.counts, sampled, r.samples, r.bytes_err),
+            }
         })
         .collect();
     (schema, rows)
 }
 
 /// The port view: rows of rules that exist in `rules`.
-pub fn ports<'a>(rows: &[PortRow], rules: &'a Rules, sampled: bool) -> (Schema, Vec<Row<'a>>) {
+pub fn ports<'a, 'b: 'a>(
+    rows: &[PortRow],
+    rules: &'a Rules,
+    shape: impl Into<Shape<'b>>,
+) -> (Schema, Vec<Row<'a>>) {
+    let shape = shape.into();
+    let sampled = shape.sampled;
     let schema = Schema {
         measurement: super::line::PORTS,
-        tags: PORT_TAGS,
+        tags: if shape.members.is_some() {
+            PORT_MEMBER_TAGS
+        } else {
+            PORT_TAGS
+        },
         fields: count_fields(sampled),
     };
     let rows = rows
         .iter()
         .filter_map(|r| {
             let rule = rules.ports.get(r.rule)?;
+            let mut tags = vec![
+                rule.id.as_str(),
+                rule.transport.name(),
+                rule.proto.name(),
+                r.direction.name(),
+            ];
+            if shape.members.is_some() {
+                tags.push(shape.member(r.member));
+            }
             Some(Row {
                 minute: r.minute,
-                tags: vec![
-                    rule.id.as_str(),
-                    rule.transport.name(),
-                    rule.proto.name(),
-                    r.direction.name(),
-                ],
+                tags,
                 fields: count_values(&r.counts, sampled, r.samples, r.bytes_err),
             })
         })
@@ -268,6 +331,7 @@ mod tests {
             },
             samples: 2,
             bytes_err: 50,
+            member: 0,
         }]
     }
 
