@@ -11,8 +11,8 @@ pub mod range;
 pub use crate::flow::home::{Direction, HomeNet};
 pub use health::{Health, SflowHealth};
 pub use ledger::PortRow;
-pub use range::BtRange;
 pub use members::Tag;
+pub use range::BtRange;
 
 use std::borrow::Cow;
 use std::fmt;
