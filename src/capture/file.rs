@@ -37,10 +37,23 @@ const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
 /// each frame the same capture (offline `--threads`) at little more than the cost of one.
 /// (A file truncated by another process while mapped would fault on the missing pages; a
 /// capture being archived is not rewritten in place.)
+///
+/// Only a window around the reading position is resident: the pages ahead are populated a
+/// window at a time (one call instead of a fault per page) and those a window behind are
+/// given back, so the process's memory does not grow with the size of the file (issue 17:
+/// memory flat in time). Given-back pages stay in the page cache and are faulted in again
+/// if read, so a view into the map stays valid whatever the window.
 struct Mapped {
     ptr: *const u8,
     len: usize,
+    /// End of the populated part.
+    populated: usize,
+    /// Start of the part not given back.
+    released: usize,
 }
+
+/// The resident window of a mapped file (a multiple of the page size).
+const MAP_WINDOW: usize = 8 << 20;
 
 // SAFETY: the mapping is read-only and owned by this value alone until it is unmapped in
 // `drop`; reading it from any thread is sound.
@@ -62,8 +75,7 @@ impl Mapped {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                // Every page table entry at once: far cheaper than a fault per page.
-                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                libc::MAP_PRIVATE,
                 file.as_raw_fd(),
                 0,
             )
@@ -71,10 +83,50 @@ impl Mapped {
         if ptr == libc::MAP_FAILED {
             return None;
         }
-        Some(Mapped {
+        let mut m = Mapped {
             ptr: ptr as *const u8,
             len,
-        })
+            populated: 0,
+            released: 0,
+        };
+        m.slide(0);
+        Some(m)
+    }
+
+    /// Keeps the window around `pos` resident: populates up to the end of the next window and gives
+    /// back what lies more than a window behind. Advice only: a kernel without
+    /// `MADV_POPULATE_READ` (before 5.14) faults the pages in as they are read.
+    fn slide(&mut self, pos: usize) {
+        let ahead = (pos / MAP_WINDOW)
+            .saturating_add(2)
+            .saturating_mul(MAP_WINDOW)
+            .min(self.len);
+        if ahead > self.populated {
+            // SAFETY: advice on a range inside the live mapping (`populated` is a multiple of
+            // the window, hence page-aligned); it changes no byte of it.
+            unsafe {
+                libc::madvise(
+                    self.ptr.add(self.populated) as *mut libc::c_void,
+                    ahead - self.populated,
+                    libc::MADV_POPULATE_READ,
+                );
+            }
+            self.populated = ahead;
+        }
+        let behind = (pos.saturating_sub(MAP_WINDOW) / MAP_WINDOW) * MAP_WINDOW;
+        if behind > self.released {
+            // SAFETY: a page-aligned range inside the live, read-only, private file mapping:
+            // MADV_DONTNEED drops its page table entries, and a later read faults the same
+            // file bytes in again (there are no private copies of a read-only mapping).
+            unsafe {
+                libc::madvise(
+                    self.ptr.add(self.released) as *mut libc::c_void,
+                    behind - self.released,
+                    libc::MADV_DONTNEED,
+                );
+            }
+            self.released = behind;
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -356,7 +408,7 @@ impl CaptureFile {
     /// Makes `n` bytes available at `pos`. Returns how many are available (less than `n` only
     /// at the end of the stream).
     fn fill(&mut self, n: usize) -> Result<usize, CaptureError> {
-        if let Some(m) = &self.map {
+        if let Some(m) = &mut self.map {
             // Framing touches a record header every few hundred bytes, which the hardware
             // prefetcher does not follow across pages: the lines ahead are asked for here.
             let ahead = (self.pos + PREFETCH).min(m.len);
@@ -365,6 +417,7 @@ impl CaptureFile {
                 self.prefetched += 64;
             }
             if self.pos - self.counted >= 1 << 20 {
+                m.slide(self.pos);
                 if let Some(c) = &self.counter {
                     c.fetch_add((self.pos - self.counted) as u64, Ordering::Relaxed);
                 }
@@ -722,5 +775,57 @@ mod tests {
         );
         assert!(w.to_string().contains("x.pcapng: at byte offset 72"), "{w}");
         assert!(cf.clamp_warning().is_none());
+    }
+
+    /// A mapped file several windows long is read record for record as the stream reader
+    /// reads it, while the map gives back the pages behind the window.
+    #[test]
+    fn mapped_file_reads_like_the_stream_through_its_window() {
+        let mut f = Vec::new();
+        f.extend_from_slice(&PCAP_USEC.to_le_bytes());
+        f.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&65535u32.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        let records = 3 * MAP_WINDOW / 1000 + 17;
+        for i in 0..records {
+            let len = 900 + (i % 97) as u32;
+            f.extend_from_slice(&(i as u32).to_le_bytes());
+            f.extend_from_slice(&0u32.to_le_bytes());
+            f.extend_from_slice(&len.to_le_bytes());
+            f.extend_from_slice(&len.to_le_bytes());
+            f.extend((0..len).map(|b| (b as usize ^ i) as u8));
+        }
+        let path = std::env::temp_dir().join(format!("bittap-map-{}.pcap", std::process::id()));
+        std::fs::write(&path, &f).expect("writes");
+        let mut mapped = CaptureFile::open(&path, None).expect("opens");
+        assert!(mapped.map.is_some(), "a regular file is mapped");
+        let mut stream =
+            CaptureFile::from_reader(&path, Box::new(io::Cursor::new(f.clone()))).expect("opens");
+        let mut n = 0;
+        while mapped.advance().expect("reads") {
+            assert!(stream.advance().expect("reads"));
+            let (a, b) = (
+                mapped.current().expect("a packet"),
+                stream.current().expect("a packet"),
+            );
+            assert_eq!(
+                (a.ts_ns, a.wire_len, a.data),
+                (b.ts_ns, b.wire_len, b.data),
+                "record {n}"
+            );
+            n += 1;
+        }
+        assert!(!stream.advance().expect("reads"));
+        assert_eq!(n, records);
+        let m = mapped.map.as_ref().expect("mapped");
+        assert_eq!(m.populated, m.len, "populated to the end");
+        assert!(
+            m.released >= m.len - 2 * MAP_WINDOW && m.released > 0,
+            "{}",
+            m.released
+        );
+        // A page given back reads the same bytes again.
+        assert_eq!(m.bytes()[..64], f[..64]);
+        let _ = std::fs::remove_file(&path);
     }
 }
