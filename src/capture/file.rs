@@ -102,30 +102,29 @@ impl Mapped {
             .saturating_mul(MAP_WINDOW)
             .min(self.len);
         if ahead > self.populated {
-            // SAFETY: advice on a range inside the live mapping (`populated` is a multiple of
-            // the window, hence page-aligned); it changes no byte of it.
-            unsafe {
-                libc::madvise(
-                    self.ptr.add(self.populated) as *mut libc::c_void,
-                    ahead - self.populated,
-                    libc::MADV_POPULATE_READ,
-                );
-            }
+            self.advise(self.populated, ahead, libc::MADV_POPULATE_READ);
             self.populated = ahead;
         }
         let behind = (pos.saturating_sub(MAP_WINDOW) / MAP_WINDOW) * MAP_WINDOW;
         if behind > self.released {
-            // SAFETY: a page-aligned range inside the live, read-only, private file mapping:
-            // MADV_DONTNEED drops its page table entries, and a later read faults the same
-            // file bytes in again (there are no private copies of a read-only mapping).
-            unsafe {
-                libc::madvise(
-                    self.ptr.add(self.released) as *mut libc::c_void,
-                    behind - self.released,
-                    libc::MADV_DONTNEED,
-                );
-            }
+            self.advise(self.released, behind, libc::MADV_DONTNEED);
             self.released = behind;
+        }
+    }
+
+    /// `madvise` on the bytes `start..end` of the map, `start` a multiple of the window.
+    fn advise(&self, start: usize, end: usize, advice: libc::c_int) {
+        debug_assert!(start.is_multiple_of(MAP_WINDOW) && start < end && end <= self.len);
+        // SAFETY: a page-aligned range inside the live, read-only, private file mapping. The
+        // advice changes no byte of it: MADV_POPULATE_READ fills page table entries, and
+        // MADV_DONTNEED drops them, a later read faulting the same file bytes in again (a
+        // read-only mapping has no private copies).
+        unsafe {
+            libc::madvise(
+                self.ptr.add(start) as *mut libc::c_void,
+                end - start,
+                advice,
+            );
         }
     }
 
