@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::aggregate::{minute_of, Aggregator};
-use crate::capture::{drain, expand_inputs, sniff, CaptureError, MergedReader, Sniffed};
+use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
-use crate::engine::workers::{self, Workers};
+use crate::engine::workers;
 use crate::engine::{Config, Engine};
 use crate::flow::record::{FlowRecord, FlowSink};
 use crate::sflow::{self, Collector};
@@ -251,47 +251,22 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         pipeline.finish()?;
         let agg = std::mem::replace(pipeline.aggregator(), Aggregator::new(rules.ports.len()));
         (agg, pipeline.totals(), pipeline.warnings.clone())
-    } else if !files
-        .iter()
-        .any(|f| matches!(sniff(f), Ok(Sniffed::Gzip) | Err(_)))
-    {
-        // Uncompressed input: every worker reads it whole and processes its share.
+    } else {
+        // One reader frames for every worker (compressed input is decompressed once); with
+        // `BITTAP_THREADS_ORDERED=1` each worker reads the input itself and the endpoint
+        // table answers in stream order (README "Speed").
+        let ordered = std::env::var_os("BITTAP_THREADS_ORDERED").is_some_and(|v| v == "1");
         let done = workers::run_offline(
             &mut reader,
             &files,
             opts.threads,
+            ordered,
             &cfg,
             rules.clone(),
             learned,
             Some(flow_sink),
             &mut tick,
         )?;
-        if let Some(e) = done.error {
-            return Err(Error::Output(e));
-        }
-        (done.agg, done.totals, done.warnings)
-    } else {
-        // Compressed input is decompressed once, by a dispatcher.
-        let mut workers = Workers::start(
-            opts.threads,
-            &cfg,
-            rules.clone(),
-            learned,
-            Some(flow_sink),
-            true,
-        )?;
-        let mut packer = Packer::default();
-        let Ok(_) = drain(
-            &mut reader,
-            |pkt| {
-                workers.dispatch(pkt);
-                if let Some(m) = packer.due(pkt.ts_ns) {
-                    workers.pack_before(m);
-                }
-            },
-            &mut tick,
-        );
-        let done = workers.finish();
         if let Some(e) = done.error {
             return Err(Error::Output(e));
         }

@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
@@ -33,8 +33,8 @@ const PCAP_KUZNETZOV: u32 = 0xa1b2_cd34;
 const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
 const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
 
-/// A whole file mapped read-only into memory: reading it costs no copy, so several workers can
-/// each frame the same capture (offline `--threads`) at little more than the cost of one.
+/// A whole file mapped read-only into memory: reading it costs no copy, and workers on other
+/// threads read the packets the reader framed in place (offline `--threads`, [`SharedMap`]).
 /// (A file truncated by another process while mapped would fault on the missing pages; a
 /// capture being archived is not rewritten in place.)
 ///
@@ -46,10 +46,10 @@ const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
 struct Mapped {
     ptr: *const u8,
     len: usize,
-    /// End of the populated part.
-    populated: usize,
-    /// Start of the part not given back.
-    released: usize,
+    /// End of the populated part (moved by the reader alone).
+    populated: AtomicUsize,
+    /// Start of the part not given back (moved by the reader alone).
+    released: AtomicUsize,
 }
 
 /// The resident window of a mapped file (a multiple of the page size).
@@ -58,6 +58,9 @@ const MAP_WINDOW: usize = 8 << 20;
 // SAFETY: the mapping is read-only and owned by this value alone until it is unmapped in
 // `drop`; reading it from any thread is sound.
 unsafe impl Send for Mapped {}
+// SAFETY: shared, the mapping is only read (its bytes never change: read-only and private),
+// and the window's bounds are atomics.
+unsafe impl Sync for Mapped {}
 
 impl Mapped {
     /// Maps a regular, non-empty file; `None` when it cannot be (the caller streams it).
@@ -83,11 +86,11 @@ impl Mapped {
         if ptr == libc::MAP_FAILED {
             return None;
         }
-        let mut m = Mapped {
+        let m = Mapped {
             ptr: ptr as *const u8,
             len,
-            populated: 0,
-            released: 0,
+            populated: AtomicUsize::new(0),
+            released: AtomicUsize::new(0),
         };
         m.slide(0);
         Some(m)
@@ -96,19 +99,21 @@ impl Mapped {
     /// Keeps the window around `pos` resident: populates up to the end of the next window and gives
     /// back what lies more than a window behind. Advice only: a kernel without
     /// `MADV_POPULATE_READ` (before 5.14) faults the pages in as they are read.
-    fn slide(&mut self, pos: usize) {
+    fn slide(&self, pos: usize) {
         let ahead = (pos / MAP_WINDOW)
             .saturating_add(2)
             .saturating_mul(MAP_WINDOW)
             .min(self.len);
-        if ahead > self.populated {
-            self.advise(self.populated, ahead, libc::MADV_POPULATE_READ);
-            self.populated = ahead;
+        let populated = self.populated.load(Ordering::Relaxed);
+        if ahead > populated {
+            self.advise(populated, ahead, libc::MADV_POPULATE_READ);
+            self.populated.store(ahead, Ordering::Relaxed);
         }
         let behind = (pos.saturating_sub(MAP_WINDOW) / MAP_WINDOW) * MAP_WINDOW;
-        if behind > self.released {
-            self.advise(self.released, behind, libc::MADV_DONTNEED);
-            self.released = behind;
+        let released = self.released.load(Ordering::Relaxed);
+        if behind > released {
+            self.advise(released, behind, libc::MADV_DONTNEED);
+            self.released.store(behind, Ordering::Relaxed);
         }
     }
 
@@ -146,8 +151,9 @@ impl Drop for Mapped {
 /// How far ahead of the reading position a mapped file's lines are prefetched.
 const PREFETCH: usize = 16 << 10;
 
+/// Asks for the cache line at `p` (any address: a hint never faults).
 #[inline(always)]
-fn prefetch(p: *const u8) {
+pub fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
     unsafe {
@@ -155,6 +161,22 @@ fn prefetch(p: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// A mapped capture shared with other threads: a packet the reader framed is read there in
+/// place, by its offset. Pages the reader's window has given back are faulted in again.
+#[derive(Clone)]
+pub struct SharedMap(Arc<Mapped>);
+
+impl SharedMap {
+    pub fn bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+
+    /// Whether both are the same mapping.
+    pub fn same(&self, other: &SharedMap) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// One captured frame, borrowed from the reader's buffer.
@@ -269,7 +291,7 @@ pub struct CaptureFile {
     gzip: bool,
     buf: Vec<u8>,
     /// The whole file, when it is mapped (then `buf` is unused and `end` is its length).
-    map: Option<Mapped>,
+    map: Option<SharedMap>,
     /// Bytes of the map not yet added to the progress counter.
     counter: Option<Arc<AtomicU64>>,
     counted: usize,
@@ -304,7 +326,7 @@ impl CaptureFile {
                 cf.end = map.len;
                 cf.eof = true;
                 cf.buf = Vec::new();
-                cf.map = Some(map);
+                cf.map = Some(SharedMap(Arc::new(map)));
                 cf.counter = counter;
                 cf.read_header()?;
                 return Ok(cf);
@@ -375,7 +397,7 @@ impl CaptureFile {
     /// The bytes read so far (`buf`, or the whole map).
     fn bytes(&self) -> &[u8] {
         match &self.map {
-            Some(m) => m.bytes(),
+            Some(m) => m.0.bytes(),
             None => &self.buf,
         }
     }
@@ -407,7 +429,7 @@ impl CaptureFile {
     /// Makes `n` bytes available at `pos`. Returns how many are available (less than `n` only
     /// at the end of the stream).
     fn fill(&mut self, n: usize) -> Result<usize, CaptureError> {
-        if let Some(m) = &mut self.map {
+        if let Some(SharedMap(m)) = &self.map {
             // Framing touches a record header every few hundred bytes, which the hardware
             // prefetcher does not follow across pages: the lines ahead are asked for here.
             let ahead = (self.pos + PREFETCH).min(m.len);
@@ -542,6 +564,11 @@ impl CaptureFile {
             linktype: c.linktype,
             data: &self.bytes()[c.start..c.start + c.len],
         })
+    }
+
+    /// The map the current packet lies in and its offset there, when the file is mapped.
+    pub fn current_in_map(&self) -> Option<(&SharedMap, usize)> {
+        Some((self.map.as_ref()?, self.cur?.start))
     }
 
     /// The warning for timestamps out of range, once per file (taken).
@@ -816,12 +843,16 @@ mod tests {
         }
         assert!(!stream.advance().expect("reads"));
         assert_eq!(n, records);
-        let m = mapped.map.as_ref().expect("mapped");
-        assert_eq!(m.populated, m.len, "populated to the end");
+        let m = &mapped.map.as_ref().expect("mapped").0;
+        let released = m.released.load(Ordering::Relaxed);
+        assert_eq!(
+            m.populated.load(Ordering::Relaxed),
+            m.len,
+            "populated to the end"
+        );
         assert!(
-            m.released >= m.len - 2 * MAP_WINDOW && m.released > 0,
-            "{}",
-            m.released
+            released >= m.len - 2 * MAP_WINDOW && released > 0,
+            "{released}"
         );
         // A page given back reads the same bytes again.
         assert_eq!(m.bytes()[..64], f[..64]);

@@ -6,7 +6,7 @@ mod file;
 pub mod live;
 mod source;
 
-pub use file::{sniff, CaptureFile, RawPacket, Sniffed};
+pub use file::{prefetch, sniff, CaptureFile, RawPacket, SharedMap, Sniffed};
 pub use source::{drain, MemorySource, OwnedPacket, Source};
 
 use std::fmt;
@@ -336,5 +336,12 @@ impl MergedReader {
     /// The packet found by the last [`advance`](Self::advance).
     pub fn packet(&self) -> Option<RawPacket<'_>> {
         self.current.and_then(|i| self.active[i].current())
+    }
+
+    /// The packet found by the last [`advance`](Self::advance), with the map it lies in and
+    /// its offset there when its file is mapped.
+    pub fn packet_in_map(&self) -> Option<(RawPacket<'_>, Option<(&SharedMap, usize)>)> {
+        let f = &self.active[self.current?];
+        Some((f.current()?, f.current_in_map()))
     }
 }

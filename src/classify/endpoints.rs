@@ -275,6 +275,8 @@ pub struct SharedEndpoints {
     shards: Arc<[Mutex<EndpointTable>]>,
     /// Workers reading one packet stream in step, and which of them this handle is.
     order: Option<(Arc<StreamOrder>, usize)>,
+    /// Lookups do not wait for the other workers (see [`SharedEndpoints::ordered_no_wait`]).
+    no_wait: bool,
 }
 
 /// The positions of N workers that all read the same packet stream (each processing its own
@@ -394,6 +396,7 @@ impl SharedEndpoints {
                 .map(|_| Mutex::new(EndpointTable::new(ttl_ns, per)))
                 .collect(),
             order: None,
+            no_wait: false,
         }
     }
 
@@ -403,6 +406,18 @@ impl SharedEndpoints {
         SharedEndpoints {
             shards: self.shards.clone(),
             order: Some((order, me)),
+            no_wait: false,
+        }
+    }
+
+    /// [`ordered`](Self::ordered) without the wait: a lookup sees what every worker learned
+    /// before its position as far as each has got, missing what a worker behind it has yet to
+    /// learn; it never sees what a worker ahead of it learned later in the stream. (Offline
+    /// `--threads`, where the reader runs ahead and keeps the workers close behind.)
+    pub fn ordered_no_wait(&self, order: Arc<StreamOrder>, me: usize) -> SharedEndpoints {
+        SharedEndpoints {
+            no_wait: true,
+            ..self.ordered(order, me)
         }
     }
 
@@ -418,6 +433,7 @@ impl SharedEndpoints {
         SharedEndpoints {
             shards: Arc::from(vec![Mutex::new(table)]),
             order: None,
+            no_wait: false,
         }
     }
 
@@ -458,7 +474,9 @@ impl SharedEndpoints {
             None => self.shard(e).lookup(e, now),
             Some((o, me)) => {
                 let at = o.get(*me);
-                o.wait_others(*me, at);
+                if !self.no_wait {
+                    o.wait_others(*me, at);
+                }
                 let mut t = self.shard(e);
                 t.fold_before(o.passed());
                 t.lookup_upto(e, now, at)

@@ -10,6 +10,7 @@ mod config;
 mod control;
 mod decide;
 mod ending;
+mod split;
 pub mod workers;
 
 use std::io;

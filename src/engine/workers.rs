@@ -151,13 +151,24 @@ pub fn address_pair(linktype: u32, data: &[u8]) -> Option<(Addr, Addr)> {
 }
 
 /// Which of `n` workers an address pair goes to, whichever way round it is.
-fn spread((a, b): (Addr, Addr), n: usize) -> usize {
+fn spread(pair: (Addr, Addr), n: usize) -> usize {
+    ((u128::from(hash_pair(pair)) * n as u128) >> 64) as usize
+}
+
+/// A hash of an address pair, the same whichever way round it is, spread over all 64 bits.
+fn hash_pair((a, b): (Addr, Addr)) -> u64 {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let fold = |a: u128| (a as u64) ^ ((a >> 64) as u64).rotate_left(29);
     let h =
         fold(lo).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ fold(hi).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
     let h = h ^ (h >> 31);
-    ((u128::from(h.wrapping_mul(0xff51_afd7_ed55_8ccd)) * n as u128) >> 64) as usize
+    h.wrapping_mul(0xff51_afd7_ed55_8ccd)
+}
+
+/// The hash of a frame's address pair ([`address_pair`]), if it has one: what picks its
+/// worker.
+pub(super) fn pair_hash(linktype: u32, data: &[u8]) -> Option<u64> {
+    address_pair(linktype, data).map(hash_pair)
 }
 
 fn be16(b: &[u8]) -> Option<u16> {
@@ -484,22 +495,23 @@ fn run_worker(
         }
     }
 }
-/// Offline, without a dispatcher: each of `n` workers reads the whole input itself (framing a
-/// record and hashing its address pair are cheap next to processing it) and processes only the
-/// packets whose address pair picks it ([`worker_of`]); nothing is copied or sent between
-/// threads. Packets of other workers still move its clock (and its packing of minutes), so
-/// every worker sweeps idle flows at the very packets one engine would. With
-/// `BITTAP_THREADS_ORDERED=1` the endpoint table is shared in stream order ([`StreamOrder`]):
-/// each lookup answers as one engine's would, so the series equal one engine's (while neither
-/// the endpoint nor the flow table is full: their bounds are split between workers); without
-/// it a lookup sees what the other workers have learned so far, as with the dispatcher. Worker 0 runs on this thread, reading `reader` (its
-/// problems are the run's) and calling `tick` with the packets read so far; the others open
-/// `files` again. Meant for uncompressed captures: each worker would decompress gzip again.
+/// Offline `--threads`: `n` engines process the input, each the flows whose address pair
+/// picks it, and their hand-overs are merged. By default one reader, on this thread, frames
+/// every record for all of them ([`super::split`]). `ordered`: each worker reads the whole
+/// input itself instead (worker 0 `reader`, the others `files` opened again, gzip decompressed
+/// by each) and processes only its own packets ([`worker_of`]); the others' packets still move
+/// its clock and its packing of minutes, and the endpoint table is shared in stream order
+/// ([`StreamOrder`]): each lookup waits until it can answer as one engine's would, so the
+/// series equal one engine's (while neither the endpoint nor the flow table is full: their
+/// bounds are split between workers), at the price of workers waiting for each other at every
+/// new flow. Either way this thread's reader's problems are the run's, and `tick` is called
+/// with the packets read so far.
 #[allow(clippy::too_many_arguments)]
 pub fn run_offline(
     reader: &mut MergedReader,
     files: &[PathBuf],
     n: usize,
+    ordered: bool,
     cfg: &Config,
     rules: Arc<Rules>,
     endpoints: Option<SharedEndpoints>,
@@ -510,20 +522,16 @@ pub fn run_offline(
     let endpoints = endpoints.unwrap_or_else(|| {
         SharedEndpoints::new(cfg.endpoint_ttl_ns, cfg.max_endpoints, 16.min(4 * n))
     });
+    if !ordered && n > 1 {
+        return super::split::run(reader, n, cfg, rules, endpoints, flows, tick);
+    }
     let order = StreamOrder::new(n);
-    // Lookups in stream order make the series one engine's, but the workers then wait for
-    // each other at every new flow: on a shared machine that costs more than the second
-    // thread gains (README "Speed"), so it is asked for (`BITTAP_THREADS_ORDERED=1`).
-    let ordered = std::env::var_os("BITTAP_THREADS_ORDERED").is_some_and(|v| v == "1");
     let flows = flows.map(|f| SharedSink(Arc::new(Mutex::new(f))));
     let mut cfg = cfg.clone();
     cfg.max_flows = cfg.max_flows.div_ceil(n).max(1);
     let engine = |w: usize| {
         let mut p = Engine::new(cfg.clone(), rules.clone());
-        p.set_endpoints(match ordered {
-            true => endpoints.ordered(order.clone(), w),
-            false => endpoints.clone(),
-        });
+        p.set_endpoints(endpoints.ordered(order.clone(), w));
         if let Some(f) = &flows {
             p.set_flow_sink(Box::new(f.clone()));
         }
@@ -577,7 +585,7 @@ pub fn run_offline(
 }
 
 /// Marks a worker as finished when it is dropped, panicking or not, so no other waits on it.
-struct Done<'a>(&'a SharedEndpoints);
+pub(super) struct Done<'a>(pub(super) &'a SharedEndpoints);
 
 impl Drop for Done<'_> {
     fn drop(&mut self) {
@@ -623,7 +631,7 @@ fn read_share(
 }
 
 /// Adds one engine's hand-over to `out`.
-fn merge(out: &mut Flushed, h: Flushed) {
+pub(super) fn merge(out: &mut Flushed, h: Flushed) {
     // Packed as they are merged: a long input's minutes are never all whole buckets at once.
     for (m, b) in h.agg.minutes() {
         out.agg.absorb(m, &b);
