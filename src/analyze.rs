@@ -1,7 +1,7 @@
 //! `bittap analyze`: capture files in, per-minute series and per-flow verdicts out.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,21 +71,24 @@ pub struct Outcome {
 /// Counts BitTorrent flows on their way to the real sink.
 struct CountingSink {
     inner: Option<Box<dyn FlowSink + Send>>,
-    counts: Arc<std::sync::Mutex<(u64, u64)>>,
+    /// Flows, and BitTorrent flows, written.
+    counts: Arc<[AtomicU64; 2]>,
 }
 
 impl FlowSink for CountingSink {
     fn write(&mut self, r: &FlowRecord) -> std::io::Result<()> {
-        if let Ok(mut c) = self.counts.lock() {
-            c.0 += 1;
-            if r.verdict.class() == Class::Bittorrent {
-                c.1 += 1;
-            }
+        self.counts[0].fetch_add(1, Ordering::Relaxed);
+        if r.verdict.class() == Class::Bittorrent {
+            self.counts[1].fetch_add(1, Ordering::Relaxed);
         }
         match &mut self.inner {
             Some(s) => s.write(r),
             None => Ok(()),
         }
+    }
+
+    fn ordered(&self) -> bool {
+        self.inner.as_ref().is_some_and(|s| s.ordered())
     }
 }
 
@@ -185,7 +188,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         None
     };
     let mut reader = MergedReader::new(&files)?;
-    let counts = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let inner: Option<Box<dyn FlowSink + Send>> = match &opts.flows {
         Some(p) => Some(Box::new(FlowWriter::create(p)?)),
         None => None,
@@ -344,7 +347,10 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             influx = Some(Client::new(t, &opts.http).and_then(|c| c.write(&text)));
         }
     }
-    let flow_counts = counts.lock().map(|c| *c).unwrap_or((0, 0));
+    let flow_counts = (
+        counts[0].load(Ordering::Relaxed),
+        counts[1].load(Ordering::Relaxed),
+    );
     let mut errors = Vec::new();
     for p in reader.problems.drain(..) {
         if p.is_warning() {

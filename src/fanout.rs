@@ -14,8 +14,9 @@ use crate::capture::afpacket::{self, Fanout, Ring};
 use crate::capture::live::{Drops, LiveError};
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::Rules;
+use crate::engine::workers::SharedSink;
 use crate::engine::{Config, Engine};
-use crate::flow::record::{FlowRecord, FlowSink};
+use crate::flow::record::FlowSink;
 use crate::live::{self, load_rules, run_sink, Options, Outcome, Outputs, Ready, Signals};
 use crate::metrics::Metrics;
 use crate::sink::spool::Spooler;
@@ -95,19 +96,6 @@ struct RingStats {
     interface: String,
     drops: Drops,
     read: u64,
-}
-
-/// A flow sink shared by the workers (flows end rarely compared with packets).
-#[derive(Clone)]
-struct SharedSink(Arc<Mutex<Box<dyn FlowSink + Send>>>);
-
-impl FlowSink for SharedSink {
-    fn write(&mut self, r: &FlowRecord) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("flow sink poisoned"))?
-            .write(r)
-    }
 }
 
 struct Worker {

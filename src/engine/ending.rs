@@ -1,6 +1,7 @@
 //! How an engine ends flows: a flow leaving the table without a verdict gets one on what is
 //! known, its held packets are credited, it is counted in health, and (with a flow sink) its
-//! record is written, sorted with the others ending at the same time.
+//! record is written, sorted with the others ending at the same time (or at once, to a sink
+//! that only counts).
 
 use std::io;
 
@@ -11,7 +12,7 @@ use crate::aggregate::{ledger, Aggregator};
 use crate::classify::endpoints::SharedEndpoints;
 use crate::classify::{Rules, Verdict};
 use crate::flow::frag::Frags;
-use crate::flow::record::FlowRecord;
+use crate::flow::record::{FlowRecord, FlowSink};
 use crate::flow::table::{Ended, FlowTable};
 use crate::flow::Stage;
 
@@ -21,8 +22,15 @@ pub(super) struct Ending<'a> {
     endpoints: &'a SharedEndpoints,
     probing: &'a mut Probing,
     pub(super) agg: &'a mut Aggregator,
-    /// Where records go, when there is a flow sink.
-    records: Option<&'a mut Vec<FlowRecord>>,
+    /// Where records go: kept to be sorted for a sink that wants them in order, written at
+    /// once to one that does not (none without a sink).
+    records: Records<'a>,
+}
+
+enum Records<'a> {
+    None,
+    Sorted(&'a mut Vec<FlowRecord>),
+    Now(&'a mut (dyn FlowSink + Send), &'a mut Option<io::Error>),
 }
 
 impl Ending<'_> {
@@ -34,13 +42,13 @@ impl Ending<'_> {
         }
         let v = f.class.verdict().unwrap_or(Verdict::OTHER);
         ledger::flow_ended(self.agg, f.state.last_ts, v, f.class.evidence);
-        if let Some(out) = self.records.as_deref_mut() {
+        if !matches!(self.records, Records::None) {
             let (src, sp, dst, dp) = if f.state.src_is_lo {
                 (key.lo, key.lo_port, key.hi, key.hi_port)
             } else {
                 (key.hi, key.hi_port, key.lo, key.lo_port)
             };
-            out.push(FlowRecord {
+            let r = FlowRecord {
                 first_ts: f.state.first_ts,
                 last_ts: f.state.last_ts,
                 l4: key.l4(),
@@ -53,7 +61,18 @@ impl Ending<'_> {
                 bytes: f.state.bytes,
                 end: reason,
                 evidence: f.class.proof,
-            });
+            };
+            match &mut self.records {
+                Records::None => {}
+                Records::Sorted(out) => out.push(r),
+                Records::Now(sink, error) => {
+                    if error.is_none() {
+                        if let Err(e) = sink.write(&r) {
+                            **error = Some(e);
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -61,13 +80,17 @@ impl Ending<'_> {
 impl Engine {
     /// The tables, and what ending their flows touches.
     pub(super) fn parts(&mut self) -> (&mut FlowTable, &mut Frags, Ending<'_>) {
-        let want_records = self.flow_sink.is_some();
+        let records = match self.flow_sink.as_deref_mut() {
+            None => Records::None,
+            Some(s) if s.ordered() => Records::Sorted(&mut self.ended),
+            Some(s) => Records::Now(s, &mut self.sink_error),
+        };
         let ending = Ending {
             rules: &self.rules,
             endpoints: &self.endpoints,
             probing: &mut self.probing,
             agg: &mut self.agg,
-            records: want_records.then_some(&mut self.ended),
+            records,
         };
         (&mut self.flows, &mut self.frags, ending)
     }

@@ -11,12 +11,15 @@
 //! would: the reader keeps that engine's sweep clock ([`SweepClock`]) and puts its ticks into
 //! the batches of the workers a packet does not go to, in stream order. Minutes are packed
 //! the same way. The endpoint table is shared in stream order as far as it can be without
-//! waiting ([`SharedEndpoints::ordered_ahead`]): a worker's lookup sees only what the reader
+//! waiting ([`SharedEndpoints::ordered_no_wait`]): a worker's lookup sees only what the reader
 //! learned before that packet, and the reader's lookups see everything the workers learned
 //! so far, missing only what they learn from packets still queued (at most [`BATCHES`]
-//! batches). So the series equal one engine's while the tables are not full, except for a
-//! flow of the reader's share correlated by an endpoint learned in the packets just before it
-//! (`BITTAP_THREADS_ORDERED=1`, [`super::workers::run_offline`], waits instead).
+//! batches of [`BATCH_ITEMS`]). So the series equal one engine's while the tables are not
+//! full, except for a flow of the reader's share correlated by an endpoint learned in the
+//! packets just before it: it is counted as found without correlation. Waiting for the
+//! workers to catch up in packet time instead (100 ms behind at most) made the bench capture
+//! 2.8× slower, since its packets are sparse in time and every batch became a rendezvous;
+//! `BITTAP_THREADS_ORDERED=1` ([`super::workers::run_offline`]) gives the exact series.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};

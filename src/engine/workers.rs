@@ -94,6 +94,10 @@ impl FlowSink for SharedSink {
             .map_err(|_| std::io::Error::other("flow sink poisoned"))?;
         s.write(r)
     }
+
+    fn ordered(&self) -> bool {
+        self.0.lock().map_or(true, |s| s.ordered())
+    }
 }
 
 /// Minutes handed over by an engine, or by all workers merged.

@@ -88,6 +88,12 @@ impl FlowRecord {
 /// Where finished flows go.
 pub trait FlowSink {
     fn write(&mut self, r: &FlowRecord) -> io::Result<()>;
+
+    /// Whether records must come in [`FlowRecord::order`] where flows end together (false for
+    /// a sink that only counts them: the engine then does not sort).
+    fn ordered(&self) -> bool {
+        true
+    }
 }
 
 impl FlowSink for Vec<FlowRecord> {
