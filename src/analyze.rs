@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::aggregate::{minute_of, Aggregator};
+use crate::aggregate::{Aggregator, Packer};
 use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::engine::workers;
@@ -89,27 +89,6 @@ impl FlowSink for CountingSink {
 
     fn ordered(&self) -> bool {
         self.inner.as_ref().is_some_and(|s| s.ordered())
-    }
-}
-
-/// When to pack finished minutes ([`Aggregator::pack_before`]): each time packet time
-/// enters a new minute, every minute before the previous one is packed, so what is kept grows
-/// with the traffic, not with the time the input spans. (A minute credited after it was packed
-/// is unpacked again: the outputs do not depend on when packing happens.)
-#[derive(Default)]
-struct Packer {
-    newest: Option<i64>,
-}
-
-impl Packer {
-    /// The minute to pack before, when packet time `ts_ns` enters a new minute.
-    fn due(&mut self, ts_ns: i64) -> Option<i64> {
-        let m = minute_of(ts_ns);
-        if self.newest.is_some_and(|n| m <= n) {
-            return None;
-        }
-        self.newest = Some(m);
-        Some(m.saturating_sub(1))
     }
 }
 

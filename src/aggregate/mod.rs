@@ -27,6 +27,27 @@ pub fn minute_of(ts_ns: i64) -> i64 {
     ts_ns.div_euclid(NS_PER_MIN)
 }
 
+/// When to pack finished minutes ([`Aggregator::pack_before`]): each time packet time
+/// enters a new minute, every minute before the previous one is packed, so what is kept grows
+/// with the traffic, not with the time the input spans. (A minute credited after it was packed
+/// is unpacked again: the outputs do not depend on when packing happens.)
+#[derive(Default)]
+pub struct Packer {
+    newest: Option<i64>,
+}
+
+impl Packer {
+    /// The minute to pack before, when packet time `ts_ns` enters a new minute.
+    pub fn due(&mut self, ts_ns: i64) -> Option<i64> {
+        let m = minute_of(ts_ns);
+        if self.newest.is_some_and(|n| m <= n) {
+            return None;
+        }
+        self.newest = Some(m);
+        Some(m.saturating_sub(1))
+    }
+}
+
 /// The start of a minute in nanoseconds since the epoch, saturating at the ends of `i64`
 /// (never reached by packet times, which the readers keep within
 /// [`crate::capture::TS_MIN`]..=[`crate::capture::TS_MAX`]).

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 
 use super::workers::{merge, pair_hash, Done, Flushed, SharedSink};
 use super::{Config, Engine, PacketSink};
-use crate::aggregate::{minute_of, Aggregator, Counts};
+use crate::aggregate::{Aggregator, Counts, Packer};
 use crate::capture::{CaptureError, MergedReader, RawPacket, SharedMap};
 use crate::classify::endpoints::{SharedEndpoints, StreamOrder};
 use crate::classify::Rules;
@@ -123,6 +123,14 @@ impl Batch {
             map,
             start,
             len: pkt.data.len() as u32,
+        }
+    }
+
+    /// The bytes an item's `map` names.
+    fn bytes(&self, map: u16) -> &[u8] {
+        match map {
+            COPIED => &self.data,
+            m => self.maps[usize::from(m)].bytes(),
         }
     }
 
@@ -267,7 +275,7 @@ pub fn run(
         last: i64::MIN,
         every: cfg.sweep_interval_ns,
     };
-    let mut newest: Option<i64> = None;
+    let mut packer = Packer::default();
     let mut i = 0u64;
     while reader.advance() {
         let Some((pkt, at)) = reader.packet_in_map() else {
@@ -300,12 +308,8 @@ pub fn run(
                 }
             }
         }
-        // As `analyze` packs one engine's minutes: on entering a new minute, those before the
-        // previous one.
-        let m = minute_of(pkt.ts_ns);
-        if newest.is_none_or(|x| m > x) {
-            newest = Some(m);
-            let before = m.saturating_sub(1);
+        // As `analyze` packs one engine's minutes.
+        if let Some(before) = packer.due(pkt.ts_ns) {
             local.aggregator().pack_before(before);
             for r in &mut remotes {
                 r.push(Item::Pack(before));
@@ -355,11 +359,7 @@ fn work(mut p: Engine, rx: Receiver<Batch>, free: SyncSender<Batch>) -> Flushed 
         for (k, item) in b.items.iter().enumerate() {
             // The packets' bytes were last touched on the reader's core: asked for ahead.
             if let Some(Item::Packet { map, start, .. }) = b.items.get(k + PREFETCH_AHEAD) {
-                let bytes = match *map {
-                    COPIED => &b.data[..],
-                    m => b.maps[usize::from(m)].bytes(),
-                };
-                if let Some(p) = bytes.get(*start..) {
+                if let Some(p) = b.bytes(*map).get(*start..) {
                     crate::capture::prefetch(p.as_ptr());
                     crate::capture::prefetch(p.as_ptr().wrapping_add(64));
                 }
@@ -374,12 +374,8 @@ fn work(mut p: Engine, rx: Receiver<Batch>, free: SyncSender<Batch>) -> Flushed 
                     start,
                     len,
                 } => {
-                    let bytes = match map {
-                        COPIED => &b.data[..],
-                        m => b.maps[usize::from(m)].bytes(),
-                    };
                     // Offsets the reader framed: always inside what it read.
-                    let Some(data) = bytes.get(start..start + len as usize) else {
+                    let Some(data) = b.bytes(map).get(start..start + len as usize) else {
                         debug_assert!(false, "a packet outside its batch or map");
                         continue;
                     };

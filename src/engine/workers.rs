@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::{Config, Engine, PacketSink};
-use crate::aggregate::{minute_of, Aggregator, Counts};
+use crate::aggregate::{Aggregator, Counts, Packer};
 use crate::capture::{CaptureError, MergedReader, RawPacket};
 use crate::classify::endpoints::{SharedEndpoints, StreamOrder};
 use crate::classify::Rules;
@@ -607,7 +607,7 @@ fn read_share(
 ) -> Flushed {
     let eps = p.endpoints().clone();
     let _done = Done(&eps);
-    let mut newest: Option<i64> = None;
+    let mut packer = Packer::default();
     let mut i = 0u64;
     while reader.advance() {
         let Some(pkt) = reader.packet() else {
@@ -620,12 +620,9 @@ fn read_share(
             eps.set_position(2 * i + 1);
             p.advance_clock(pkt.ts_ns);
         }
-        // As `analyze` packs one engine's minutes: on entering a new minute, those before the
-        // previous one.
-        let m = minute_of(pkt.ts_ns);
-        if newest.is_none_or(|x| m > x) {
-            newest = Some(m);
-            p.aggregator().pack_before(m.saturating_sub(1));
+        // As `analyze` packs one engine's minutes.
+        if let Some(before) = packer.due(pkt.ts_ns) {
+            p.aggregator().pack_before(before);
         }
         i += 1;
         tick(i);
