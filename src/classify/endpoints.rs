@@ -6,6 +6,7 @@
 //! every host behind the same NAT or carrier-grade NAT — and entries expire on packet time.
 //! The table is consulted when a flow starts, never per packet.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -59,8 +60,12 @@ pub struct EndpointTable {
     max_advertised: usize,
     scratch: Vec<i64>,
     /// Learned by workers of an ordered run ([`StreamOrder`]) at positions some worker has not
-    /// passed yet: kept aside, in the order met, until every worker has passed them.
-    pending: Vec<Learned>,
+    /// passed yet: kept aside until every worker has passed them, one queue per worker in the
+    /// order met (a worker's position only grows, so each queue is in stream order).
+    pending: Vec<VecDeque<Learned>>,
+    /// How many pending learnings each endpoint has: a lookup of one with none is a plain
+    /// lookup, however many are pending.
+    pending_keys: HashMap<Endpoint, u32, RandomState>,
     /// Entries dropped to stay within the bound.
     pub evicted: u64,
 }
@@ -107,6 +112,7 @@ impl EndpointTable {
             max_advertised: max - max_observed,
             scratch: Vec::new(),
             pending: Vec::new(),
+            pending_keys: HashMap::default(),
             evicted: 0,
         }
     }
@@ -178,43 +184,61 @@ impl EndpointTable {
         )
     }
 
-    /// Keeps a learning at stream position `at` aside (see [`StreamOrder`]); port 0 and
-    /// addresses that cannot be a peer's are not learned.
-    fn learn_at(&mut self, at: u64, e: Endpoint, how: Provenance, now: i64) {
+    /// Keeps a learning of worker `who` at stream position `at` aside (see [`StreamOrder`]);
+    /// port 0 and addresses that cannot be a peer's are not learned.
+    fn learn_at(&mut self, who: usize, at: u64, e: Endpoint, how: Provenance, now: i64) {
         if e.port == 0 || !unicast(e.addr) {
             return;
         }
-        self.pending.push(Learned { at, e, how, now });
+        if self.pending.len() <= who {
+            self.pending.resize_with(who + 1, VecDeque::new);
+        }
+        self.pending[who].push_back(Learned { at, e, how, now });
+        *self.pending_keys.entry(e).or_insert(0) += 1;
     }
 
     /// Folds into the table, in stream order, what was learned before position `passed`
-    /// (which every worker has passed: no lookup can come from before it any more).
+    /// (which every worker has passed: no lookup can come from before it any more). Learnings
+    /// at one position from several workers (sweeps at one clock step) go in worker order.
     fn fold_before(&mut self, passed: u64) {
-        if self.pending.iter().all(|l| l.at >= passed) {
-            return;
-        }
-        // Stable: learnings at one position come from one worker, in its order.
-        self.pending.sort_by_key(|l| l.at);
-        let k = self.pending.partition_point(|l| l.at < passed);
-        let mut done = std::mem::take(&mut self.pending);
-        for l in done.drain(..k) {
+        loop {
+            let mut first: Option<(u64, usize)> = None;
+            for (w, q) in self.pending.iter().enumerate() {
+                if let Some(l) = q.front() {
+                    if l.at < passed && first.is_none_or(|(at, _)| l.at < at) {
+                        first = Some((l.at, w));
+                    }
+                }
+            }
+            let Some(l) = first.and_then(|(_, w)| self.pending[w].pop_front()) else {
+                return;
+            };
+            if let Some(k) = self.pending_keys.get_mut(&l.e) {
+                *k -= 1;
+                if *k == 0 {
+                    self.pending_keys.remove(&l.e);
+                }
+            }
             self.learn(l.e, l.how, l.now);
         }
-        self.pending = done;
     }
 
     /// [`lookup`](Self::lookup) as the table stood after every learning at a stream position
     /// up to `upto`, no later one.
     fn lookup_upto(&self, e: &Endpoint, now: i64, upto: u64) -> Option<Provenance> {
-        let mine = |l: &&Learned| l.e == *e && l.at <= upto;
-        if !self.pending.iter().any(|l| mine(&l)) {
+        if !self.pending_keys.contains_key(e) {
             return self.lookup(e, now);
         }
         let (mut obs, mut adv) = (
             self.observed.get(e).copied(),
             self.advertised.get(e).copied(),
         );
-        for l in self.pending.iter().filter(mine) {
+        for l in self
+            .pending
+            .iter()
+            .flatten()
+            .filter(|l| l.e == *e && l.at <= upto)
+        {
             let slot = if l.how == Provenance::Observed {
                 &mut obs
             } else {
@@ -275,8 +299,6 @@ pub struct SharedEndpoints {
     shards: Arc<[Mutex<EndpointTable>]>,
     /// Workers reading one packet stream in step, and which of them this handle is.
     order: Option<(Arc<StreamOrder>, usize)>,
-    /// Lookups do not wait for the other workers (see [`SharedEndpoints::ordered_no_wait`]).
-    no_wait: bool,
 }
 
 /// The positions of N workers that all read the same packet stream (each processing its own
@@ -293,6 +315,8 @@ pub struct StreamOrder {
     pos: Box<[Slot]>,
     /// Workers parked in a wait.
     waiting: AtomicU64,
+    /// Whether lookups wait for the other workers ([`StreamOrder::no_wait`]: they do not).
+    waits: bool,
 }
 
 /// One worker's position on a cache line of its own, the position it waits for (`u64::MAX`:
@@ -311,6 +335,10 @@ const SPINS: u32 = 200;
 
 impl StreamOrder {
     pub fn new(workers: usize) -> Arc<StreamOrder> {
+        StreamOrder::with(workers, true)
+    }
+
+    fn with(workers: usize, waits: bool) -> Arc<StreamOrder> {
         Arc::new(StreamOrder {
             pos: (0..workers.max(1))
                 .map(|_| Slot {
@@ -320,7 +348,17 @@ impl StreamOrder {
                 })
                 .collect(),
             waiting: AtomicU64::new(0),
+            waits,
         })
+    }
+
+    /// Positions whose lookups do not wait: a lookup sees what every worker learned before
+    /// its position as far as each has got, missing what a worker behind it has yet to learn;
+    /// it never sees what a worker ahead of it learned later in the stream. (Offline
+    /// `--threads`, where the reader runs ahead and keeps the workers close behind.) Nobody
+    /// parks, so a position is a plain store.
+    pub fn no_wait(workers: usize) -> Arc<StreamOrder> {
+        StreamOrder::with(workers, false)
     }
 
     fn get(&self, me: usize) -> u64 {
@@ -334,6 +372,10 @@ impl StreamOrder {
         let Some(s) = self.pos.get(me) else {
             return;
         };
+        if !self.waits {
+            s.pos.store(p, Ordering::Release);
+            return;
+        }
         s.pos.store(p, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) > 0 {
             for (i, w) in self.pos.iter().enumerate() {
@@ -362,8 +404,12 @@ impl StreamOrder {
             .all(|(i, q)| i == me || q.pos.load(Ordering::SeqCst) >= p)
     }
 
-    /// Waits until every worker but `me` is at position `p` or past it.
+    /// Waits until every worker but `me` is at position `p` or past it (not at all if
+    /// lookups do not wait).
     fn wait_others(&self, me: usize, p: u64) {
+        if !self.waits {
+            return;
+        }
         for _ in 0..SPINS {
             if self.others_at(me, p) {
                 return;
@@ -396,7 +442,6 @@ impl SharedEndpoints {
                 .map(|_| Mutex::new(EndpointTable::new(ttl_ns, per)))
                 .collect(),
             order: None,
-            no_wait: false,
         }
     }
 
@@ -406,18 +451,6 @@ impl SharedEndpoints {
         SharedEndpoints {
             shards: self.shards.clone(),
             order: Some((order, me)),
-            no_wait: false,
-        }
-    }
-
-    /// [`ordered`](Self::ordered) without the wait: a lookup sees what every worker learned
-    /// before its position as far as each has got, missing what a worker behind it has yet to
-    /// learn; it never sees what a worker ahead of it learned later in the stream. (Offline
-    /// `--threads`, where the reader runs ahead and keeps the workers close behind.)
-    pub fn ordered_no_wait(&self, order: Arc<StreamOrder>, me: usize) -> SharedEndpoints {
-        SharedEndpoints {
-            no_wait: true,
-            ..self.ordered(order, me)
         }
     }
 
@@ -433,7 +466,6 @@ impl SharedEndpoints {
         SharedEndpoints {
             shards: Arc::from(vec![Mutex::new(table)]),
             order: None,
-            no_wait: false,
         }
     }
 
@@ -455,7 +487,7 @@ impl SharedEndpoints {
             Some((o, me)) => {
                 let at = o.get(*me);
                 let mut t = self.shard(&e);
-                t.learn_at(at, e, how, now);
+                t.learn_at(*me, at, e, how, now);
                 t.fold_before(o.passed());
             }
         }
@@ -474,9 +506,7 @@ impl SharedEndpoints {
             None => self.shard(e).lookup(e, now),
             Some((o, me)) => {
                 let at = o.get(*me);
-                if !self.no_wait {
-                    o.wait_others(*me, at);
-                }
+                o.wait_others(*me, at);
                 let mut t = self.shard(e);
                 t.fold_before(o.passed());
                 t.lookup_upto(e, now, at)
@@ -660,6 +690,44 @@ mod tests {
         c.set_position(40);
         c.learn(g, Provenance::Advertised, 102 * S);
         assert_eq!(a.lookup(&g, 102 * S), None);
+    }
+
+    #[test]
+    fn pending_learnings_of_several_workers_fold_once_all_have_passed() {
+        let order = StreamOrder::no_wait(3);
+        let t = SharedEndpoints::new(1800 * S, 1000, 1);
+        let w: Vec<_> = (0..3).map(|i| t.ordered(order.clone(), i)).collect();
+        let e = ep(0xffff_0a00_0001, 51413, 6);
+        let f = ep(0xffff_0a00_0002, 6881, 17);
+        // Worker 2 learns e at 9, worker 1 learns f at 5 and e at 7; worker 0 is still at 2.
+        w[2].set_position(9);
+        w[2].learn(e, Provenance::Advertised, 10 * S);
+        w[1].set_position(5);
+        w[1].learn(f, Provenance::DhtNode, 10 * S);
+        w[1].set_position(7);
+        w[1].learn(e, Provenance::Observed, 10 * S);
+        let pending = |t: &SharedEndpoints| {
+            let s = t.shards[0].lock().expect("shard");
+            (
+                s.pending.iter().map(VecDeque::len).sum::<usize>(),
+                s.pending_keys.len(),
+            )
+        };
+        assert_eq!(pending(&t), (3, 2));
+        // Lookups never wait here: worker 0 at 6 sees f (5), not e (7 and 9).
+        w[0].set_position(6);
+        assert_eq!(w[0].lookup(&f, 10 * S), Some(Provenance::DhtNode));
+        assert_eq!(w[0].lookup(&e, 10 * S), None);
+        // At 8 it sees e as observed (7), the advertisement at 9 not yet.
+        w[0].set_position(8);
+        assert_eq!(w[0].lookup(&e, 10 * S), Some(Provenance::Observed));
+        // Everyone past 9: all folded, nothing kept aside.
+        for x in &w {
+            x.set_position(20);
+        }
+        assert_eq!(w[0].lookup(&e, 10 * S), Some(Provenance::Observed));
+        assert_eq!(pending(&t), (0, 0));
+        assert_eq!(t.lookup(&f, 10 * S), Some(Provenance::DhtNode));
     }
 
     #[test]
