@@ -656,16 +656,30 @@ impl CaptureFile {
         if got < record_hdr {
             return self.truncated(at, record_hdr, got);
         }
-        let p = self.pos;
-        let sec = self.u32_at(p, big);
-        let frac = self.u32_at(p + 4, big);
-        let caplen = self.u32_at(p + 8, big) as usize;
-        let origlen = self.u32_at(p + 12, big);
+        // The record header read at once: one bounds check, four fields.
+        let field = |h: &[u8], i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let Some(h) = self.bytes().get(self.pos..self.pos + 16) else {
+            return self.truncated(at, record_hdr, got);
+        };
+        let (sec, frac, caplen, origlen) =
+            (field(h, 0), field(h, 4), field(h, 8) as usize, field(h, 12));
         if caplen > MAX_RECORD {
             return Err(self.error(at, ErrorKind::BadRecordLength(caplen as u64)));
         }
         let need = record_hdr + caplen;
-        let got = self.fill(need)?;
+        // Mapped, or buffered far enough: no refill needed.
+        let got = if self.end - self.pos >= need {
+            need
+        } else {
+            self.fill(need)?
+        };
         let header_caplen = caplen as u32;
         let caplen = if got < need {
             // The last record of a killed capture: its header says what was on the wire, so
@@ -687,8 +701,12 @@ impl CaptureFile {
         } else {
             i64::from(frac) * 1000
         };
-        // A u32 of seconds and of fractions: never out of range, but one path for all.
-        let ts_ns = self.stamp(at, i128::from(sec) * 1_000_000_000 + i128::from(frac_ns));
+        // u32 seconds and fractions are always within TS_MIN..=TS_MAX: nothing to clamp.
+        const _: () = assert!(
+            super::TS_MIN <= 0
+                && (u32::MAX as i64) * 1_000_000_000 + (u32::MAX as i64) * 1000 <= super::TS_MAX
+        );
+        let ts_ns = i64::from(sec) * 1_000_000_000 + frac_ns;
         self.cur = Some(Current {
             ts_ns,
             wire_len: origlen.max(header_caplen),

@@ -267,10 +267,10 @@ impl MergedReader {
 
     fn open_due(&mut self) {
         loop {
-            let head = self.active.iter().filter_map(|f| f.current_ts()).min();
             let Some(next) = self.pending.last() else {
                 return;
             };
+            let head = self.active.iter().filter_map(|f| f.current_ts()).min();
             if head.is_some_and(|h| next.first_ts > h) {
                 return;
             }
@@ -317,6 +317,10 @@ impl MergedReader {
             }
         }
         self.open_due();
+        if let [only] = self.active.as_slice() {
+            self.current = only.current_ts().map(|_| 0);
+            return self.current.is_some();
+        }
         let mut best: Option<(i64, &Path, usize)> = None;
         for (i, f) in self.active.iter().enumerate() {
             if let Some(ts) = f.current_ts() {

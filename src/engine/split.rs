@@ -43,9 +43,10 @@ const BATCHES: usize = 8;
 /// saying how far the stream is read.
 const LAG: u64 = (BATCHES * BATCH_ITEMS) as u64;
 /// The reader's per-packet cost (framing, hashing, handing the packet over) against that of
-/// processing one: what the reader's share is computed from. Framing and hashing alone are
-/// 0.29 of processing (README "Speed"); with the hand-over, the two threads' CPU time (perf,
-/// per thread) on the bench capture balanced at a reader share of 0.2–0.25.
+/// processing one: what the reader's share is computed from. Measured on a 100 MiB bench
+/// capture with `valgrind --tool=callgrind --separate-threads=yes` (instructions, whatever the
+/// load; README "Speed"): with a share of 0.25 the reader ran 328 M instructions and the worker
+/// 344 M, and perf's per-thread CPU time balanced at 0.2–0.3 too.
 const FRAME_COST: f64 = 0.5;
 
 /// The share of the flows the reader keeps, of `n` threads: what leaves it as busy as each
