@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::aggregate::{Aggregator, Packer};
-use crate::capture::{drain, expand_inputs, CaptureError, MergedReader};
+use crate::capture::{drain, drain_ahead, expand_inputs, CaptureError, MergedReader};
 use crate::classify::{Class, Rules};
 use crate::engine::workers;
 use crate::engine::{Config, Engine};
@@ -146,14 +146,19 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
             .as_ref()
             .map(|s| Collector::new(s.agents.clone()));
         let mut packer = Packer::default();
-        let Ok(_) = drain(
+        let Ok(_) = drain_ahead(
             &mut reader,
-            |pkt| {
+            |pkt, next| {
                 match (&mut col, &opts.sflow) {
                     (Some(c), Some(s)) => {
                         sflow::captured(c, &mut first, pkt, s.port);
                     }
-                    _ => first.process(pkt),
+                    _ => {
+                        if let Some((linktype, data)) = next {
+                            first.prefetch(linktype, data);
+                        }
+                        first.process(pkt)
+                    }
                 }
                 if let Some(m) = packer.due(pkt.ts_ns) {
                     first.aggregator().pack_before(m);
@@ -220,9 +225,12 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         }
         pipeline.set_flow_sink(flow_sink);
         let mut packer = Packer::default();
-        let Ok(_) = drain(
+        let Ok(_) = drain_ahead(
             &mut reader,
-            |pkt| {
+            |pkt, next| {
+                if let Some((linktype, data)) = next {
+                    pipeline.prefetch(linktype, data);
+                }
                 pipeline.process(pkt);
                 if let Some(m) = packer.due(pkt.ts_ns) {
                     pipeline.aggregator().pack_before(m);

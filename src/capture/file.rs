@@ -566,6 +566,33 @@ impl CaptureFile {
         })
     }
 
+    /// The link type and bytes of the record after the current one, when it is a classic
+    /// pcap record already in memory (mapped, or in the buffer): a look ahead for prefetching,
+    /// which reads nothing and checks nothing more.
+    pub fn peek(&self) -> Option<(u32, &[u8])> {
+        let Format::Pcap {
+            big,
+            linktype,
+            record_hdr,
+            ..
+        } = self.format
+        else {
+            return None;
+        };
+        let bytes = self.bytes().get(self.pos..self.end)?;
+        let h = bytes.get(8..12)?;
+        let b = [h[0], h[1], h[2], h[3]];
+        let caplen = if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        } as usize;
+        Some((
+            linktype,
+            bytes.get(record_hdr..record_hdr.checked_add(caplen)?)?,
+        ))
+    }
+
     /// The map the current packet lies in and its offset there, when the file is mapped.
     pub fn current_in_map(&self) -> Option<(&SharedMap, usize)> {
         Some((self.map.as_ref()?, self.cur?.start))
@@ -846,6 +873,8 @@ mod tests {
         let mut stream =
             CaptureFile::from_reader(&path, Box::new(io::Cursor::new(f.clone()))).expect("opens");
         let mut n = 0;
+        // What the look ahead said the next record holds.
+        let mut peeked: Option<Vec<u8>> = None;
         while mapped.advance().expect("reads") {
             assert!(stream.advance().expect("reads"));
             let (a, b) = (
@@ -857,8 +886,16 @@ mod tests {
                 (b.ts_ns, b.wire_len, b.data),
                 "record {n}"
             );
+            if let Some(p) = peeked.take() {
+                assert_eq!(p, a.data, "peek before record {n}");
+            }
+            peeked = mapped.peek().map(|(lt, d)| {
+                assert_eq!(lt, 1);
+                d.to_vec()
+            });
             n += 1;
         }
+        assert_eq!(peeked, None, "nothing after the last record");
         assert!(!stream.advance().expect("reads"));
         assert_eq!(n, records);
         let m = &mapped.map.as_ref().expect("mapped").0;

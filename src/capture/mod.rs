@@ -7,7 +7,7 @@ pub mod live;
 mod source;
 
 pub use file::{prefetch, sniff, CaptureFile, RawPacket, SharedMap, Sniffed};
-pub use source::{drain, MemorySource, OwnedPacket, Source};
+pub use source::{drain, drain_ahead, MemorySource, OwnedPacket, Source};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -340,6 +340,15 @@ impl MergedReader {
     /// The packet found by the last [`advance`](Self::advance).
     pub fn packet(&self) -> Option<RawPacket<'_>> {
         self.current.and_then(|i| self.active[i].current())
+    }
+
+    /// The link type and bytes of the packet after the current one, when a single file is
+    /// open and its next record is in memory ([`CaptureFile::peek`]): a hint, never counted.
+    pub fn peek(&self) -> Option<(u32, &[u8])> {
+        match self.active.as_slice() {
+            [only] if self.pending.is_empty() => only.peek(),
+            _ => None,
+        }
     }
 
     /// The packet found by the last [`advance`](Self::advance), with the map it lies in and

@@ -22,6 +22,16 @@ pub trait Source {
     ) -> Result<Option<usize>, Self::Error>;
 
     /// Waits up to `timeout_ms` for packets; a source that never waits returns at once.
+    /// [`read`](Self::read), also handing `f` the link type and bytes of the packet that
+    /// comes next when the source already has them in memory (to prefetch for it).
+    fn read_ahead<F: FnMut(&RawPacket<'_>, Option<(u32, &[u8])>)>(
+        &mut self,
+        budget: usize,
+        mut f: F,
+    ) -> Result<Option<usize>, Self::Error> {
+        self.read(budget, |p| f(p, None))
+    }
+
     fn wait(&mut self, _timeout_ms: i32) {}
 
     /// Cumulative drop counters (of the kernel and the interfaces); files drop nothing.
@@ -48,13 +58,21 @@ impl Source for MergedReader {
         budget: usize,
         mut f: F,
     ) -> Result<Option<usize>, Infallible> {
+        self.read_ahead(budget, |p, _| f(p))
+    }
+
+    fn read_ahead<F: FnMut(&RawPacket<'_>, Option<(u32, &[u8])>)>(
+        &mut self,
+        budget: usize,
+        mut f: F,
+    ) -> Result<Option<usize>, Infallible> {
         let mut n = 0;
         while n < budget {
             if !self.advance() {
                 return Ok((n > 0).then_some(n));
             }
             if let Some(pkt) = self.packet() {
-                f(&pkt);
+                f(&pkt, self.peek());
             }
             n += 1;
         }
@@ -200,12 +218,22 @@ impl Source for MemorySource {
 pub fn drain<S: Source>(
     src: &mut S,
     mut f: impl FnMut(&RawPacket<'_>),
+    tick: impl FnMut(u64),
+) -> Result<u64, S::Error> {
+    drain_ahead(src, |p, _| f(p), tick)
+}
+
+/// [`drain`], also handing `f` the link type and bytes of the next packet when the source
+/// has them ([`Source::read_ahead`]).
+pub fn drain_ahead<S: Source>(
+    src: &mut S,
+    mut f: impl FnMut(&RawPacket<'_>, Option<(u32, &[u8])>),
     mut tick: impl FnMut(u64),
 ) -> Result<u64, S::Error> {
     let mut n = 0u64;
     while src
-        .read(4096, |p| {
-            f(p);
+        .read_ahead(4096, |p, next| {
+            f(p, next);
             n += 1;
             tick(n);
         })?

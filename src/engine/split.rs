@@ -387,6 +387,19 @@ fn work(mut p: Engine, rx: Receiver<Batch>, free: SyncSender<Batch>) -> Flushed 
                     crate::capture::prefetch(p.as_ptr().wrapping_add(64));
                 }
             }
+            // And for the next packet, the flow table's line it will look up.
+            if let Some(Item::Packet {
+                map,
+                start,
+                len,
+                linktype,
+                ..
+            }) = b.items.get(k + 1)
+            {
+                if let Some(data) = b.bytes(*map).get(*start..*start + *len as usize) {
+                    p.prefetch(*linktype, data);
+                }
+            }
             match *item {
                 Item::Packet {
                     at,

@@ -23,6 +23,7 @@ use crate::classify::endpoints::{SharedEndpoints, StreamOrder};
 use crate::classify::Rules;
 use crate::decode::{self, linktype as link, v4_addr, Addr, Decoded, VXLAN_PORT};
 use crate::flow::record::{FlowRecord, FlowSink};
+use crate::flow::FlowKey;
 
 /// Bytes of packet data a batch holds before it is sent.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -182,6 +183,33 @@ fn be16(b: &[u8]) -> Option<u16> {
 /// The address pair of a frame read from its bytes, when it is plain IP the decoder would
 /// give the same addresses for (no tunnel inside); `None` means "ask the decoder".
 fn raw_pair(linktype: u32, data: &[u8]) -> Option<(Addr, Addr)> {
+    raw_ip(linktype, data).map(|r| (r.src, r.dst))
+}
+
+/// The flow key of a plain TCP or UDP packet read from its bytes (as [`raw_pair`], and not a
+/// fragment): a hint of the flow the decoder will find, to prefetch its table slot.
+pub(crate) fn raw_flow_key(linktype: u32, data: &[u8]) -> Option<FlowKey> {
+    let r = raw_ip(linktype, data)?;
+    let l4 = r.l4?;
+    if !matches!(r.proto, decode::IPPROTO_TCP | decode::IPPROTO_UDP) {
+        return None;
+    }
+    let (sport, dport) = (be16(l4.get(0..2)?)?, be16(l4.get(2..4)?)?);
+    Some(FlowKey::of(r.src, sport, r.dst, dport, r.proto).0)
+}
+
+/// What [`raw_ip`] reads of a plain IP frame.
+struct RawIp<'a> {
+    src: Addr,
+    dst: Addr,
+    proto: u8,
+    /// What follows the IP header, when the packet is not a fragment.
+    l4: Option<&'a [u8]>,
+}
+
+/// A frame's IP header read from its bytes, when it is plain IP the decoder would give the
+/// same addresses for (no tunnel inside).
+fn raw_ip(linktype: u32, data: &[u8]) -> Option<RawIp<'_>> {
     let (ip, version) = match linktype {
         link::ETHERNET => {
             let mut et = be16(data.get(12..14)?)?;
@@ -217,24 +245,36 @@ fn raw_pair(linktype: u32, data: &[u8]) -> Option<(Addr, Addr)> {
                 return None;
             }
             let whole = be16(&ip[6..8])? & 0x3fff == 0;
-            let clear = match ip[9] {
+            let proto = ip[9];
+            let clear = match proto {
                 // IP in IP and GRE.
                 4 | 41 | 47 => !whole,
                 17 if whole => vxlan(ip.get(ihl + 2..ihl + 4)),
                 _ => true,
             };
             let a = |i: usize| ip.get(i..i + 4).map(|b| v4_addr([b[0], b[1], b[2], b[3]]));
-            clear.then_some((a(12)?, a(16)?))
+            clear.then_some(RawIp {
+                src: a(12)?,
+                dst: a(16)?,
+                proto,
+                l4: if whole { ip.get(ihl..) } else { None },
+            })
         }
         6 if ip.len() >= 40 => {
             // Extension headers are left to the decoder.
-            let clear = match ip[6] {
+            let proto = ip[6];
+            let clear = match proto {
                 6 => true,
                 17 => vxlan(ip.get(42..44)),
                 _ => false,
             };
             let a = |i: usize| ip.get(i..i + 16)?.try_into().ok().map(u128::from_be_bytes);
-            clear.then_some((a(8)?, a(24)?))
+            clear.then_some(RawIp {
+                src: a(8)?,
+                dst: a(24)?,
+                proto,
+                l4: ip.get(40..),
+            })
         }
         _ => None,
     }
@@ -677,6 +717,62 @@ mod tests {
         }
         assert!(spread.iter().all(|&c| c > 20), "{spread:?}");
         assert_eq!(worker_of(1, &frame([1, 1, 1, 1], [2, 2, 2, 2]), 1), 0);
+    }
+
+    #[test]
+    fn raw_flow_key_is_the_decoders_key_or_none() {
+        let eth = |et: u16, ip: &[u8]| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&et.to_be_bytes());
+            f.extend_from_slice(ip);
+            f
+        };
+        let v4 = |proto: u8, frag: [u8; 2], l4: &[u8]| {
+            let mut ip = vec![
+                0x45,
+                0,
+                0,
+                20 + l4.len() as u8,
+                0,
+                0,
+                frag[0],
+                frag[1],
+                64,
+                proto,
+            ];
+            ip.extend_from_slice(&[0, 0, 192, 0, 2, 9, 10, 0, 0, 1]);
+            ip.extend_from_slice(l4);
+            ip
+        };
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+        v6.extend_from_slice(&[0x20, 1, 0x0d, 0xb8].repeat(4));
+        v6.extend_from_slice(&[0xfe, 0x80, 0, 1].repeat(4));
+        v6.extend_from_slice(&[
+            0xc8, 0xd5, 0x1a, 0xe1, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 2, 0, 0,
+        ]);
+        v6.extend_from_slice(&[0; 4]);
+        let tcp = [
+            0xc8, 0xd5, 0x1a, 0xe1, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 2, 0, 0, 0, 0, 0, 0,
+        ];
+        let udp = [0x1a, 0xe1, 0x1a, 0xe2, 0, 8, 0, 0];
+        let decoded = |lt: u32, f: &[u8]| match decode::decode(lt, f) {
+            Decoded::Ip(ip) => Some(FlowKey::of(ip.src, ip.sport, ip.dst, ip.dport, ip.proto).0),
+            _ => None,
+        };
+        for (lt, f) in [
+            (link::ETHERNET, eth(0x0800, &v4(6, [0, 0], &tcp))),
+            (link::RAW, v4(17, [0, 0], &udp)),
+            (link::ETHERNET, eth(0x86dd, &v6)),
+        ] {
+            let key = raw_flow_key(lt, &f);
+            assert!(key.is_some_and(|k| k.lo_port != 0 && k.hi_port != 0));
+            assert_eq!(key, decoded(lt, &f));
+        }
+        // Fragments, ICMP, tunnels and cut headers give no key.
+        assert_eq!(raw_flow_key(link::RAW, &v4(17, [0x20, 0], &udp)), None);
+        assert_eq!(raw_flow_key(link::RAW, &v4(1, [0, 0], &[8, 0, 0, 0])), None);
+        assert_eq!(raw_flow_key(link::RAW, &v4(47, [0, 0], &[0; 8])), None);
+        assert_eq!(raw_flow_key(link::RAW, &v4(17, [0, 0], &udp)[..22]), None);
     }
 
     #[test]

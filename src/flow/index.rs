@@ -66,6 +66,14 @@ impl Index {
         self.len == 0
     }
 
+    /// Asks for the cache line a lookup of hash `h` starts at (a hint, ahead of the lookup).
+    #[inline]
+    pub fn prefetch(&self, h: u32) {
+        if let Some(s) = self.slots.get(self.home(h)) {
+            crate::capture::prefetch((s as *const Slot).cast());
+        }
+    }
+
     /// The position with hash `h` that `is` accepts (the caller compares keys).
     #[inline]
     pub fn find(&self, h: u32, mut is: impl FnMut(usize) -> bool) -> Option<usize> {

@@ -87,6 +87,13 @@ impl FlowTable {
         fold(self.hasher.hash_one(key))
     }
 
+    /// Asks for the index line the lookup of `key` will read: called a packet ahead, it
+    /// overlaps that cache miss with the work on the packet before.
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) {
+        self.index.prefetch(self.hash(key));
+    }
+
     /// The position of the flow of `key` (whose hash is `h`), if it is in the table.
     #[inline]
     pub fn find(&self, h: u32, key: &FlowKey) -> Option<usize> {
