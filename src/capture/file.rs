@@ -567,29 +567,36 @@ impl CaptureFile {
     }
 
     /// The link type and bytes of the record after the current one, when it is a classic
-    /// pcap record already in memory (mapped, or in the buffer): a look ahead for prefetching,
-    /// which reads nothing and checks nothing more.
+    /// pcap record or a pcapng enhanced packet block already in memory (mapped, or in the
+    /// buffer): a look ahead for prefetching, which reads nothing and checks nothing more.
     pub fn peek(&self) -> Option<(u32, &[u8])> {
-        let Format::Pcap {
-            big,
-            linktype,
-            record_hdr,
-            ..
-        } = self.format
-        else {
-            return None;
-        };
         let bytes = self.bytes().get(self.pos..self.end)?;
-        let h = bytes.get(8..12)?;
-        let b = [h[0], h[1], h[2], h[3]];
-        let caplen = if big {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        } as usize;
+        let u32_at = |at: usize, big: bool| {
+            let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+            Some(if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        let (linktype, start, caplen) = match &self.format {
+            Format::Pcap {
+                big,
+                linktype,
+                record_hdr,
+                ..
+            } => (*linktype, *record_hdr, u32_at(8, *big)?),
+            Format::PcapNg { big, ifaces } => {
+                if u32_at(0, *big)? != 6 {
+                    return None;
+                }
+                let iface = ifaces.get(u32_at(8, *big)? as usize)?;
+                (iface.linktype, 28, u32_at(20, *big)?)
+            }
+        };
         Some((
             linktype,
-            bytes.get(record_hdr..record_hdr.checked_add(caplen)?)?,
+            bytes.get(start..start.checked_add(caplen as usize)?)?,
         ))
     }
 

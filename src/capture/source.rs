@@ -275,6 +275,43 @@ mod tests {
         assert_eq!(s.remaining(), 0);
     }
 
+    /// The look ahead names exactly the packet that comes next, in classic pcap and pcapng
+    /// (sections and interfaces changing between packets), or nothing.
+    #[test]
+    fn read_ahead_hands_the_next_packet() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        for name in [
+            "crafted/two_sections.pcapng",
+            "crafted/two_interfaces.pcapng",
+            "lab/bt-mixed.pcap",
+        ] {
+            let file = dir.join(name);
+            if !file.exists() {
+                continue;
+            }
+            let mut r = MergedReader::new(std::slice::from_ref(&file)).expect("open");
+            let mut seen: Vec<(u32, Vec<u8>)> = Vec::new();
+            let mut hints: Vec<Option<(u32, Vec<u8>)>> = Vec::new();
+            let n = drain_ahead(
+                &mut r,
+                |p, next| {
+                    seen.push((p.linktype, p.data.to_vec()));
+                    hints.push(next.map(|(lt, d)| (lt, d.to_vec())));
+                },
+                |_| {},
+            );
+            assert!(n.is_ok_and(|n| n > 1), "{name}");
+            let named = hints.iter().filter(|h| h.is_some()).count();
+            assert!(named * 2 >= seen.len(), "{name}: {named} of {}", seen.len());
+            for (i, h) in hints.iter().enumerate() {
+                if let Some(h) = h {
+                    assert_eq!(Some(h), seen.get(i + 1), "{name}: after packet {i}");
+                }
+            }
+            assert_eq!(hints.last(), Some(&None), "{name}");
+        }
+    }
+
     #[test]
     fn capture_files_are_a_source() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
