@@ -35,13 +35,17 @@ use crate::flow::record::FlowSink;
 
 /// Items a batch holds before it is sent.
 const BATCH_ITEMS: usize = 256;
-/// Batches per worker: the queue between the reader and a worker. Short, so a worker is never
-/// more than about 2 300 packets behind the reader: what one learns reaches the other's
-/// lookups that much later (the series of `--threads` can differ from one thread's there).
-const BATCHES: usize = 8;
+/// Batches per worker: the queue between the reader and a worker, about 8 200 packets. Long
+/// enough to absorb stretches of the input where one side's share is busier (with 8 batches
+/// the reader blocked on a full queue about 1 500 times on the bench capture and two threads
+/// took 0.73 s, with 32 0.62 s, median of 7 alternating runs), short enough that what a
+/// worker learns reaches the reader's lookups soon (the series of `--threads` can differ from
+/// one thread's there: on `pcaps/lab` 2 rows with 8 or 32 batches; with 128, also 2 rows of
+/// the bench capture).
+const BATCHES: usize = 32;
 /// Most packets a worker's last batch may be behind the reader before it is sent a batch
 /// saying how far the stream is read.
-const LAG: u64 = (BATCHES * BATCH_ITEMS) as u64;
+const LAG: u64 = (8 * BATCH_ITEMS) as u64;
 /// The reader's per-packet cost (framing, hashing, handing the packet over) against that of
 /// processing one: what the reader's share is computed from. Measured on a 100 MiB bench
 /// capture with `valgrind --tool=callgrind --separate-threads=yes` (instructions, whatever the
@@ -200,7 +204,7 @@ impl Remote {
 
     /// Room in the current batch for one more item.
     fn room(&mut self) {
-        if self.cur.items.len() >= BATCH_ITEMS || self.cur.data.len() >= 1 << 20 {
+        if self.cur.items.len() >= BATCH_ITEMS || self.cur.data.len() >= 256 << 10 {
             self.send();
         }
     }
