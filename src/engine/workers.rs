@@ -694,6 +694,33 @@ pub(super) fn merge(out: &mut Flushed, h: Flushed) {
 mod tests {
     use super::*;
 
+    /// An IPv4 header from 10.0.0.1 to 192.0.2.1 (protocol, fragment field) and `l4`.
+    fn ipv4(proto: u8, frag: [u8; 2], l4: &[u8]) -> Vec<u8> {
+        let mut ip = vec![
+            0x45,
+            0,
+            0,
+            20 + l4.len() as u8,
+            0,
+            0,
+            frag[0],
+            frag[1],
+            64,
+            proto,
+        ];
+        ip.extend_from_slice(&[0, 0, 10, 0, 0, 1, 192, 0, 2, 1]);
+        ip.extend_from_slice(l4);
+        ip
+    }
+
+    /// An Ethernet frame of ethertype `et` around `ip`.
+    fn eth(et: u16, ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&et.to_be_bytes());
+        f.extend_from_slice(ip);
+        f
+    }
+
     #[test]
     fn both_directions_meet_in_one_worker() {
         // Ethernet + IPv4 + UDP, addresses swapped.
@@ -721,29 +748,7 @@ mod tests {
 
     #[test]
     fn raw_flow_key_is_the_decoders_key_or_none() {
-        let eth = |et: u16, ip: &[u8]| {
-            let mut f = vec![0u8; 12];
-            f.extend_from_slice(&et.to_be_bytes());
-            f.extend_from_slice(ip);
-            f
-        };
-        let v4 = |proto: u8, frag: [u8; 2], l4: &[u8]| {
-            let mut ip = vec![
-                0x45,
-                0,
-                0,
-                20 + l4.len() as u8,
-                0,
-                0,
-                frag[0],
-                frag[1],
-                64,
-                proto,
-            ];
-            ip.extend_from_slice(&[0, 0, 192, 0, 2, 9, 10, 0, 0, 1]);
-            ip.extend_from_slice(l4);
-            ip
-        };
+        let v4 = ipv4;
         let mut v6 = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
         v6.extend_from_slice(&[0x20, 1, 0x0d, 0xb8].repeat(4));
         v6.extend_from_slice(&[0xfe, 0x80, 0, 1].repeat(4));
@@ -777,29 +782,7 @@ mod tests {
 
     #[test]
     fn raw_pair_leaves_tunnels_and_odd_frames_to_the_decoder() {
-        let v4 = |proto: u8, frag: [u8; 2], l4: &[u8]| {
-            let mut ip = vec![
-                0x45,
-                0,
-                0,
-                20 + l4.len() as u8,
-                0,
-                0,
-                frag[0],
-                frag[1],
-                64,
-                proto,
-            ];
-            ip.extend_from_slice(&[0, 0, 10, 0, 0, 1, 192, 0, 2, 1]);
-            ip.extend_from_slice(l4);
-            ip
-        };
-        let eth = |et: u16, ip: &[u8]| {
-            let mut f = vec![0u8; 12];
-            f.extend_from_slice(&et.to_be_bytes());
-            f.extend_from_slice(ip);
-            f
-        };
+        let v4 = ipv4;
         let udp = |dport: u16| {
             let mut u = vec![0x1a, 0xe1];
             u.extend_from_slice(&dport.to_be_bytes());
