@@ -54,7 +54,7 @@ const LAG: u64 = (8 * BATCH_ITEMS) as u64;
 const FRAME_COST: f64 = 0.5;
 
 /// The share of the flows the reader keeps, of `n` threads: what leaves it as busy as each
-/// of the others, framing included (0 from about 5 threads: then it only reads).
+/// of the others, framing included (0 from 3 threads on: then it only reads).
 pub fn reader_share(n: usize) -> f64 {
     if n <= 1 {
         return 1.0;
