@@ -207,7 +207,10 @@ impl Aggregator {
 
     /// Estimated distinct BitTorrent hosts per minute, in order (every minute, 0 included).
     pub fn hosts_rows(&self) -> Vec<(i64, u64)> {
-        self.minutes().map(|(m, b)| (m, b.hosts.count())).collect()
+        self.minutes
+            .iter()
+            .map(|(m, e)| (*m, e.hosts_count()))
+            .collect()
     }
 }
 

@@ -324,6 +324,22 @@ enum Entry {
 }
 
 impl Entry {
+    /// The minute's health, without unpacking it.
+    fn health(&self) -> Health {
+        match self {
+            Entry::Open(b) => b.health,
+            Entry::Packed(p) => p.health(),
+        }
+    }
+
+    /// The minute's distinct-host estimate, without unpacking it.
+    fn hosts_count(&self) -> u64 {
+        match self {
+            Entry::Open(b) => b.hosts.count(),
+            Entry::Packed(p) => p.hosts_count(),
+        }
+    }
+
     fn open(&mut self, port_rules: usize) -> &mut MinuteBucket {
         if let Entry::Packed(p) = self {
             *self = Entry::Open(p.unpack(port_rules));
@@ -492,7 +508,7 @@ impl Aggregator {
 
     /// Health per minute, in order.
     pub fn health_rows(&self) -> Vec<(i64, Health)> {
-        self.minutes().map(|(m, b)| (m, b.health)).collect()
+        self.minutes.iter().map(|(m, e)| (*m, e.health())).collect()
     }
 
     /// sFlow health per minute, in order (the same minutes as [`Aggregator::health_rows`]).

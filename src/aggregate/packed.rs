@@ -47,6 +47,15 @@ impl PackedBucket {
         }
     }
 
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// The minute's distinct-host estimate (0 with no sketch), as [`hll::Hll::count`].
+    pub fn hosts_count(&self) -> u64 {
+        self.hosts.as_ref().map_or(0, |h| h.count())
+    }
+
     pub fn unpack(&self, port_rules: usize) -> Box<MinuteBucket> {
         let mut b = MinuteBucket::new(port_rules);
         for &(i, c, e) in &self.series {
