@@ -174,12 +174,12 @@ impl Aggregator {
     /// direction.
     pub fn port_rows(&self) -> Vec<PortRow> {
         let mut out = Vec::new();
-        for (minute, b) in self.minutes() {
-            let by_member = b.members.port_members();
+        let width = self.port_rules * N_DIR;
+        for (minute, e) in &self.minutes {
             let mut push = |member: u16, i: usize, counts: Counts, est: Sampled| {
                 if counts.packets > 0 {
                     out.push(PortRow {
-                        minute,
+                        minute: *minute,
                         rule: i / N_DIR,
                         direction: Direction::ALL[i % N_DIR],
                         counts,
@@ -189,6 +189,19 @@ impl Aggregator {
                     });
                 }
             };
+            // A packed minute without members gives its rows as it is.
+            if let super::Entry::Packed(p) = e {
+                if !p.has_members() {
+                    for &(i, counts, est) in p.ports() {
+                        if (i as usize) < width {
+                            push(MEMBER_NONE, i as usize, counts, est);
+                        }
+                    }
+                    continue;
+                }
+            }
+            let b = e.view(self.port_rules);
+            let by_member = b.members.port_members();
             if by_member.is_empty() {
                 for (i, (counts, est)) in b.port.iter().zip(&b.port_est).enumerate() {
                     push(MEMBER_NONE, i, *counts, *est);

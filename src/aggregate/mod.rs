@@ -324,6 +324,14 @@ enum Entry {
 }
 
 impl Entry {
+    /// The minute's bucket, unpacked into a copy if it is packed.
+    fn view(&self, port_rules: usize) -> Cow<'_, MinuteBucket> {
+        match self {
+            Entry::Open(b) => Cow::Borrowed(&**b),
+            Entry::Packed(p) => Cow::Owned(*p.unpack(port_rules)),
+        }
+    }
+
     /// The minute's health, without unpacking it.
     fn health(&self) -> Health {
         match self {
@@ -477,20 +485,24 @@ impl Aggregator {
 
     /// All minutes, in order (packed ones unpacked one at a time).
     pub fn minutes(&self) -> impl Iterator<Item = (i64, Cow<'_, MinuteBucket>)> {
-        self.minutes.iter().map(|(m, e)| {
-            let b = match e {
-                Entry::Open(b) => Cow::Borrowed(&**b),
-                Entry::Packed(p) => Cow::Owned(*p.unpack(self.port_rules)),
-            };
-            (*m, b)
-        })
+        self.minutes
+            .iter()
+            .map(|(m, e)| (*m, e.view(self.port_rules)))
     }
 
     /// Series rows with packets, ordered by minute, then (with members) member, then proto,
     /// method and direction.
     pub fn series_rows(&self) -> Vec<SeriesRow> {
         let mut out = Vec::new();
-        for (minute, b) in self.minutes() {
+        for (minute, e) in &self.minutes {
+            // A packed minute without members gives its rows as it is.
+            if let Entry::Packed(p) = e {
+                if !p.has_members() {
+                    series_rows_of(&mut out, *minute, members::MEMBER_NONE, |i| p.series_at(i));
+                    continue;
+                }
+            }
+            let (minute, b) = (*minute, e.view(self.port_rules));
             let by_member = b.members.members();
             if by_member.is_empty() {
                 series_rows_of(&mut out, minute, members::MEMBER_NONE, |i| {
@@ -631,6 +643,9 @@ mod tests {
                 if m % 7 == 0 {
                     b.hosts.insert_hash(m as u64);
                 }
+                if m % 3 == 0 {
+                    b.add_port((m % 2) as usize, Direction::Down, 2, 120 + m as u64);
+                }
             }
             if late {
                 // A late verdict crediting a minute long packed, and a minute never seen.
@@ -655,6 +670,8 @@ mod tests {
         assert_eq!(packed.series_rows(), whole.series_rows());
         assert_eq!(packed.health_rows(), whole.health_rows());
         assert_eq!(packed.hosts_rows(), whole.hosts_rows());
+        assert!(!whole.port_rows().is_empty());
+        assert_eq!(packed.port_rows(), whole.port_rows());
         let (a, b) = (packed.split_all(), whole.split_all());
         assert_eq!(a.series_rows(), b.series_rows());
     }

@@ -47,6 +47,26 @@ impl PackedBucket {
         }
     }
 
+    /// Whether the minute has counters by member (sFlow `--members`).
+    pub fn has_members(&self) -> bool {
+        !self.members.is_empty()
+    }
+
+    /// The series counter of one slot (zero when it is not kept).
+    pub fn series_at(&self, slot: usize) -> (Counts, Sampled) {
+        self.series
+            .binary_search_by_key(&slot, |x| usize::from(x.0))
+            .map_or_else(
+                |_| Default::default(),
+                |k| (self.series[k].1, self.series[k].2),
+            )
+    }
+
+    /// The port view counters that are not zero: (index, counts, estimate), by index.
+    pub fn ports(&self) -> &[(u32, Counts, Sampled)] {
+        &self.port
+    }
+
     pub fn health(&self) -> Health {
         self.health
     }
