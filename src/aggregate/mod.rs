@@ -183,16 +183,7 @@ pub struct MinuteBucket {
 impl MinuteBucket {
     /// The minute's BitTorrent range (sampled input; see [`BtRange`]).
     pub fn bt_range(&self) -> BtRange {
-        let mut r = BtRange::default();
-        for proto in Proto::ALL {
-            for method in Method::ALL {
-                for direction in Direction::ALL {
-                    let i = slot(proto, method, direction);
-                    r.add(proto, method, self.series[i].bytes, self.series_est[i].var);
-                }
-            }
-        }
-        r
+        bt_range_of(|i| (self.series[i], self.series_est[i]))
     }
 
     pub fn new(port_rules: usize) -> Box<Self> {
@@ -526,14 +517,32 @@ impl Aggregator {
     /// sFlow health per minute, in order (the same minutes as [`Aggregator::health_rows`]).
     /// Each row also has the minute's BitTorrent range ([`BtRange`]).
     pub fn sflow_rows(&self) -> Vec<(i64, SflowHealth)> {
-        self.minutes()
-            .map(|(m, b)| {
-                let mut h = b.sflow;
-                h.set_range(&b.bt_range());
-                (m, h)
+        self.minutes
+            .iter()
+            .map(|(m, e)| {
+                let (mut h, range) = match e {
+                    Entry::Open(b) => (b.sflow, b.bt_range()),
+                    Entry::Packed(p) => (p.sflow(), bt_range_of(|i| p.series_at(i))),
+                };
+                h.set_range(&range);
+                (*m, h)
             })
             .collect()
     }
+}
+
+/// A minute's BitTorrent range ([`BtRange`]) from its series counters by slot.
+fn bt_range_of(at: impl Fn(usize) -> (Counts, Sampled)) -> BtRange {
+    let mut r = BtRange::default();
+    for proto in Proto::ALL {
+        for method in Method::ALL {
+            for direction in Direction::ALL {
+                let (counts, est) = at(slot(proto, method, direction));
+                r.add(proto, method, counts.bytes, est.var);
+            }
+        }
+    }
+    r
 }
 
 /// The series rows of one minute and member, from its counters by slot.
@@ -672,6 +681,11 @@ mod tests {
         assert_eq!(packed.hosts_rows(), whole.hosts_rows());
         assert!(!whole.port_rows().is_empty());
         assert_eq!(packed.port_rows(), whole.port_rows());
+        assert!(whole
+            .sflow_rows()
+            .iter()
+            .any(|(_, h)| *h != SflowHealth::default()));
+        assert_eq!(packed.sflow_rows(), whole.sflow_rows());
         let (a, b) = (packed.split_all(), whole.split_all());
         assert_eq!(a.series_rows(), b.series_rows());
     }

@@ -67,6 +67,10 @@ impl PackedBucket {
         &self.port
     }
 
+    pub fn sflow(&self) -> SflowHealth {
+        self.sflow
+    }
+
     pub fn health(&self) -> Health {
         self.health
     }
