@@ -153,12 +153,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
                     (Some(c), Some(s)) => {
                         sflow::captured(c, &mut first, pkt, s.port);
                     }
-                    _ => {
-                        if let Some((linktype, data)) = next {
-                            first.prefetch(linktype, data);
-                        }
-                        first.process(pkt)
-                    }
+                    _ => first.process_ahead(pkt, next),
                 }
                 if let Some(m) = packer.due(pkt.ts_ns) {
                     first.aggregator().pack_before(m);
@@ -228,10 +223,7 @@ pub fn run(opts: &Options, cfg: Config, rules: Arc<Rules>) -> Result<Outcome, Er
         let Ok(_) = drain_ahead(
             &mut reader,
             |pkt, next| {
-                if let Some((linktype, data)) = next {
-                    pipeline.prefetch(linktype, data);
-                }
-                pipeline.process(pkt);
+                pipeline.process_ahead(pkt, next);
                 if let Some(m) = packer.due(pkt.ts_ns) {
                     pipeline.aggregator().pack_before(m);
                 }

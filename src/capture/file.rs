@@ -488,12 +488,7 @@ impl CaptureFile {
 
     fn u32_at(&self, at: usize, big: bool) -> u32 {
         let buf = self.bytes();
-        let b = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
-        if big {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
+        word(&buf[at..at + 4], big)
     }
 
     fn u16_at(&self, at: usize, big: bool) -> u16 {
@@ -571,14 +566,7 @@ impl CaptureFile {
     /// buffer): a look ahead for prefetching, which reads nothing and checks nothing more.
     pub fn peek(&self) -> Option<(u32, &[u8])> {
         let bytes = self.bytes().get(self.pos..self.end)?;
-        let u32_at = |at: usize, big: bool| {
-            let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-            Some(if big {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            })
-        };
+        let u32_at = |at: usize, big: bool| Some(word(bytes.get(at..at + 4)?, big));
         let (linktype, start, caplen) = match &self.format {
             Format::Pcap {
                 big,
@@ -691,14 +679,7 @@ impl CaptureFile {
             return self.truncated(at, record_hdr, got);
         }
         // The record header read at once: one bounds check, four fields.
-        let field = |h: &[u8], i: usize| {
-            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
-            if big {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            }
-        };
+        let field = |h: &[u8], i: usize| word(&h[i..i + 4], big);
         let Some(h) = self.bytes().get(self.pos..self.pos + 16) else {
             return self.truncated(at, record_hdr, got);
         };
@@ -751,6 +732,17 @@ impl CaptureFile {
         self.last_ts = ts_ns;
         self.pos += need;
         Ok(true)
+    }
+}
+
+/// The 32-bit word in the first four bytes of `b`, in the file's byte order.
+#[inline]
+fn word(b: &[u8], big: bool) -> u32 {
+    let b = [b[0], b[1], b[2], b[3]];
+    if big {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
     }
 }
 

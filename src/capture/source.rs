@@ -21,7 +21,6 @@ pub trait Source {
         f: F,
     ) -> Result<Option<usize>, Self::Error>;
 
-    /// Waits up to `timeout_ms` for packets; a source that never waits returns at once.
     /// [`read`](Self::read), also handing `f` the link type and bytes of the packet that
     /// comes next when the source already has them in memory (to prefetch for it).
     fn read_ahead<F: FnMut(&RawPacket<'_>, Option<(u32, &[u8])>)>(
@@ -32,6 +31,7 @@ pub trait Source {
         self.read(budget, |p| f(p, None))
     }
 
+    /// Waits up to `timeout_ms` for packets; a source that never waits returns at once.
     fn wait(&mut self, _timeout_ms: i32) {}
 
     /// Cumulative drop counters (of the kernel and the interfaces); files drop nothing.

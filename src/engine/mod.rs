@@ -113,6 +113,16 @@ impl Engine {
         }
     }
 
+    /// [`process`](Self::process), first asking for the line the next packet (from
+    /// [`crate::capture::Source::read_ahead`]) will look up ([`prefetch`](Self::prefetch)).
+    #[inline]
+    pub fn process_ahead(&mut self, pkt: &RawPacket<'_>, next: Option<(u32, &[u8])>) {
+        if let Some((linktype, data)) = next {
+            self.prefetch(linktype, data);
+        }
+        self.process(pkt);
+    }
+
     /// Counts and classifies one frame standing for `weight` frames (a packet sample taken
     /// at 1 in `weight`, e.g. from sFlow): its packets and wire bytes count `weight` times.
     pub fn process_weighted(&mut self, pkt: &RawPacket<'_>, weight: u32) {
