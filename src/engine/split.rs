@@ -144,6 +144,11 @@ impl Batch {
         }
     }
 
+    /// A packet item's bytes (offsets the reader framed: always inside what it read).
+    fn packet(&self, map: u16, start: usize, len: u32) -> Option<&[u8]> {
+        self.bytes(map).get(start..start.checked_add(len as usize)?)
+    }
+
     fn clear(&mut self) {
         self.items.clear();
         self.maps.clear();
@@ -400,7 +405,7 @@ fn work(mut p: Engine, rx: Receiver<Batch>, free: SyncSender<Batch>) -> Flushed 
                 ..
             }) = b.items.get(k + 1)
             {
-                if let Some(data) = b.bytes(*map).get(*start..*start + *len as usize) {
+                if let Some(data) = b.packet(*map, *start, *len) {
                     p.prefetch(*linktype, data);
                 }
             }
@@ -414,8 +419,7 @@ fn work(mut p: Engine, rx: Receiver<Batch>, free: SyncSender<Batch>) -> Flushed 
                     start,
                     len,
                 } => {
-                    // Offsets the reader framed: always inside what it read.
-                    let Some(data) = b.bytes(map).get(start..start + len as usize) else {
+                    let Some(data) = b.packet(map, start, len) else {
                         debug_assert!(false, "a packet outside its batch or map");
                         continue;
                     };
