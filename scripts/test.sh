@@ -27,9 +27,9 @@ fi
 step "cargo test"
 cargo test --release
 # Overflow and `unsafe` preconditions are checked only with debug assertions: the property
-# tests of hostile input run on a debug build too (issue 18).
+# tests of hostile input and the unit tests run on a debug build too (issue 18).
 step "property tests, debug build"
-cargo test --quiet --test time_extremes --test property
+cargo test --quiet --lib --test time_extremes --test property
 if cargo fuzz --version >/dev/null 2>&1; then
   step "fuzz targets, ${BITTAP_FUZZ_SECONDS:-5} s each from their seeds"
   bash fuzz/run.sh --seconds "${BITTAP_FUZZ_SECONDS:-5}"

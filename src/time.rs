@@ -34,9 +34,10 @@ impl Nanos {
         Nanos(i64::try_from(s).map_or(i64::MAX, |s| s.saturating_mul(NS_PER_SEC)))
     }
 
-    /// A span of whole minutes (a `u32` of minutes always fits).
+    /// A span of whole minutes, saturating at `i64::MAX` ns (153.7 million minutes fit, not
+    /// all of `u32`'s 4 295 million).
     pub const fn from_minutes(m: u32) -> Nanos {
-        Nanos(m as i64 * NS_PER_MIN)
+        Nanos((m as i64).saturating_mul(NS_PER_MIN))
     }
 
     /// The wall clock now (0 if it is before the epoch; saturating in 2262).
@@ -148,9 +149,11 @@ mod tests {
         );
         assert_eq!(Nanos::from_minutes(30).get(), 30 * NS_PER_MIN);
         assert_eq!(
-            Nanos::from_minutes(u32::MAX).get(),
-            i64::from(u32::MAX) * NS_PER_MIN
+            Nanos::from_minutes(153_722_867).get(),
+            153_722_867 * NS_PER_MIN
         );
+        assert_eq!(Nanos::from_minutes(153_722_868), Nanos(i64::MAX));
+        assert_eq!(Nanos::from_minutes(u32::MAX), Nanos(i64::MAX));
         assert_eq!(Nanos::from_secs_u64(2).get(), 2 * NS_PER_SEC);
         assert_eq!(Nanos::from_secs_u64(u64::MAX), Nanos(i64::MAX));
     }

@@ -35,6 +35,24 @@ pub fn refresh(class: &mut Classification, key: &FlowKey, endpoints: &SharedEndp
     class.correlated = lookup_ends(endpoints, key.proto, lo, hi, ts);
 }
 
+/// How an end of flow `key` is known at packet time `ts`, as one engine reading the whole
+/// stream would have answered at stream position `at` (see [`SharedEndpoints::lookup_at`]).
+pub fn key_ends_at(
+    endpoints: &SharedEndpoints,
+    key: &FlowKey,
+    ts: i64,
+    at: u64,
+) -> Option<Provenance> {
+    let e = |addr, port| Endpoint {
+        addr,
+        port,
+        proto: key.proto,
+    };
+    let a = endpoints.lookup_at(&e(key.lo, key.lo_port), ts, at);
+    let b = endpoints.lookup_at(&e(key.hi, key.hi_port), ts, at);
+    a.into_iter().chain(b).min()
+}
+
 /// The verdict of a flow whose payload said nothing either way: BitTorrent by correlation
 /// when an end of it is a learned BitTorrent endpoint, else its port rule, if any. Records
 /// what it rests on in `class.proof`.

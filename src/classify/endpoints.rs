@@ -319,11 +319,13 @@ pub struct StreamOrder {
     waits: bool,
 }
 
-/// One worker's position on a cache line of its own, the position it waits for (`u64::MAX`:
-/// none) and its thread, to be woken.
+/// One worker's position on a cache line of its own, the earliest position it still has a
+/// lookup to answer at ([`SharedEndpoints::hold`]; `u64::MAX`: none), the position it waits
+/// for (`u64::MAX`: none) and its thread, to be woken.
 #[repr(align(128))]
 struct Slot {
     pos: AtomicU64,
+    hold: AtomicU64,
     want: AtomicU64,
     thread: std::sync::OnceLock<std::thread::Thread>,
 }
@@ -343,6 +345,7 @@ impl StreamOrder {
             pos: (0..workers.max(1))
                 .map(|_| Slot {
                     pos: AtomicU64::new(0),
+                    hold: AtomicU64::new(u64::MAX),
                     want: AtomicU64::new(u64::MAX),
                     thread: std::sync::OnceLock::new(),
                 })
@@ -388,11 +391,16 @@ impl StreamOrder {
         }
     }
 
-    /// The lowest position of any worker: every worker has done everything before it.
+    /// The lowest position of any worker, or of a lookup one holds back: every worker has
+    /// done everything before it, and no lookup is still to be answered before it.
     fn passed(&self) -> u64 {
         self.pos
             .iter()
-            .map(|p| p.pos.load(Ordering::Acquire))
+            .map(|p| {
+                // The position first: a hold is set before the position moves past it.
+                let pos = p.pos.load(Ordering::Acquire);
+                pos.min(p.hold.load(Ordering::Acquire))
+            })
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -402,6 +410,17 @@ impl StreamOrder {
             .iter()
             .enumerate()
             .all(|(i, q)| i == me || q.pos.load(Ordering::SeqCst) >= p)
+    }
+
+    /// Whether a lookup of worker `me` at position `p` sees what one engine's would: every
+    /// other worker is at `p` or past it, or lookups wait until they are.
+    fn settled(&self, me: usize, p: u64) -> bool {
+        self.waits
+            || self
+                .pos
+                .iter()
+                .enumerate()
+                .all(|(i, q)| i == me || q.pos.load(Ordering::Acquire) >= p)
     }
 
     /// Waits until every worker but `me` is at position `p` or past it (not at all if
@@ -458,6 +477,45 @@ impl SharedEndpoints {
     pub fn set_position(&self, p: u64) {
         if let Some((o, me)) = &self.order {
             o.set(*me, p);
+        }
+    }
+
+    /// This worker's position in the stream (0 unordered).
+    pub fn position(&self) -> u64 {
+        self.order.as_ref().map_or(0, |(o, me)| o.get(*me))
+    }
+
+    /// Whether a lookup made at position `at` (this worker's, or an earlier one it holds,
+    /// see [`hold`](Self::hold)) answers as one engine reading the whole stream would: always
+    /// unordered or when lookups wait; with [`StreamOrder::no_wait`], once every other worker
+    /// has passed `at`, so nothing learned before it can still come.
+    pub fn settled(&self, at: u64) -> bool {
+        self.order.as_ref().is_none_or(|(o, me)| o.settled(*me, at))
+    }
+
+    /// Keeps every learning after position `at` aside (`u64::MAX`: none), so that a lookup at
+    /// `at` this worker answers later ([`lookup_at`](Self::lookup_at)) sees the table as it
+    /// stood there. Set it at or before this worker's position, before the position moves on.
+    pub fn hold(&self, at: u64) {
+        if let Some((o, me)) = &self.order {
+            if let Some(s) = o.pos.get(*me) {
+                s.hold.store(at, Ordering::Release);
+            }
+        }
+    }
+
+    /// [`lookup`](Self::lookup) as one engine would have answered at position `at`: once
+    /// [`settled`](Self::settled) at `at`, with learnings after `at` held back
+    /// ([`hold`](Self::hold)).
+    pub fn lookup_at(&self, e: &Endpoint, now: i64, at: u64) -> Option<Provenance> {
+        match &self.order {
+            None => self.shard(e).lookup(e, now),
+            Some((o, _)) => {
+                debug_assert!(o.passed() <= at || o.waits, "learnings after {at} folded");
+                let mut t = self.shard(e);
+                t.fold_before(o.passed());
+                t.lookup_upto(e, now, at)
+            }
         }
     }
 

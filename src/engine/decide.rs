@@ -1,21 +1,24 @@
 //! How an engine decides a flow: on its probes' answer, or on what is known when they say
 //! nothing (correlation, then the port rule), and what deciding releases and credits.
 
+use super::settle::{Kind, Settling, Wait};
 use crate::aggregate::{ledger, Aggregator, Amount, Tag};
-use crate::classify::endpoints::SharedEndpoints;
+use crate::classify::endpoints::{Provenance, SharedEndpoints};
 use crate::classify::{correlate, Answer, ProbePool, Rules, Transport, Verdict};
 use crate::decode::{TcpInfo, TCP_SYN};
-use crate::flow::{Flow, FlowKey, HeldPool, Stage};
+use crate::flow::{Classification, Flow, FlowKey, HeldPool, PendingCount, Stage};
 
 /// What only flows being classified have, by probing index: the packets they hold, and
 /// their probe state (from the pool) once they carry more than a TCP opening. A decided flow
-/// has neither, which keeps it small.
+/// has neither, which keeps it small. Also the lookups of such flows to be answered late
+/// ([`super::settle`]).
 #[derive(Default)]
 pub(super) struct Probing {
     probes: ProbePool,
     held: HeldPool,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    pub(super) settling: Settling,
 }
 
 /// Payload-free SYNs a flow may open with before it takes a probe state: a SYN and its
@@ -42,6 +45,23 @@ struct Slot {
     state: u32,
     syns: u8,
     opening: [Syn; OPENING_SYNS],
+    /// Counts the flows the index went to, so a late answer finds its own.
+    gen: u32,
+    open: Open,
+    /// The id of the flow's verdict wait, while it is settling.
+    wait: u64,
+}
+
+/// Where a flow's open lookup stands ([`super::settle`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Open {
+    /// In the flow's classification.
+    #[default]
+    Known,
+    /// Made before every other worker had passed its position: asked again once they have.
+    Waiting,
+    /// Asked again: the answer, for the flow's classification.
+    Found(Option<Provenance>),
 }
 
 /// What the probes said of one packet.
@@ -62,8 +82,73 @@ impl Probing {
                 (self.slots.len() - 1) as u32
             }
         };
+        let slot = &mut self.slots[i as usize];
+        slot.gen = slot.gen.wrapping_add(1);
         self.held.ensure(i);
         i
+    }
+
+    /// The open lookup of flow `key` at probing index `i`, made at this engine's position
+    /// `at` and packet time `ts`, is asked again once every other worker has passed `at`.
+    pub(super) fn wait_open(
+        &mut self,
+        i: u32,
+        at: u64,
+        ts: i64,
+        key: FlowKey,
+        endpoints: &SharedEndpoints,
+    ) {
+        let slot = &mut self.slots[i as usize];
+        slot.open = Open::Waiting;
+        let w = Wait {
+            at,
+            ts,
+            key,
+            pi: i,
+            gen: slot.gen,
+            kind: Kind::Open,
+        };
+        self.settling.push(w, endpoints);
+    }
+
+    /// The answer `c` of the open lookup of the flow at index `i` (generation `gen`).
+    pub(super) fn found_open(&mut self, i: u32, gen: u32, c: Option<Provenance>) {
+        if let Some(slot) = self.slots.get_mut(i as usize) {
+            if slot.gen == gen && slot.open == Open::Waiting {
+                slot.open = Open::Found(c);
+            }
+        }
+    }
+
+    /// Puts the answer of the open lookup of the flow at index `i`, if it came, into its
+    /// classification; `false` while it has not come.
+    fn take_open(&mut self, i: u32, class: &mut Classification) -> bool {
+        let slot = &mut self.slots[i as usize];
+        match slot.open {
+            Open::Known => true,
+            Open::Waiting => false,
+            Open::Found(c) => {
+                class.correlated = c;
+                slot.open = Open::Known;
+                true
+            }
+        }
+    }
+
+    /// [`take_open`](Self::take_open) for a flow whose open answer has come.
+    pub(super) fn take_open_answer(&mut self, i: u32, class: &mut Classification) {
+        let came = self.take_open(i, class);
+        debug_assert!(came, "an open answer after its verdict's");
+    }
+
+    /// The generation of index `i`.
+    pub(super) fn gen(&self, i: u32) -> u32 {
+        self.slots.get(i as usize).map_or(0, |s| s.gen)
+    }
+
+    /// The id of the verdict wait of the settling flow at index `i`.
+    pub(super) fn wait_of(&self, i: u32) -> u64 {
+        self.slots.get(i as usize).map_or(u64::MAX, |s| s.wait)
     }
 
     /// Flows being classified.
@@ -145,28 +230,67 @@ impl Probing {
         if slot.state != 0 {
             self.probes.release(slot.state - 1);
         }
-        *slot = Slot::default();
+        *slot = Slot {
+            gen: slot.gen,
+            ..Slot::default()
+        };
         self.free.push(i);
     }
 }
 
-/// Decides a flow undecided by its payload (see [`correlate::fallback`]), looking its ends
-/// up once more first.
+/// Decides a flow undecided by its payload (see [`correlate::fallback`]) at packet time
+/// `ts`, looking its ends up once more first when `refresh`. Returns `None`, and the flow
+/// is settling, when what one engine reading the whole stream would know here may not be
+/// known yet ([`super::settle`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fallback(
     flow: &mut Flow,
     key: &FlowKey,
     rules: &Rules,
     endpoints: &SharedEndpoints,
+    probing: &mut Probing,
     ts: i64,
-) -> Verdict {
-    correlate::refresh(&mut flow.class, key, endpoints, ts);
-    correlate::fallback(rules, &mut flow.class, &flow.state)
+    refresh: bool,
+) -> Option<Verdict> {
+    let pi = match flow.class.stage {
+        Stage::Probing(pi) => pi,
+        Stage::Settling(_) => return None,
+        Stage::Decided(v) => return Some(v),
+    };
+    let at = endpoints.position();
+    // Evidence decides whatever is known; else the open answer must have come, and a
+    // lookup now must see what one engine's would (asked before looking).
+    let now = flow.class.evidence
+        || (probing.take_open(pi, &mut flow.class)
+            && (!refresh || flow.class.correlated.is_some() || endpoints.settled(at)));
+    if now {
+        if refresh {
+            correlate::refresh(&mut flow.class, key, endpoints, ts);
+        }
+        return Some(correlate::fallback(rules, &mut flow.class, &flow.state));
+    }
+    let w = Wait {
+        at,
+        ts,
+        key: *key,
+        pi,
+        gen: probing.gen(pi),
+        kind: Kind::Verdict {
+            refresh,
+            ended: None,
+            extra: Vec::new(),
+        },
+    };
+    let id = probing.settling.push(w, endpoints);
+    probing.slots[pi as usize].wait = id;
+    flow.class.stage = Stage::Settling(pi);
+    None
 }
 
 /// Gives a flow its verdict: its probe state goes back to the pool and its held packets are
 /// credited.
 pub(super) fn decide(flow: &mut Flow, v: Verdict, probing: &mut Probing, agg: &mut Aggregator) {
-    if let Stage::Probing(pi) = flow.class.stage {
+    if let Stage::Probing(pi) | Stage::Settling(pi) = flow.class.stage {
         let (inline, spilled) = probing.held.counts(pi);
         ledger::credit_counts(agg, v, inline, flow.state.host_hash);
         ledger::credit_counts(agg, v, spilled, flow.state.host_hash);
@@ -177,16 +301,19 @@ pub(super) fn decide(flow: &mut Flow, v: Verdict, probing: &mut Probing, agg: &m
 
 /// Counts packets of a flow: in the series if it has a verdict, else held (and
 /// when there is no room to hold more, the flow is decided on what is known).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn account(
     flow: &mut Flow,
+    key: &FlowKey,
     rules: &Rules,
+    endpoints: &SharedEndpoints,
     probing: &mut Probing,
     agg: &mut Aggregator,
     minute: i64,
     tag: Tag,
     a: Amount,
 ) {
-    if let Stage::Probing(pi) = flow.class.stage {
+    if let Stage::Probing(pi) | Stage::Settling(pi) = flow.class.stage {
         let samples = u16::try_from(a.est.samples).unwrap_or(u16::MAX);
         if probing
             .held
@@ -194,8 +321,22 @@ pub(super) fn account(
         {
             return;
         }
-        let v = correlate::fallback(rules, &mut flow.class, &flow.state);
-        decide(flow, v, probing, agg);
+        let last = flow.state.last_ts;
+        match fallback(flow, key, rules, endpoints, probing, last, false) {
+            Some(v) => decide(flow, v, probing, agg),
+            None => {
+                let c = PendingCount {
+                    minute,
+                    tag,
+                    packets: a.packets,
+                    bytes: a.bytes,
+                    samples,
+                };
+                let id = probing.wait_of(pi);
+                probing.settling.add_extra(id, c);
+                return;
+            }
+        }
     }
     if let Stage::Decided(v) = flow.class.stage {
         ledger::credit(agg, v, &mut flow.state, minute, tag, a);

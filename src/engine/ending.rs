@@ -6,15 +6,16 @@
 use std::io;
 
 use super::decide::{decide, fallback, Probing};
+use super::settle::Kind;
 use super::Engine;
 use crate::aggregate::minute_of;
 use crate::aggregate::{ledger, Aggregator};
 use crate::classify::endpoints::SharedEndpoints;
-use crate::classify::{Rules, Verdict};
+use crate::classify::{correlate, Rules, Verdict};
 use crate::flow::frag::Frags;
 use crate::flow::record::{FlowRecord, FlowSink};
 use crate::flow::table::{Ended, FlowTable};
-use crate::flow::Stage;
+use crate::flow::{EndReason, Flow, FlowKey, Stage};
 
 /// What ending a flow touches.
 pub(super) struct Ending<'a> {
@@ -37,9 +38,29 @@ impl Ending<'_> {
     pub(super) fn end(&mut self, (key, mut f, reason): Ended) {
         if let Stage::Probing(_) = f.class.stage {
             let last = f.state.last_ts;
-            let v = fallback(&mut f, &key, self.rules, self.endpoints, last);
-            decide(&mut f, v, self.probing, self.agg);
+            if let Some(v) = fallback(
+                &mut f,
+                &key,
+                self.rules,
+                self.endpoints,
+                self.probing,
+                last,
+                true,
+            ) {
+                decide(&mut f, v, self.probing, self.agg);
+            }
         }
+        // A flow still settling ends once its verdict comes.
+        if let Stage::Settling(pi) = f.class.stage {
+            let id = self.probing.wait_of(pi);
+            self.probing.settling.park(id, f, reason);
+            return;
+        }
+        self.close(key, f, reason);
+    }
+
+    /// Counts a flow that ended with its verdict, and writes its record.
+    fn close(&mut self, key: FlowKey, f: Flow, reason: EndReason) {
         let v = f.class.verdict().unwrap_or(Verdict::OTHER);
         ledger::flow_ended(self.agg, f.state.last_ts, v, f.class.evidence);
         if !matches!(self.records, Records::None) {
@@ -74,6 +95,57 @@ impl Ending<'_> {
                 }
             }
         }
+    }
+
+    /// Answers the waits ([`super::settle`]) every other worker has passed the position of,
+    /// in stream order: a flow's open lookup, or its verdict (the flow, in `flows` or ended
+    /// meanwhile, is decided and its held packets credited).
+    pub(super) fn settle(&mut self, flows: &mut FlowTable) {
+        let eps = self.endpoints;
+        while self.probing.settling.due(eps).is_some() {
+            // Taken out with learnings still held back to its position.
+            let Some(w) = self.probing.settling.take() else {
+                break;
+            };
+            let (refresh, ended, extra) = match w.kind {
+                Kind::Open => {
+                    let c = correlate::key_ends_at(eps, &w.key, w.ts, w.at);
+                    self.probing.found_open(w.pi, w.gen, c);
+                    continue;
+                }
+                Kind::Verdict {
+                    refresh,
+                    ended,
+                    extra,
+                } => (refresh, ended, extra),
+            };
+            let mut ended = ended;
+            let f = match ended.as_deref_mut() {
+                Some((f, _)) => Some(f),
+                None => flows
+                    .find(flows.hash(&w.key), &w.key)
+                    .and_then(|i| flows.at_mut(i)),
+            };
+            let Some(f) = f.filter(|f| {
+                f.class.stage == Stage::Settling(w.pi) && self.probing.gen(w.pi) == w.gen
+            }) else {
+                debug_assert!(false, "a verdict wait without its flow");
+                continue;
+            };
+            // Its open answer came first (at an earlier position).
+            self.probing.take_open_answer(w.pi, &mut f.class);
+            if refresh && f.class.correlated.is_none() && !f.class.evidence {
+                f.class.correlated = correlate::key_ends_at(eps, &w.key, w.ts, w.at);
+            }
+            let v = correlate::fallback(self.rules, &mut f.class, &f.state);
+            decide(f, v, self.probing, self.agg);
+            ledger::credit_counts(self.agg, v, &extra, f.state.host_hash);
+            if let Some(b) = ended {
+                let (f, reason) = *b;
+                self.close(w.key, f, reason);
+            }
+        }
+        self.probing.settling.rehold(eps);
     }
 }
 
@@ -136,10 +208,36 @@ impl Engine {
         self.write_ended();
     }
 
+    /// Answers the lookups to be answered late ([`super::settle`]) that can be.
+    pub(super) fn settle(&mut self) {
+        let (flows, _, mut ending) = self.parts();
+        ending.settle(flows);
+        self.write_ended();
+    }
+
+    /// Answers every lookup to be answered late, waiting for the other workers to pass
+    /// their positions (at the end of input).
+    fn settle_all(&mut self) {
+        let mut tries = 0u32;
+        loop {
+            self.settle();
+            if self.probing.settling.is_empty() {
+                return;
+            }
+            tries = tries.saturating_add(1);
+            if tries < 100 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+        }
+    }
+
     /// Ends every flow and forgets all fragment state: call once after the last packet.
     /// Returns the first error from the flow sink, if any.
     pub fn finish(&mut self) -> io::Result<()> {
         self.sweep(true);
+        self.settle_all();
         match self.sink_error.take() {
             Some(e) => Err(e),
             None => Ok(()),

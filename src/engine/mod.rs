@@ -10,6 +10,7 @@ mod config;
 mod control;
 mod decide;
 mod ending;
+mod settle;
 mod split;
 pub mod workers;
 
@@ -22,7 +23,7 @@ pub use workers::{Flushed, Workers};
 use crate::aggregate::members::MEMBER_NONE;
 use crate::aggregate::{ledger, minute_of, Aggregator, Amount, Counts, Direction, Tag};
 use crate::capture::RawPacket;
-use crate::classify::endpoints::{EndpointTable, SharedEndpoints};
+use crate::classify::endpoints::{EndpointTable, Provenance, SharedEndpoints};
 use crate::classify::{correlate, Answer, Class, Method, Proto, Rules, Transport};
 use crate::classify::{Evidence, Verdict};
 use crate::decode::{self, Decoded, Fragment, IpPacket, TCP_ACK, TCP_SYN};
@@ -136,6 +137,9 @@ impl Engine {
         let ts = pkt.ts_ns;
         let minute = minute_of(ts);
         let a = Amount::sample(u64::from(pkt.wire_len), weight.max(1));
+        if !self.probing.settling.is_empty() {
+            self.settle();
+        }
         if ts > self.now {
             self.now = ts;
             if self.last_sweep == i64::MIN {
@@ -246,12 +250,12 @@ impl Engine {
                     flow.class.proof = evidence;
                     Some(v)
                 }
-                Answer::NotThis => Some(fallback(flow, &key, rules, endpoints, ts)),
+                Answer::NotThis => fallback(flow, &key, rules, endpoints, probing, ts, true),
                 Answer::Undecided
                     if flow.state.packets >= MAX_PROBE_PACKETS
                         || (flow.state.packets >= 24 && any_done) =>
                 {
-                    Some(fallback(flow, &key, rules, endpoints, ts))
+                    fallback(flow, &key, rules, endpoints, probing, ts, true)
                 }
                 Answer::Undecided => None,
             };
@@ -280,9 +284,11 @@ impl Engine {
             flow.state.packets += u64::from(e.packets);
             flow.state.bytes += e.bytes;
             let held = Amount::held(e.packets, e.bytes, e.samples);
-            account(flow, rules, probing, agg, e.minute, e.tag, held);
+            account(
+                flow, &key, rules, endpoints, probing, agg, e.minute, e.tag, held,
+            );
         }
-        account(flow, rules, probing, agg, minute, tag, a);
+        account(flow, &key, rules, endpoints, probing, agg, minute, tag, a);
     }
 
     /// Makes sure the packet's flow is in the table, and returns its position: a SYN ends
@@ -320,10 +326,20 @@ impl Engine {
             .map(|i| (i + 1) as u8)
             .unwrap_or(0);
         let (dst, src) = ((ip.dst, ip.dport), (ip.src, ip.sport));
+        // Whether the lookup sees what one engine's would is asked before it looks.
+        let at = self.endpoints.position();
+        let settled = self.endpoints.settled(at);
         let correlated =
             transport.and_then(|_| correlate::lookup_ends(&self.endpoints, ip.proto, dst, src, ts));
         let stage = match transport {
-            Some(_) => Stage::Probing(self.probing.alloc()),
+            Some(_) => {
+                let pi = self.probing.alloc();
+                // Nothing learned later betters an observed peer.
+                if !settled && correlated != Some(Provenance::Observed) {
+                    self.probing.wait_open(pi, at, ts, key, &self.endpoints);
+                }
+                Stage::Probing(pi)
+            }
             // Nothing to probe in ICMP, ESP and the like.
             None => Stage::Decided(Verdict::OTHER),
         };
@@ -361,6 +377,94 @@ mod tests {
         f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
         f.extend_from_slice(payload);
         f
+    }
+
+    /// Ethernet, IPv4 10.0.0.`src`:`sport` -> 10.0.0.`dst`:`dport`, TCP ACK|PSH (seq 1) with
+    /// `payload`.
+    fn tcp_frame(src: u8, sport: u16, dst: u8, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = frame(payload);
+        f[14 + 15] = src;
+        f[14 + 19] = dst;
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    /// A flow of one engine of an offline `--threads` run (workers sharing the endpoint table
+    /// without waiting, `split`) whose verdict rests on an endpoint another worker learns from
+    /// an earlier packet, but processes later: its open lookup and its verdict wait, it holds
+    /// its packets (more minutes than the held counts have room for), and once the other
+    /// worker has passed, the series are those of one engine reading the stream in order.
+    #[test]
+    fn lookups_settle_once_the_other_workers_have_passed() {
+        use crate::classify::endpoints::StreamOrder;
+        let rules = Arc::new(Rules::builtin().expect("built-in rules"));
+        let t0 = 28_000_000 * 60_000_000_000i64;
+        let s = 1_000_000_000i64;
+        let mut hs = b"\x13BitTorrent protocol\0\0\0\0\0\x10\0\x05".to_vec();
+        hs.extend_from_slice(&[7u8; 20]);
+        hs.extend_from_slice(b"-TR3000-bbbbbbbbbbbb");
+        // Stream packets 0 and 1: a handshake both ways with 10.0.0.2:51413, which teaches it.
+        let taught = [
+            tcp_frame(3, 40001, 2, 51413, &hs),
+            tcp_frame(2, 51413, 3, 40001, &hs),
+        ];
+        // Packets 2..12: a payload-free flow with it, one every 50 s.
+        let silent: Vec<Vec<u8>> = (0..10)
+            .map(|_| tcp_frame(1, 40000, 2, 51413, &[]))
+            .collect();
+        fn pkt(f: &[u8], ts: i64) -> RawPacket<'_> {
+            RawPacket {
+                ts_ns: ts,
+                wire_len: f.len() as u32,
+                linktype: 1,
+                data: f,
+            }
+        }
+        let silent_ts = |k: usize| t0 + s + k as i64 * 50 * s;
+        let mut one = Engine::new(Config::default(), rules.clone());
+        for f in &taught {
+            one.process(&pkt(f, t0));
+        }
+        for (k, f) in silent.iter().enumerate() {
+            one.process(&pkt(f, silent_ts(k)));
+        }
+        let want = one.finish_all().agg.series_rows();
+        assert!(want.iter().any(|r| r.method == Method::Correlation));
+
+        let order = StreamOrder::no_wait(2);
+        let table = SharedEndpoints::new(Config::default().endpoint_ttl_ns, 1 << 10, 1);
+        let mut late = Engine::new(Config::default(), rules.clone());
+        late.set_endpoints(table.ordered(order.clone(), 0));
+        let mut teacher = Engine::new(Config::default(), rules);
+        teacher.set_endpoints(table.ordered(order, 1));
+        for (k, f) in silent.iter().enumerate() {
+            late.endpoints().set_position(2 * (k as u64 + 2));
+            late.process(&pkt(f, silent_ts(k)));
+        }
+        // The teacher has not passed packet 0: the flow's lookups wait, and so does its
+        // verdict once it has held packets of as many minutes as there is room for.
+        assert!(!late.probing.settling.is_empty());
+        let held = late.flows.flows_mut().next().map(|f| f.class.stage);
+        assert!(matches!(held, Some(Stage::Settling(_))), "{held:?}");
+        // It ends (the input does) before the answer: it waits with its end.
+        late.sweep(true);
+        assert_eq!(late.flows.len(), 0);
+        assert!(!late.probing.settling.is_empty());
+        let mut got = late.flush_minutes(i64::MIN);
+        let teaching = std::thread::spawn(move || {
+            for (k, f) in taught.iter().enumerate() {
+                teacher.endpoints().set_position(2 * k as u64);
+                teacher.process(&pkt(f, t0));
+            }
+            let eps = teacher.endpoints().clone();
+            let _done = workers::Done(&eps);
+            teacher.finish_all()
+        });
+        workers::merge(&mut got, late.finish_all());
+        workers::merge(&mut got, teaching.join().expect("teacher"));
+        assert!(late.probing.settling.is_empty());
+        assert_eq!(got.agg.series_rows(), want);
     }
 
     #[test]

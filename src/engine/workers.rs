@@ -633,6 +633,7 @@ pub(super) struct Done<'a>(pub(super) &'a SharedEndpoints);
 
 impl Drop for Done<'_> {
     fn drop(&mut self) {
+        self.0.hold(u64::MAX);
         self.0.set_position(u64::MAX);
     }
 }

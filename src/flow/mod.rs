@@ -229,6 +229,10 @@ impl FlowState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Probing(u32),
+    /// Decided on what is known, which an offline `--threads` worker may not know yet: the
+    /// flow holds its packets (at its probing index), probed no more, until it does (see
+    /// `engine::settle`).
+    Settling(u32),
     Decided(Verdict),
 }
 
@@ -251,7 +255,7 @@ impl Classification {
     pub fn verdict(&self) -> Option<Verdict> {
         match self.stage {
             Stage::Decided(v) => Some(v),
-            Stage::Probing(_) => None,
+            Stage::Probing(_) | Stage::Settling(_) => None,
         }
     }
 }

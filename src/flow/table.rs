@@ -234,7 +234,8 @@ impl FlowTable {
     #[cold]
     pub fn evict(&mut self) -> impl Iterator<Item = Ended> + '_ {
         let want = (self.slab.len() / 16).max(1);
-        let decided = |f: &Flow| matches!(f.class.stage, Stage::Decided(_));
+        // A settling flow is decided, as one engine reading the whole stream has it.
+        let decided = |f: &Flow| !matches!(f.class.stage, Stage::Probing(_));
         let s = &mut self.scratch;
         s.clear();
         s.extend(
