@@ -29,9 +29,8 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub look_ahead: bool,
     /// Worker threads (flows spread by address pair; this thread reads and frames for all).
-    /// More is faster, with flow records in end order rather than sorted; the series equal
-    /// one thread's except for a flow correlated by an endpoint learned from the packets just
-    /// before it in another thread (`BITTAP_THREADS_ORDERED=1`: exact, slower).
+    /// More is faster, with flow records in end order rather than sorted; the series and
+    /// the records equal one thread's.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// SVG chart of the run (as `bittap report --chart`).

@@ -137,7 +137,7 @@ impl Engine {
         let ts = pkt.ts_ns;
         let minute = minute_of(ts);
         let a = Amount::sample(u64::from(pkt.wire_len), weight.max(1));
-        if !self.probing.settling.is_empty() {
+        if self.probing.settling.due(&self.endpoints).is_some() {
             self.settle();
         }
         if ts > self.now {

@@ -10,16 +10,16 @@
 //! Every worker sweeps idle flows at the very packets one engine reading the whole input
 //! would: the reader keeps that engine's sweep clock ([`SweepClock`]) and puts its ticks into
 //! the batches of the workers a packet does not go to, in stream order. Minutes are packed
-//! the same way. The endpoint table is shared in stream order as far as it can be without
-//! waiting ([`StreamOrder::no_wait`]): a worker's lookup sees only what the reader
-//! learned before that packet, and the reader's lookups see everything the workers learned
-//! so far, missing only what they learn from packets still queued (at most [`BATCHES`]
-//! batches of [`BATCH_ITEMS`]). So the series equal one engine's while the tables are not
-//! full, except for a flow of the reader's share correlated by an endpoint learned in the
-//! packets just before it: it is counted as found without correlation. Waiting for the
-//! workers to catch up in packet time instead (100 ms behind at most) made the bench capture
-//! 2.8× slower, since its packets are sparse in time and every batch became a rendezvous;
-//! `BITTAP_THREADS_ORDERED=1` ([`super::workers::run_offline`]) gives the exact series.
+//! the same way. The endpoint table is shared in stream order without waiting
+//! ([`StreamOrder::no_wait`]): a worker's lookup sees only what the reader learned before
+//! that packet, and a lookup made before every other worker has passed its position (the
+//! reader's, which runs ahead; with 3 threads or more a worker's too) is answered again as of
+//! that position once they have ([`super::settle`]): the flow holds its packets meanwhile.
+//! So the series and the flow records equal one engine's while the tables are not full
+//! (their bounds are split between the workers, so eviction comes at other moments).
+//! Waiting for the workers to catch up instead (in packet time, 100 ms behind at most) made
+//! the bench capture 2.8× slower, since its packets are sparse in time and every batch
+//! became a rendezvous.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -38,13 +38,11 @@ const BATCH_ITEMS: usize = 256;
 /// Batches per worker: the queue between the reader and a worker, about 8 200 packets. Long
 /// enough to absorb stretches of the input where one side's share is busier (with 8 batches
 /// the reader blocked on a full queue about 1 500 times on the bench capture and two threads
-/// took 0.73 s, with 32 0.62 s, median of 7 alternating runs), short enough that what a
-/// worker learns reaches the reader's lookups soon (the series of `--threads` can differ from
-/// one thread's there: on `pcaps/lab` 2 rows with 8 or 32 batches; with 128, also 2 rows of
-/// the bench capture).
+/// took 0.73 s, with 32 0.62 s, median of 7 alternating runs), short enough that the reader's
+/// lookups ([`super::settle`]) are answered soon.
 const BATCHES: usize = 32;
 /// Most packets a worker's last batch may be behind the reader before it is sent a batch
-/// saying how far the stream is read.
+/// saying how far the stream is read (so the reader's late lookups are answered).
 const LAG: u64 = (8 * BATCH_ITEMS) as u64;
 /// The reader's per-packet cost (framing, hashing, handing the packet over) against that of
 /// processing one: what the reader's share is computed from. Measured on a 100 MiB bench
