@@ -23,7 +23,7 @@ pub use workers::{Flushed, Workers};
 use crate::aggregate::members::MEMBER_NONE;
 use crate::aggregate::{ledger, minute_of, Aggregator, Amount, Counts, Direction, Tag};
 use crate::capture::RawPacket;
-use crate::classify::endpoints::{EndpointTable, Provenance, SharedEndpoints};
+use crate::classify::endpoints::{EndpointTable, SharedEndpoints};
 use crate::classify::{correlate, Answer, Class, Method, Proto, Rules, Transport};
 use crate::classify::{Evidence, Verdict};
 use crate::decode::{self, Decoded, Fragment, IpPacket, TCP_ACK, TCP_SYN};
@@ -326,16 +326,17 @@ impl Engine {
             .map(|i| (i + 1) as u8)
             .unwrap_or(0);
         let (dst, src) = ((ip.dst, ip.dport), (ip.src, ip.sport));
-        // Whether the lookup sees what one engine's would is asked before it looks.
+        // A lookup that may not see what one engine's would (asked before it looks) is made
+        // once it can, as of this position.
         let at = self.endpoints.position();
         let settled = self.endpoints.settled(at);
-        let correlated =
-            transport.and_then(|_| correlate::lookup_ends(&self.endpoints, ip.proto, dst, src, ts));
+        let correlated = transport
+            .filter(|_| settled)
+            .and_then(|_| correlate::lookup_ends(&self.endpoints, ip.proto, dst, src, ts));
         let stage = match transport {
             Some(_) => {
                 let pi = self.probing.alloc();
-                // Nothing learned later betters an observed peer.
-                if !settled && correlated != Some(Provenance::Observed) {
+                if !settled {
                     self.probing.wait_open(pi, at, ts, key, &self.endpoints);
                 }
                 Stage::Probing(pi)

@@ -2,11 +2,10 @@
 //! table without waiting for each other ([`StreamOrder::no_wait`]), a lookup a worker makes
 //! before every other worker has passed its position may miss an endpoint one engine reading
 //! the whole stream would have learned from an earlier packet (still queued for the worker
-//! behind). Such a lookup is made again, as of the same position
+//! behind). Such a lookup is made later, as of the same position
 //! ([`SharedEndpoints::lookup_at`]), once every other worker has passed it:
 //!
-//! - a flow's open lookup, unless it already found an observed peer (which nothing learned
-//!   later can better): the answer goes to the flow's probing slot;
+//! - a flow's open lookup: the answer goes to the flow's probing slot;
 //! - a flow's verdict on what is known (correlation, then its port rule): until the answer
 //!   comes the flow is [`Stage::Settling`], probed no more (one engine would have decided it)
 //!   and holding its packets, and a flow that ends meanwhile waits here with its end.
