@@ -49,7 +49,7 @@ struct Slot {
     gen: u32,
     open: Open,
     /// The id of the flow's verdict wait, while it is settling.
-    wait: u64,
+    wait: u32,
 }
 
 /// Where a flow's open lookup stands ([`super::settle`]).
@@ -147,8 +147,8 @@ impl Probing {
     }
 
     /// The id of the verdict wait of the settling flow at index `i`.
-    pub(super) fn wait_of(&self, i: u32) -> u64 {
-        self.slots.get(i as usize).map_or(u64::MAX, |s| s.wait)
+    pub(super) fn wait_of(&self, i: u32) -> u32 {
+        self.slots.get(i as usize).map_or(u32::MAX, |s| s.wait)
     }
 
     /// Flows being classified.

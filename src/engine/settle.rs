@@ -25,8 +25,9 @@ use crate::flow::{EndReason, Flow, FlowKey, PendingCount};
 #[derive(Default)]
 pub(super) struct Settling {
     waits: VecDeque<Wait>,
-    /// The id of `waits[0]`: ids count every wait ever queued.
-    first: u64,
+    /// The id of `waits[0]`: ids count every wait ever queued, wrapping (far fewer than
+    /// 2^32 wait at once).
+    first: u32,
 }
 
 /// A lookup of flow `key` made at stream position `at` and packet time `ts`, for the flow
@@ -61,13 +62,13 @@ impl Settling {
 
     /// Queues a wait at this engine's position, returning its id; the first one holds
     /// learnings after it aside.
-    pub(super) fn push(&mut self, w: Wait, endpoints: &SharedEndpoints) -> u64 {
+    pub(super) fn push(&mut self, w: Wait, endpoints: &SharedEndpoints) -> u32 {
         debug_assert!(self.waits.back().is_none_or(|b| b.at <= w.at));
         if self.waits.is_empty() {
             endpoints.hold(w.at);
         }
         self.waits.push_back(w);
-        self.first + self.waits.len() as u64 - 1
+        self.first.wrapping_add(self.waits.len() as u32 - 1)
     }
 
     /// The front wait, once its position is settled (see [`SharedEndpoints::settled`]).
@@ -79,7 +80,7 @@ impl Settling {
     /// until [`rehold`](Self::rehold).
     pub(super) fn take(&mut self) -> Option<Wait> {
         let w = self.waits.pop_front()?;
-        self.first += 1;
+        self.first = self.first.wrapping_add(1);
         Some(w)
     }
 
@@ -88,13 +89,12 @@ impl Settling {
         endpoints.hold(self.waits.front().map_or(u64::MAX, |n| n.at));
     }
 
-    pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut Wait> {
-        let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
-        self.waits.get_mut(i)
+    pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut Wait> {
+        self.waits.get_mut(id.wrapping_sub(self.first) as usize)
     }
 
     /// Parks flow `f`, ended for `reason`, in its verdict's wait `id`.
-    pub(super) fn park(&mut self, id: u64, f: Flow, reason: EndReason) {
+    pub(super) fn park(&mut self, id: u32, f: Flow, reason: EndReason) {
         match self.get_mut(id) {
             Some(Wait {
                 kind: Kind::Verdict { ended, .. },
@@ -105,7 +105,7 @@ impl Settling {
     }
 
     /// Adds counts the held counts of the flow waiting in `id` had no room for.
-    pub(super) fn add_extra(&mut self, id: u64, c: PendingCount) {
+    pub(super) fn add_extra(&mut self, id: u32, c: PendingCount) {
         let Some(Wait {
             kind: Kind::Verdict { extra, .. },
             ..
