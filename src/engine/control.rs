@@ -91,6 +91,7 @@ impl Engine {
     /// Moves packet time forward without a packet (a worker whose share of the link is quiet
     /// hears the time from the dispatcher), ending flows idle past their timeout.
     pub fn advance_clock(&mut self, ts: i64) {
+        self.settle_due();
         if ts <= self.now {
             return;
         }

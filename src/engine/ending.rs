@@ -208,6 +208,14 @@ impl Engine {
         self.write_ended();
     }
 
+    /// Answers the lookups to be answered late ([`super::settle`]) that can be, if any.
+    #[inline]
+    pub fn settle_due(&mut self) {
+        if self.probing.settling.due(&self.endpoints).is_some() {
+            self.settle();
+        }
+    }
+
     /// Answers the lookups to be answered late ([`super::settle`]) that can be.
     pub(super) fn settle(&mut self) {
         let (flows, _, mut ending) = self.parts();

@@ -137,9 +137,7 @@ impl Engine {
         let ts = pkt.ts_ns;
         let minute = minute_of(ts);
         let a = Amount::sample(u64::from(pkt.wire_len), weight.max(1));
-        if self.probing.settling.due(&self.endpoints).is_some() {
-            self.settle();
-        }
+        self.settle_due();
         if ts > self.now {
             self.now = ts;
             if self.last_sweep == i64::MIN {

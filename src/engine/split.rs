@@ -433,7 +433,11 @@ fn work(mut p: Engine, rx: Receiver<Batch>, free: SyncSender<Batch>) -> Flushed 
                     eps.set_position(2 * at + 1);
                     p.advance_clock(ts);
                 }
-                Item::End(at) => eps.set_position(2 * at),
+                Item::End(at) => {
+                    eps.set_position(2 * at);
+                    // A worker given few packets answers its late lookups here too.
+                    p.settle_due();
+                }
                 Item::Pack(minute) => p.aggregator().pack_before(minute),
             }
         }
